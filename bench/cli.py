@@ -1,0 +1,192 @@
+"""``python benchmark.py``: train and evaluate timm backbones on VOC the same way; write a leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.data import SYNTHETIC_ROOT, SYNTHETIC_SIZE, DataSource, resolve_data
+from bench.hardware import PRECISIONS
+from bench.leaderboard import LEADERBOARD_MD, write_leaderboard
+from bench.protocol import CPU_SYNTHETIC_PROTOCOL, SEED_PROTOCOL, Protocol
+from bench.registry import UnknownModelError, resolve_models
+from bench.runner import TrainerOptions, is_global_zero, run_sweep
+from bench.weights import PRETRAINED_CHOICES
+from voc.constants import DIFFICULT_POLICIES, YEARS
+from voc.errors import VOCDataError
+from voc.transforms import CROP_MODES
+
+log = logging.getLogger("benchmark")
+
+_S, _C = SEED_PROTOCOL, CPU_SYNTHETIC_PROTOCOL
+
+
+def _default(field: str) -> str:
+    seed, cpu = getattr(_S, field), getattr(_C, field)
+    if seed == cpu:
+        return f"default: {seed}"
+    return f"default: {seed} (seed protocol, real VOC); {cpu} on the synthetic set"
+
+
+def _limit(text: str) -> int | float:
+    """``10`` → 10 batches; ``0.25`` → a quarter of the batches (as Lightning reads it)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of batches or a fraction, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def _devices(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="benchmark.py",
+        description=(
+            "Train and evaluate timm backbones on PASCAL VOC multi-label classification under one protocol "
+            "(the seed project's: Adam 1e-4, batch 8, resize 400 -> FiveCrop 224, crop-max logits, class-wise BCE, "
+            "VOC2012 train -> val) and rank them by mAP in a markdown leaderboard. Without real VOC it runs a "
+            "CPU-sized protocol on a generated synthetic VOC set."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--models", nargs="+", default=["resnet50"], metavar="NAME",
+                   help="timm model names (optionally with a pretrained tag, e.g. resnet50.a1_in1k) or fnmatch "
+                        "wildcards over timm.list_models, e.g. 'efficientnet_b*' (quote them)")
+    p.add_argument("--data", default="auto", metavar="{auto,synthetic,PATH}",
+                   help="auto: real VOC at ./data/VOCdevkit or $VOC_ROOT, else the synthetic set "
+                        f"({SYNTHETIC_ROOT}, generated once); synthetic; or the path of a VOC tree (the folder "
+                        "holding VOCdevkit, VOCdevkit itself, or VOC<year>)")
+    p.add_argument("--year", choices=YEARS, default=None, help=f"VOC year ({_default('year')})")
+    p.add_argument("--train-split", default=None, help=f"split to train on ({_default('train_split')})")
+    p.add_argument("--eval-split", default=None, help=f"split to evaluate on ({_default('eval_split')})")
+    p.add_argument("--epochs", type=int, default=None, help=f"training epochs ({_default('epochs')})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"training batch size, images ({_default('batch_size')})")
+    p.add_argument("--eval-batch-size", type=int, default=None, help=f"evaluation batch size ({_default('eval_batch_size')})")
+    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate ({_default('lr')})")
+    p.add_argument("--resize", type=int, default=None, help=f"shortest image edge after resizing, px ({_default('resize')})")
+    p.add_argument("--crop", type=int, default=None, help=f"crop size, px ({_default('crop')})")
+    p.add_argument("--crops", choices=CROP_MODES, default=None,
+                   help=f"crop mode: five (FiveCrop), ten, center, or full (whole image at resize x resize) "
+                        f"({_default('crop_mode')})")
+    p.add_argument("--difficult", choices=DIFFICULT_POLICIES, default=None,
+                   help=f"label of an image whose only objects of a class are difficult ({_default('difficult')})")
+    p.add_argument("--pretrained", default="auto", metavar="{auto,imagenet,none,PATH}",
+                   help="auto: timm's ImageNet weights if cached or the hub answers within 2 s, else random init "
+                        "(with a warning); imagenet: require them; none: random init; PATH: a weights file "
+                        "(loaded with weights_only=True; the 20-way head stays fresh)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="auto: bf16 mixed precision where the hardware runs it fast (CUDA with bf16, CPUs with "
+                        f"AVX512-BF16/AMX), else fp32 ({_default('precision')})")
+    p.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu")
+    p.add_argument("--devices", type=_devices, default="auto", help="Lightning devices per node (e.g. 2, or auto)")
+    p.add_argument("--num-nodes", type=int, default=1, help="number of nodes for multi-node DDP")
+    p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
+    p.add_argument("--num-workers", type=int, default=None,
+                   help="DataLoader workers (default: chosen from the machine's cores)")
+    p.add_argument("--limit-train-batches", type=_limit, default=None,
+                   help="train on this many batches per epoch (int) or this fraction (float) (default: all)")
+    p.add_argument("--limit-eval-batches", type=_limit, default=None,
+                   help="evaluate on this many batches (int) or fraction (float) (default: all)")
+    p.add_argument("--seed", type=int, default=None, help=f"random seed ({_default('seed')})")
+    p.add_argument("--no-baseline", action="store_true", help="skip the label-prior baseline row")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    p.add_argument("--leaderboard-only", action="store_true",
+                   help="rebuild leaderboard.md/.csv from the records in --out without training")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
+    """The data's default protocol with every explicitly given flag applied."""
+    base = CPU_SYNTHETIC_PROTOCOL if data.is_synthetic else SEED_PROTOCOL
+    return base.with_overrides(
+        year=args.year,
+        train_split=args.train_split,
+        eval_split=args.eval_split,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        lr=args.lr,
+        resize=args.resize,
+        crop=args.crop,
+        crop_mode=args.crops,
+        difficult=args.difficult,
+        precision=args.precision,
+        seed=args.seed,
+        limit_train_batches=args.limit_train_batches,
+        limit_eval_batches=args.limit_eval_batches,
+    )
+
+
+def _describe(protocol: Protocol) -> str:
+    p = protocol
+    return (
+        f"{p.epochs} epochs, {p.optimizer} lr {p.lr:g}, batch {p.batch_size}, resize {p.resize} -> {p.crop_mode} crop "
+        f"{p.crop}, precision {p.precision}, seed {p.seed}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; returns the exit status (0 when every model succeeded)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    command = "python benchmark.py" + ("" if not argv else " " + shlex.join(argv))
+
+    if args.leaderboard_only:
+        md_path, _ = write_leaderboard(args.out)
+        print(md_path.read_text(encoding="utf-8"))
+        return 0
+    try:
+        models = resolve_models(args.models)
+        data = resolve_data(args.data, year=args.year or SEED_PROTOCOL.year)
+    except (UnknownModelError, VOCDataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.pretrained not in PRETRAINED_CHOICES and not Path(args.pretrained).expanduser().is_file():
+        print(f"error: --pretrained {args.pretrained!r}: no such file; give auto, imagenet, none, or a weights file",
+              file=sys.stderr)
+        return 2
+    protocol = protocol_from_args(args, data)
+    if data.is_synthetic:
+        log.info(
+            "No real VOC found at ./data/VOCdevkit or $VOC_ROOT (or --data synthetic): using the synthetic VOC set at %s "
+            "(%s) with the CPU-sized protocol: %s. Real VOC: see README, 'VOC data'.",
+            data.root, ", ".join(f"{k} {v}" for k, v in SYNTHETIC_SIZE.items()), _describe(protocol),
+        )
+    else:
+        log.info("VOC at %s, protocol: %s", data.root, _describe(protocol))
+    log.info("Models: %s; weights: --pretrained %s", ", ".join(models), args.pretrained)
+    options = TrainerOptions(
+        accelerator=args.accelerator,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+        num_workers=args.num_workers,
+    )
+    records = run_sweep(
+        models,
+        protocol=protocol,
+        data=data,
+        out_dir=args.out,
+        pretrained=args.pretrained,
+        options=options,
+        command=command,
+        baseline=not args.no_baseline,
+    )
+    if is_global_zero():
+        print((args.out / LEADERBOARD_MD).read_text(encoding="utf-8"))
+    failed = [r["model"] for r in records if r["status"] != "ok"]
+    if failed:
+        print(f"error: {len(failed)} run(s) failed: {', '.join(failed)} (see {args.out / LEADERBOARD_MD})", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,88 @@
+"""Which VOC data a run uses: a real VOCdevkit, or the cached synthetic set."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voc.synthetic import generate_synthetic_voc, is_complete_synthetic_voc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VOC_ROOT = Path("data")
+"""``--data auto`` looks for ``./data/VOCdevkit`` (and ``$VOC_ROOT``)."""
+SYNTHETIC_ROOT = Path("data") / "synthetic"
+SYNTHETIC_SIZE: Mapping[str, int] = {"n_train": 1600, "n_val": 400, "seed": 0}
+"""The synthetic set of the embedded default run."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A VOC tree on disk; ``synthetic`` holds the generator's arguments when it made the tree."""
+
+    root: Path
+    synthetic: Mapping[str, Any] | None = field(default=None)
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.synthetic is not None
+
+    def describe(self, year: str, train_split: str, eval_split: str) -> str:
+        """Short text for leaderboards, e.g. ``synthetic VOC2012 train→val (seed 0, 1600/400)``."""
+        name = f"VOC{year} {train_split}→{eval_split}"
+        if self.synthetic is None:
+            return name
+        s = self.synthetic
+        return f"synthetic {name} (seed {s['seed']}, {s['n_train']}/{s['n_val']})"
+
+    def to_record(self, year: str, train_split: str, eval_split: str) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "kind": "synthetic" if self.is_synthetic else "voc",
+            "root": str(self.root),
+            "year": year,
+            "train_split": train_split,
+            "eval_split": eval_split,
+            "description": self.describe(year, train_split, eval_split),
+        }
+        if self.synthetic is not None:
+            record["synthetic"] = dict(self.synthetic)
+        return record
+
+
+def find_real_voc(env: Mapping[str, str] | None = None) -> Path | None:
+    """``$VOC_ROOT`` if set, else ``./data`` if it holds a ``VOCdevkit``; ``None`` otherwise."""
+    env = os.environ if env is None else env
+    if env.get("VOC_ROOT"):
+        return Path(env["VOC_ROOT"])
+    if (DEFAULT_VOC_ROOT / "VOCdevkit").is_dir():
+        return DEFAULT_VOC_ROOT
+    return None
+
+
+def synthetic_source(
+    root: Path = SYNTHETIC_ROOT, *, year: str = "2012", n_train: int, n_val: int, seed: int
+) -> DataSource:
+    """The synthetic set at ``root``, generated once and reused while its arguments match."""
+    if is_complete_synthetic_voc(root, n_train, n_val, 0, year, seed):
+        log.info("Using the cached synthetic VOC set at %s", root)
+    else:
+        log.info("Generating the synthetic VOC set at %s (%d train / %d val images, seed %d) ...", root, n_train, n_val, seed)
+        generate_synthetic_voc(root, n_train, n_val, year=year, seed=seed, workers=min(4, os.cpu_count() or 1))
+    return DataSource(root=root, synthetic={"seed": seed, "n_train": n_train, "n_val": n_val, "year": year})
+
+
+def resolve_data(data: str, *, year: str = "2012") -> DataSource:
+    """``auto``: real VOC at ``./data/VOCdevkit`` or ``$VOC_ROOT``, else the synthetic set;
+    ``synthetic``: the synthetic set; anything else: a path to a VOC tree."""
+    if data == "synthetic":
+        return synthetic_source(year=year, **SYNTHETIC_SIZE)
+    if data == "auto":
+        found = find_real_voc()
+        if found is None:
+            return synthetic_source(year=year, **SYNTHETIC_SIZE)
+        return DataSource(root=found)
+    return DataSource(root=Path(data))

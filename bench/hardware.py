@@ -1,0 +1,73 @@
+"""What this machine runs fast: precision choice and the environment written into every record."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from functools import lru_cache
+
+import torch
+
+log = logging.getLogger(__name__)
+
+PRECISIONS: tuple[str, ...] = ("auto", "bf16-mixed", "16-mixed", "32-true")
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags from ``/proc/cpuinfo`` (empty where it does not exist)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 matmuls run several times faster than fp32 on this CPU."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_accelerator(accelerator: str) -> str:
+    """``auto`` → ``gpu`` where CUDA is available, else ``cpu``."""
+    if accelerator != "auto":
+        return accelerator
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto`` → ``bf16-mixed`` where the hardware runs it fast, else ``32-true``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}. Valid values are {list(PRECISIONS)}.")
+    if precision != "auto":
+        return precision
+    if resolve_accelerator(accelerator) in ("gpu", "cuda"):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if cpu_has_fast_bf16() else "32-true"
+
+
+def device_name(accelerator: str) -> str:
+    """A human-readable name of the device that runs the model."""
+    if resolve_accelerator(accelerator) in ("gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def environment(accelerator: str, precision: str) -> dict[str, str]:
+    """Library versions, device and precision, for a record."""
+    import pytorch_lightning
+    import timm
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "lightning": pytorch_lightning.__version__,
+        "accelerator": resolve_accelerator(accelerator),
+        "device": device_name(accelerator),
+        "precision": precision,
+        "threads": str(torch.get_num_threads()),
+    }

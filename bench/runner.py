@@ -1,0 +1,266 @@
+"""Runs the protocol on each backbone and writes one record per model; failures become records."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from bench.data import DataSource
+from bench.hardware import environment, resolve_accelerator, resolve_precision
+from bench.leaderboard import write_leaderboard
+from bench.model import build_classifier, count_parameters
+from bench.protocol import Protocol
+from bench.results import PREDICTIONS_FILE, RESULT_FILE, predictions_csv, run_dir_name, write_json_atomic, write_text_atomic
+from bench.throughput import ThroughputMeter
+from bench.weights import resolve_weights
+from voc.constants import VOC_CLASSES
+from voc.datamodule import VOCDataModule
+from voc.dataset import VOCClassification
+from voc.metrics import evaluate
+from voc.module import MultiLabelClassifier
+
+log = logging.getLogger(__name__)
+
+BASELINE_NAME = "prior-baseline"
+"""The label-prior baseline: every eval image scored with the training split's class frequencies."""
+
+
+@dataclass(frozen=True)
+class TrainerOptions:
+    """Where and how Lightning runs: devices, nodes, strategy, loader workers."""
+
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    num_workers: int | None = None
+
+
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 (the only one that writes files)."""
+    return rank_zero_only.rank == 0
+
+
+def _loggers(run_dir: Path) -> list[Logger]:
+    loggers: list[Logger] = [CSVLogger(run_dir, name="logs", version="")]
+    if importlib.util.find_spec("tensorboard") is not None:
+        loggers.append(TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False))
+    return loggers
+
+
+def _base_record(name: str, protocol: Protocol, data: DataSource, command: str | None) -> dict[str, Any]:
+    return {
+        "model": name,
+        "status": "failed",
+        "error": None,
+        "weights": None,
+        "dataset": data.to_record(protocol.year, protocol.train_split, protocol.eval_split),
+        "config": protocol.to_dict(),
+        "metrics": None,
+        "throughput": None,
+        "wall_time_s": None,
+        "params": None,
+        "environment": None,
+        "command": command,
+    }
+
+
+def _write_run(run_dir: Path, record: dict[str, Any], ids: Sequence[str] | None, scores: np.ndarray | None) -> None:
+    if ids is not None and scores is not None:
+        write_text_atomic(run_dir / PREDICTIONS_FILE, predictions_csv(ids, scores, VOC_CLASSES))
+    write_json_atomic(run_dir / RESULT_FILE, record)
+
+
+def _datamodule(protocol: Protocol, data: DataSource, options: TrainerOptions, **transform: Any) -> VOCDataModule:
+    return VOCDataModule(
+        data.root,
+        year=protocol.year,
+        train_split=protocol.train_split,
+        eval_split=protocol.eval_split,
+        batch_size=protocol.batch_size,
+        eval_batch_size=protocol.eval_batch_size,
+        resize=protocol.resize,
+        crop=protocol.crop,
+        crop_mode=protocol.crop_mode,
+        hflip=protocol.hflip,
+        rotation=protocol.rotation,
+        difficult=protocol.difficult,
+        label_source=protocol.label_source,
+        positive_only=protocol.positive_only,
+        num_workers=options.num_workers,
+        seed=protocol.seed,
+        **transform,
+    )
+
+
+def run_model(
+    model_name: str,
+    *,
+    protocol: Protocol,
+    data: DataSource,
+    out_dir: str | Path,
+    pretrained: str = "auto",
+    options: TrainerOptions = TrainerOptions(),
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate one backbone; returns its record (``status`` ``ok`` or ``failed``).
+
+    Any exception (bad name, missing weights, out of memory, non-finite loss, ...) is caught and
+    recorded with its message, so a sweep can go on.
+    """
+    run_dir = Path(out_dir) / run_dir_name(model_name)
+    record = _base_record(model_name, protocol, data, command)
+    started = time.perf_counter()
+    ids: list[str] | None = None
+    scores: np.ndarray | None = None
+    try:
+        weights = resolve_weights(model_name, pretrained)
+        record["weights"] = weights.description
+        accelerator = resolve_accelerator(options.accelerator)
+        precision = resolve_precision(protocol.precision, accelerator)
+        record["environment"] = environment(accelerator, precision)
+        pl.seed_everything(protocol.seed, workers=True, verbose=False)
+        classifier, data_config = build_classifier(model_name, weights)
+        record["params"] = count_parameters(classifier)
+        datamodule = _datamodule(
+            protocol,
+            data,
+            options,
+            mean=data_config.mean,
+            std=data_config.std,
+            interpolation=data_config.interpolation,
+        )
+        module = MultiLabelClassifier(
+            classifier, lr=protocol.lr, optimizer=protocol.optimizer, weight_decay=protocol.weight_decay
+        )
+        meter = ThroughputMeter()
+        trainer = pl.Trainer(
+            max_epochs=protocol.epochs,
+            accelerator=accelerator,
+            devices=options.devices,
+            num_nodes=options.num_nodes,
+            strategy=options.strategy,
+            precision=precision,
+            logger=_loggers(run_dir),
+            callbacks=[meter],
+            limit_train_batches=protocol.limit_train_batches,
+            limit_test_batches=protocol.limit_eval_batches,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            default_root_dir=run_dir,
+        )
+        log.info("%s: %s, %s, %d parameters", model_name, weights.description, precision, record["params"])
+        train_started = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        eval_started = time.perf_counter()
+        trainer.test(module, datamodule=datamodule, verbose=False)
+        finished = time.perf_counter()
+        output = module.eval_output
+        if output is None or module.eval_metrics is None:
+            raise RuntimeError("evaluation produced no predictions (is the eval split empty?)")
+        assert datamodule.eval_set is not None
+        ids = [datamodule.eval_set.ids[i] for i in output.indices]
+        scores = output.scores
+        world = trainer.world_size
+        train_rate, eval_rate = meter.train.images_per_s(), meter.eval.images_per_s()
+        record.update(
+            status="ok",
+            metrics=module.eval_metrics,
+            throughput={
+                "train_images_per_s": None if train_rate is None else round(train_rate * world, 3),
+                "eval_images_per_s": None if eval_rate is None else round(eval_rate * world, 3),
+                "measured": "steady state, end to end (data loading included), all processes",
+            },
+            wall_time_s={
+                "setup": round(train_started - started, 3),
+                "train": round(eval_started - train_started, 3),
+                "eval": round(finished - eval_started, 3),
+            },
+        )
+        record["dataset"].update(n_train_images=len(datamodule.train_set or []), n_eval_images=len(datamodule.eval_set))
+    except Exception as err:  # noqa: BLE001 - one model's failure must not stop the sweep
+        record["error"] = f"{type(err).__name__}: {err}"
+        ids = scores = None
+        log.error("%s failed: %s", model_name, record["error"])
+        log.debug("%s", traceback.format_exc())
+    record["wall_time_s"] = {**(record["wall_time_s"] or {}), "total": round(time.perf_counter() - started, 3)}
+    if is_global_zero():
+        _write_run(run_dir, record, ids, scores)
+    return record
+
+
+def run_prior_baseline(
+    *, protocol: Protocol, data: DataSource, out_dir: str | Path, command: str | None = None
+) -> dict[str, Any]:
+    """Score every eval image with the training split's class frequencies: every table's floor."""
+    run_dir = Path(out_dir) / BASELINE_NAME
+    record = _base_record(BASELINE_NAME, protocol, data, command)
+    record["weights"] = "train-split label priors"
+    ids: list[str] | None = None
+    scores: np.ndarray | None = None
+    try:
+        common = dict(label_source=protocol.label_source, difficult=protocol.difficult, positive_only=protocol.positive_only)
+        train = VOCClassification(data.root, protocol.year, protocol.train_split, **common)
+        evalset = VOCClassification(data.root, protocol.year, protocol.eval_split, **common)
+        ids = list(evalset.ids)
+        scores = np.tile(train.label_frequencies(), (len(ids), 1))
+        record.update(status="ok", metrics=evaluate(scores, evalset.labels.astype(np.int64)), params=0)
+        record["config"] = {**record["config"], "epochs": 0}
+        record["dataset"].update(n_train_images=len(train), n_eval_images=len(evalset))
+    except Exception as err:  # noqa: BLE001
+        record["error"] = f"{type(err).__name__}: {err}"
+        ids = scores = None
+        log.error("%s failed: %s", BASELINE_NAME, record["error"])
+    if is_global_zero():
+        _write_run(run_dir, record, ids, scores)
+    return record
+
+
+def run_sweep(
+    models: Sequence[str],
+    *,
+    protocol: Protocol,
+    data: DataSource,
+    out_dir: str | Path,
+    pretrained: str = "auto",
+    options: TrainerOptions = TrainerOptions(),
+    command: str | None = None,
+    baseline: bool = True,
+) -> list[dict[str, Any]]:
+    """The prior baseline (optional), then every model in turn; rebuilds the leaderboard after each."""
+    records = []
+    if baseline:
+        records.append(run_prior_baseline(protocol=protocol, data=data, out_dir=out_dir, command=command))
+    for model_name in models:
+        records.append(
+            run_model(
+                model_name,
+                protocol=protocol,
+                data=data,
+                out_dir=out_dir,
+                pretrained=pretrained,
+                options=options,
+                command=command,
+            )
+        )
+        if is_global_zero():
+            write_leaderboard(out_dir)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    if is_global_zero():
+        write_leaderboard(out_dir)
+    return records

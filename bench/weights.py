@@ -1,0 +1,142 @@
+"""Where a backbone's initial weights come from: ImageNet (cache or hub), a local file, or none.
+
+timm's own ``pretrained=True`` retries for about 50 s when offline. Here the decision is made up
+front: weights already in the local cache are loaded from their file; otherwise the hub is asked
+once with a short timeout, and ``auto`` falls back to random init with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import timm
+
+log = logging.getLogger(__name__)
+
+PRETRAINED_CHOICES: tuple[str, ...] = ("auto", "imagenet", "none")
+"""Besides these, ``--pretrained`` takes a path to a weights file."""
+
+HUB_TIMEOUT_S: float = 2.0
+HF_WEIGHT_FILES: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+
+
+class WeightsUnavailableError(RuntimeError):
+    """``--pretrained imagenet`` (or a file) was asked for and cannot be had."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    """What the backbone starts from, and the ``timm.create_model`` arguments that load it."""
+
+    source: str
+    """``imagenet`` (a timm pretrained tag's weights), ``file``, or ``random``."""
+    description: str
+    """Shown in records and leaderboards, e.g. ``imagenet (resnet50.a1_in1k)`` or ``random init``."""
+    file: str | None = None
+    download: bool = False
+    """Whether timm should fetch the weights from the hub (only when the hub answered)."""
+
+    def create_kwargs(self) -> dict[str, object]:
+        if self.source == "random":
+            return {"pretrained": False}
+        if self.file is not None:
+            return {"pretrained": True, "pretrained_cfg_overlay": {"file": self.file}}
+        return {"pretrained": True}
+
+
+def _pretrained_cfg(model_name: str) -> dict | None:
+    cfg = timm.models.get_pretrained_cfg(model_name, allow_unregistered=False)
+    return None if cfg is None else cfg.to_dict()
+
+
+def _cached_file(cfg: dict) -> str | None:
+    """The local file of a pretrained config's weights, if a previous download left one."""
+    hf_id = cfg.get("hf_hub_id")
+    if hf_id:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:  # pragma: no cover - timm depends on huggingface_hub
+            try_to_load_from_cache = None
+        if try_to_load_from_cache is not None:
+            names = [cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else list(HF_WEIGHT_FILES)
+            for name in names:
+                path = try_to_load_from_cache(hf_id, name)
+                if isinstance(path, str) and os.path.isfile(path):
+                    return path
+    url = cfg.get("url")
+    if url:
+        import torch.hub
+
+        path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
+    """Whether the Hugging Face hub accepts a TCP connection within ``timeout`` seconds."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+_HOW_TO_SUPPLY = (
+    "Download the weights on a machine with internet (timm.create_model('{name}', pretrained=True) fills the "
+    "Hugging Face cache, ~/.cache/huggingface/hub, which you can copy here), or pass a local weights file with "
+    "--pretrained /path/to/weights.safetensors (or .pth/.bin), or use --pretrained none for random init."
+)
+
+
+def resolve_weights(model_name: str, pretrained: str, *, hub_timeout: float = HUB_TIMEOUT_S) -> Weights:
+    """Decide what ``model_name`` starts from, quickly and without timm's retry loop.
+
+    Args:
+        model_name: timm name, optionally with a pretrained tag.
+        pretrained: ``auto``, ``imagenet``, ``none`` or a path to a weights file.
+    Raises:
+        WeightsUnavailableError: ``imagenet`` weights not cached and the hub not reachable, the
+            model has no pretrained weights, or the file does not exist.
+    """
+    if pretrained == "none":
+        return Weights("random", "random init")
+    if pretrained not in PRETRAINED_CHOICES:
+        path = Path(pretrained).expanduser()
+        if not path.is_file():
+            raise WeightsUnavailableError(
+                f"--pretrained {pretrained!r}: no such file. Give auto, imagenet, none, or the path of a weights file."
+            )
+        return Weights("file", f"file {path.name}", file=str(path.resolve()))
+
+    cfg = _pretrained_cfg(model_name)
+    if cfg is None:
+        message = f"timm has no pretrained weights for {model_name!r}"
+        if pretrained == "imagenet":
+            raise WeightsUnavailableError(f"{message}. {_HOW_TO_SUPPLY.format(name=model_name)}")
+        log.warning("%s: starting %s from random init", message, model_name)
+        return Weights("random", "random init")
+    tag = cfg.get("tag")
+    label = f"{model_name}.{tag}" if tag and "." not in model_name else model_name
+    cached = _cached_file(cfg)
+    if cached is not None:
+        return Weights("imagenet", f"imagenet ({label})", file=cached)
+    if hub_reachable(hub_timeout):
+        return Weights("imagenet", f"imagenet ({label})", download=True)
+    message = (
+        f"ImageNet weights for {label} are not in the local cache and the hub did not answer within {hub_timeout:g} s"
+    )
+    if pretrained == "imagenet":
+        raise WeightsUnavailableError(f"{message}. {_HOW_TO_SUPPLY.format(name=model_name)}")
+    log.warning("%s: starting %s from random init (use --pretrained none to silence this)", message, model_name)
+    return Weights("random", "random init (imagenet unavailable)")

@@ -1,0 +1,140 @@
+"""LightningDataModule: a VOC train split and an eval split through the protocol's transforms."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from voc.constants import IMAGENET_MEAN, IMAGENET_STD
+from voc.dataset import VOCClassification
+from voc.transforms import build_transform
+
+log = logging.getLogger(__name__)
+
+
+class IndexedDataset(Dataset):
+    """Wraps a ``(image, target)`` dataset to yield ``(index, image, target)``.
+
+    The index lets evaluation drop the duplicates a ``DistributedSampler`` pads in and put every
+    prediction back in dataset order.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        image, target = self.dataset[index]
+        return index, image, target
+
+
+def default_num_workers() -> int:
+    """DataLoader workers for this machine: one core stays with the compute threads."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cores - 1))
+
+
+class VOCDataModule(pl.LightningDataModule):
+    """VOC train/eval splits as loaders of ``(index, crops [B, K, 3, H, W], targets [B, 20])``.
+
+    ``prepare_data`` does nothing: the data must already be on disk (``python -m voc download``
+    or ``python -m voc synth``). The eval split serves ``val_dataloader``, ``test_dataloader``
+    and ``predict_dataloader`` alike.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        year: str = "2012",
+        train_split: str = "train",
+        eval_split: str = "val",
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        resize: int = 400,
+        crop: int = 224,
+        crop_mode: str = "five",
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+        interpolation: str = "bilinear",
+        hflip: bool = True,
+        rotation: float = 25.0,
+        difficult: str = "negative",
+        label_source: str = "annotations",
+        positive_only: bool = True,
+        skip_bad_images: bool = False,
+        num_workers: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.year = year
+        self.train_split = train_split
+        self.eval_split = eval_split
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or 2 * batch_size
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
+        self.seed = seed
+        self.dataset_kwargs = dict(
+            label_source=label_source,
+            difficult=difficult,
+            positive_only=positive_only,
+            skip_bad_images=skip_bad_images,
+        )
+        transform_kwargs = dict(
+            resize=resize,
+            crop=crop,
+            crop_mode=crop_mode,
+            mean=mean,
+            std=std,
+            interpolation=interpolation,
+            hflip=hflip,
+            rotation=rotation,
+        )
+        self.train_transform: Callable = build_transform(train=True, **transform_kwargs)
+        self.eval_transform: Callable = build_transform(train=False, **transform_kwargs)
+        self.train_set: VOCClassification | None = None
+        self.eval_set: VOCClassification | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = self._dataset(self.train_split, self.train_transform)
+        if self.eval_set is None:
+            self.eval_set = self._dataset(self.eval_split, self.eval_transform)
+
+    def _dataset(self, split: str, transform: Callable) -> VOCClassification:
+        return VOCClassification(self.root, self.year, split, transform=transform, **self.dataset_kwargs)
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            IndexedDataset(dataset),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            self.setup("fit")
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.eval_set is None:
+            self.setup("validate")
+        return self._loader(self.eval_set, self.eval_batch_size, shuffle=False)
+
+    test_dataloader = val_dataloader
+    predict_dataloader = val_dataloader
