@@ -96,12 +96,13 @@ class MultiCropTransform:
         crops = self._crops(pixels)
         return self._normalize(crops)
 
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+        """The smallest decoded size this transform needs from a ``width × height`` image; loaders
+        may decode JPEGs at a reduced scale that covers it (see ``voc.dataset.load_rgb``)."""
+        return resized_size(width, height, self.resize, self.crop_mode)
+
     def _resize(self, image: Image.Image) -> Image.Image:
         width, height = resized_size(image.width, image.height, self.resize, self.crop_mode)
-        if image.format == "JPEG" and hasattr(image, "draft"):
-            # Let libjpeg decode at the smallest power-of-two scale that still covers the target:
-            # a 500x375 JPEG for a 112 px target decodes at 1/2 size, several times faster.
-            image.draft("RGB", (width, height))
         image = image.convert("RGB")
         if image.size != (width, height):
             image = image.resize((width, height), INTERPOLATIONS[self.interpolation])

@@ -1,0 +1,99 @@
+"""The crop-max classifier, the loss, and building timm backbones into them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from bench.model import CropMaxClassifier, build_classifier, count_parameters
+from bench.weights import Weights
+from voc.module import MultiLabelClassifier, multilabel_bce_loss
+
+RANDOM = Weights("random", "random init")
+
+
+class _PerCropLinear(nn.Module):
+    """A stand-in backbone: logits = crop pixels summed per channel @ weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.sum(dim=(2, 3)))
+
+
+def test_crop_max_takes_the_max_logit_over_crops() -> None:
+    torch.manual_seed(0)
+    backbone = _PerCropLinear()
+    model = CropMaxClassifier(backbone)
+    crops = torch.randn(2, 5, 3, 8, 8)
+    logits = model(crops)
+    assert logits.shape == (2, 4)
+    per_crop = torch.stack([backbone(crops[:, k]) for k in range(5)], dim=1)  # [2, 5, 4]
+    torch.testing.assert_close(logits, per_crop.max(dim=1).values)
+
+
+def test_max_then_sigmoid_equals_seed_sigmoid_then_max() -> None:
+    torch.manual_seed(1)
+    backbone = _PerCropLinear()
+    crops = torch.randn(3, 10, 3, 4, 4)
+    ours = torch.sigmoid(CropMaxClassifier(backbone)(crops))
+    seed = torch.stack([torch.sigmoid(backbone(crops[:, k])) for k in range(10)], dim=1).max(dim=1).values
+    torch.testing.assert_close(ours, seed)
+
+
+def test_crop_max_rejects_wrong_rank() -> None:
+    with pytest.raises(ValueError, match=r"\[B, K, 3, H, W\]"):
+        CropMaxClassifier(_PerCropLinear())(torch.randn(2, 3, 8, 8))
+
+
+def test_loss_equals_seed_per_class_bce_loop() -> None:
+    torch.manual_seed(2)
+    logits = torch.randn(8, 20) * 3
+    targets = (torch.rand(8, 20) > 0.7).float()
+    probs = torch.sigmoid(logits)
+    seed_loss = sum(nn.BCELoss()(probs[:, c], targets[:, c]) for c in range(20)) / 20
+    torch.testing.assert_close(multilabel_bce_loss(logits, targets), seed_loss)
+
+
+def test_loss_leaves_out_ignored_entries() -> None:
+    logits = torch.tensor([[2.0, -1.0], [0.5, 3.0]])
+    targets = torch.tensor([[1.0, -1.0], [0.0, 1.0]])
+    kept = [(2.0, 1.0), (0.5, 0.0), (3.0, 1.0)]
+    expected = sum(
+        nn.functional.binary_cross_entropy_with_logits(torch.tensor(x), torch.tensor(y)) for x, y in kept
+    ) / 3
+    torch.testing.assert_close(multilabel_bce_loss(logits, targets), expected)
+
+
+def test_loss_is_finite_for_extreme_logits() -> None:
+    logits = torch.tensor([[1e4, -1e4]])
+    assert torch.isfinite(multilabel_bce_loss(logits, torch.tensor([[0.0, 1.0]])))
+
+
+@pytest.mark.parametrize("name", ["test_resnet", "test_efficientnet", "test_vit"])
+def test_timm_backbone_in_crop_max_wrapper(name: str) -> None:
+    torch.manual_seed(0)
+    model, data_config = build_classifier(name, RANDOM)
+    assert isinstance(model, CropMaxClassifier)
+    size = 160 if name == "test_vit" else 64
+    with torch.no_grad():
+        logits = model(torch.randn(2, 5, 3, size, size))
+    assert logits.shape == (2, 20)
+    assert len(data_config.mean) == len(data_config.std) == 3
+    assert count_parameters(model) > 0
+
+
+def test_lightning_module_training_step_is_the_loss() -> None:
+    torch.manual_seed(0)
+    model, _ = build_classifier("test_resnet", RANDOM)
+    module = MultiLabelClassifier(model)
+    crops = torch.randn(2, 1, 3, 64, 64)
+    targets = torch.tensor([[1.0] * 10 + [0.0] * 10, [0.0] * 20])
+    module.log = lambda *a, **k: None  # no trainer attached
+    loss = module.training_step((torch.arange(2), crops, targets), 0)
+    with torch.no_grad():
+        expected = multilabel_bce_loss(module(crops), targets)
+    torch.testing.assert_close(loss.detach(), expected)

@@ -1,0 +1,98 @@
+"""The protocol's transforms: sizes, crop modes, normalisation, augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from voc.transforms import CROP_MODES, build_transform, num_crops, resized_size
+
+
+def _image(width: int = 50, height: int = 40) -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("mode", "shape"),
+    [("five", (5, 3, 16, 16)), ("ten", (10, 3, 16, 16)), ("center", (1, 3, 16, 16)), ("full", (1, 3, 20, 20))],
+)
+@pytest.mark.parametrize("train", [False, True])
+def test_output_shape_per_crop_mode(mode: str, shape: tuple[int, ...], train: bool) -> None:
+    out = build_transform(train=train, resize=20, crop=16, crop_mode=mode)(_image())
+    assert out.shape == shape
+    assert out.dtype == torch.float32
+    assert num_crops(mode) == shape[0]
+
+
+def test_seed_default_is_resize_400_five_crop_224() -> None:
+    out = build_transform(train=False)(_image(500, 375))
+    assert out.shape == (5, 3, 224, 224)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"), [((500, 375), (533, 400)), ((375, 500), (400, 533)), ((400, 400), (400, 400))]
+)
+def test_resize_keeps_aspect_on_shortest_edge(size: tuple[int, int], expected: tuple[int, int]) -> None:
+    assert resized_size(*size, 400, "five") == expected
+    assert resized_size(*size, 400, "full") == (400, 400)
+
+
+def test_five_crop_corners_and_normalisation_by_hand() -> None:
+    # 4x4 image, crop 2: the top-left crop is pixels [0:2, 0:2]; normalised = (x/255 - mean) / std.
+    pixels = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3) * 5
+    mean, std = (0.5, 0.25, 0.0), (0.5, 0.25, 1.0)
+    out = build_transform(train=False, resize=4, crop=2, crop_mode="five", mean=mean, std=std, interpolation="nearest")(
+        Image.fromarray(pixels)
+    )
+    top_left = pixels[0:2, 0:2].transpose(2, 0, 1) / 255.0
+    expected = (top_left - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]
+    np.testing.assert_allclose(out[0].numpy(), expected, rtol=1e-5, atol=1e-5)
+    bottom_right = (pixels[2:4, 2:4].transpose(2, 0, 1) / 255.0 - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]
+    np.testing.assert_allclose(out[3].numpy(), bottom_right, rtol=1e-5, atol=1e-5)
+
+
+def test_ten_crop_adds_mirrored_crops() -> None:
+    out = build_transform(train=False, resize=20, crop=16, crop_mode="ten")(_image(40, 40))
+    # torchvision's ten_crop: the five crops of the mirrored image; its top-left crop is the
+    # mirror of the original's top-right crop, and the centre crops mirror each other.
+    torch.testing.assert_close(out[5], out[1].flip(-1))
+    torch.testing.assert_close(out[9], out[4].flip(-1))
+
+
+def test_eval_transform_is_deterministic_and_train_is_random() -> None:
+    image = _image()
+    ev = build_transform(train=False, resize=20, crop=16)
+    torch.testing.assert_close(ev(image), ev(image))
+    tr = build_transform(train=True, resize=20, crop=16)
+    torch.manual_seed(0)
+    outs = [tr(image) for _ in range(4)]
+    assert any(not torch.equal(outs[0], o) for o in outs[1:])
+    torch.manual_seed(0)
+    torch.testing.assert_close(tr(image), outs[0])  # seeded: reproducible
+
+
+def test_no_augmentation_when_disabled() -> None:
+    image = _image()
+    plain = build_transform(train=True, resize=20, crop=16, hflip=False, rotation=0.0)
+    torch.testing.assert_close(plain(image), build_transform(train=False, resize=20, crop=16)(image))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"crop_mode": "six"}, "Unknown crop mode 'six'"),
+        ({"interpolation": "cubic"}, "Unknown interpolation"),
+        ({"resize": 100, "crop": 200}, "must not exceed resize"),
+        ({"resize": 0}, "must be positive"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        build_transform(train=False, **kwargs)
+
+
+def test_all_modes_listed() -> None:
+    assert set(CROP_MODES) == {"five", "ten", "center", "full"}
