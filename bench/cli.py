@@ -14,7 +14,7 @@ from bench.hardware import PRECISIONS
 from bench.leaderboard import LEADERBOARD_MD, write_leaderboard
 from bench.protocol import CPU_SYNTHETIC_PROTOCOL, SEED_PROTOCOL, Protocol
 from bench.registry import UnknownModelError, resolve_models
-from bench.runner import TrainerOptions, is_global_zero, run_sweep
+from bench.runner import TrainerOptions, check_data, is_global_zero, run_sweep
 from bench.weights import PRETRAINED_CHOICES
 from voc.constants import DIFFICULT_POLICIES, YEARS
 from voc.errors import VOCDataError
@@ -157,6 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     protocol = protocol_from_args(args, data)
+    try:
+        sizes = check_data(protocol, data)
+    except (VOCDataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if data.is_synthetic:
         log.info(
             "No real VOC found at ./data/VOCdevkit or $VOC_ROOT (or --data synthetic): using the synthetic VOC set at %s "
@@ -165,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     else:
         log.info("VOC at %s, protocol: %s", data.root, _describe(protocol))
+    log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
     log.info("Models: %s; weights: --pretrained %s", ", ".join(models), args.pretrained)
     options = TrainerOptions(
         accelerator=args.accelerator,

@@ -46,11 +46,18 @@ class DataConfig:
 
 
 def build_classifier(
-    model_name: str, weights: Weights, num_classes: int = NUM_CLASSES
+    model_name: str, weights: Weights, num_classes: int = NUM_CLASSES, input_size: int | None = None
 ) -> tuple[CropMaxClassifier, DataConfig]:
-    """A timm backbone with a fresh ``num_classes`` head inside the crop-max wrapper."""
+    """A timm backbone with a fresh ``num_classes`` head inside the crop-max wrapper.
+
+    ``input_size`` is the crop side the protocol feeds; backbones that timm marks as having a
+    fixed input size (ViTs, Swin, ...) are built for it (``img_size``), the others take any size.
+    """
     kwargs = dict(backbone_spec(model_name).create_kwargs)
     kwargs.update(weights.create_kwargs())
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    if input_size is not None and cfg is not None and cfg.fixed_input_size and cfg.input_size[-1] != input_size:
+        kwargs.setdefault("img_size", input_size)
     backbone = timm.create_model(model_name, num_classes=num_classes, **kwargs)
     cfg = resolve_model_data_config(backbone)
     interpolation = cfg.get("interpolation", "bilinear")

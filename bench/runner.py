@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -28,11 +29,14 @@ from bench.weights import resolve_weights
 from voc.constants import VOC_CLASSES
 from voc.datamodule import VOCDataModule
 from voc.dataset import VOCClassification
+from voc.errors import VOCDataError
 from voc.metrics import evaluate
 from voc.module import MultiLabelClassifier
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_DIR = "checkpoints"
+"""Inside each run folder; ``last.ckpt`` is the model after the latest finished epoch."""
 BASELINE_NAME = "prior-baseline"
 """The label-prior baseline: every eval image scored with the training split's class frequencies."""
 
@@ -132,7 +136,8 @@ def run_model(
         precision = resolve_precision(protocol.precision, accelerator)
         record["environment"] = environment(accelerator, precision)
         pl.seed_everything(protocol.seed, workers=True, verbose=False)
-        classifier, data_config = build_classifier(model_name, weights)
+        input_size = protocol.resize if protocol.crop_mode == "full" else protocol.crop
+        classifier, data_config = build_classifier(model_name, weights, input_size=input_size)
         record["params"] = count_parameters(classifier)
         datamodule = _datamodule(
             protocol,
@@ -154,12 +159,12 @@ def run_model(
             strategy=options.strategy,
             precision=precision,
             logger=_loggers(run_dir),
-            callbacks=[meter],
+            callbacks=[meter, ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, save_last=True, save_top_k=0)],
             limit_train_batches=protocol.limit_train_batches,
             limit_test_batches=protocol.limit_eval_batches,
             limit_val_batches=0,
             num_sanity_val_steps=0,
-            enable_checkpointing=False,
+            log_every_n_steps=10,
             enable_model_summary=False,
             default_root_dir=run_dir,
         )
@@ -201,6 +206,25 @@ def run_model(
     if is_global_zero():
         _write_run(run_dir, record, ids, scores)
     return record
+
+
+def check_data(protocol: Protocol, data: DataSource) -> dict[str, int]:
+    """Read both splits' lists and labels once before any training; VOCDataError names the bad file.
+
+    Returns the number of images in each split after the protocol's filters.
+    """
+    common = dict(label_source=protocol.label_source, difficult=protocol.difficult, positive_only=protocol.positive_only)
+    sizes = {}
+    for split in (protocol.train_split, protocol.eval_split):
+        dataset = VOCClassification(data.root, protocol.year, split, **common)
+        if len(dataset) == 0:
+            raise VOCDataError(
+                f"split {split!r} has no image with a positive label"
+                + (" (images without one are left out: positive_only)" if protocol.positive_only else ""),
+                dataset.voc_dir / "ImageSets" / "Main" / f"{split}.txt",
+            )
+        sizes[split] = len(dataset)
+    return sizes
 
 
 def run_prior_baseline(

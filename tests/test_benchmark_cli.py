@@ -1,0 +1,126 @@
+"""``python benchmark.py`` end to end on a tiny VOC tree with tiny timm models."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from voc_tree import write_voc_tree
+
+import bench.model
+from bench.cli import build_parser, main
+from bench.leaderboard import LEADERBOARD_CSV, LEADERBOARD_MD
+from voc.cli import main as voc_main
+from voc.constants import VOC_CLASSES
+
+TINY = ["--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "--pretrained", "none", "--num-workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def tiny_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 train / 7 val images of 64x48 with 1-2 objects each (7 val: DDP's sampler pads it)."""
+    root = tmp_path_factory.mktemp("voc")
+    rng = random.Random(0)
+    images = {f"img{k:03d}": [(rng.choice(VOC_CLASSES), False), (rng.choice(VOC_CLASSES), rng.random() < 0.2)] for k in range(27)}
+    ids = list(images)
+    write_voc_tree(root, images, splits={"train": ids[:20], "val": ids[20:]}, image_size=(64, 48))
+    return root
+
+
+def _voc_evaluate(capsys: pytest.CaptureFixture[str], scores: Path, labels: Path) -> dict:
+    capsys.readouterr()
+    assert voc_main(["evaluate", "--scores", str(scores), "--labels", str(labels)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_sweep_writes_records_predictions_and_leaderboard(
+    tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results"
+    assert main(["--models", "test_resnet", "test_vit", "--data", str(tiny_voc), "--out", str(out), *TINY]) == 0
+    md = (out / LEADERBOARD_MD).read_text()
+    for model in ("test_resnet", "test_vit", "prior-baseline"):
+        record = json.loads((out / model / "result.json").read_text())
+        assert record["status"] == "ok", record["error"]
+        assert f"| {model}" in md
+        predictions = pd.read_csv(out / model / "predictions.csv", dtype={"image_id": str})
+        assert list(predictions.columns) == ["image_id", *VOC_CLASSES]
+        assert sorted(predictions["image_id"]) == [f"img{k:03d}" for k in range(20, 27)]
+    record = json.loads((out / "test_resnet" / "result.json").read_text())
+    assert record["weights"] == "random init"
+    assert record["config"]["epochs"] == 1 and record["config"]["crop_mode"] == "full"
+    assert record["dataset"]["kind"] == "voc" and record["dataset"]["n_eval_images"] == 7
+    assert record["throughput"]["train_images_per_s"] > 0 and record["throughput"]["eval_images_per_s"] > 0
+    assert record["params"] > 0 and record["environment"]["torch"]
+    assert record["command"].startswith("python benchmark.py --models test_resnet test_vit")
+    assert (out / "test_resnet" / "checkpoints" / "last.ckpt").is_file()
+    assert (out / "test_resnet" / "logs" / "metrics.csv").is_file()
+
+    # the record's metrics are exactly what `python -m voc evaluate` gives on its predictions
+    labels = tmp_path / "labels.csv"
+    capsys.readouterr()
+    assert voc_main(["labels", "--root", str(tiny_voc), "--year", "2012", "--split", "val"]) == 0
+    labels.write_text(capsys.readouterr().out)
+    assert _voc_evaluate(capsys, out / "test_resnet" / "predictions.csv", labels) == record["metrics"]
+
+    # --leaderboard-only rebuilds byte-identical files from the records
+    before = [(out / f).read_bytes() for f in (LEADERBOARD_MD, LEADERBOARD_CSV)]
+    (out / LEADERBOARD_MD).unlink()
+    assert main(["--leaderboard-only", "--out", str(out)]) == 0
+    assert [(out / f).read_bytes() for f in (LEADERBOARD_MD, LEADERBOARD_CSV)] == before
+
+
+def test_failing_model_does_not_stop_the_sweep(
+    tiny_voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_build = bench.model.build_classifier
+
+    def build(model_name: str, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if model_name == "test_efficientnet":
+            raise MemoryError("simulated out of memory")
+        return real_build(model_name, *args, **kwargs)
+
+    monkeypatch.setattr("bench.runner.build_classifier", build)
+    out = tmp_path / "results"
+    code = main(["--models", "test_efficientnet", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY])
+    assert code == 1
+    failed = json.loads((out / "test_efficientnet" / "result.json").read_text())
+    assert failed["status"] == "failed" and "simulated out of memory" in failed["error"]
+    assert failed["metrics"] is None
+    assert json.loads((out / "test_resnet" / "result.json").read_text())["status"] == "ok"
+    md = (out / LEADERBOARD_MD).read_text()
+    assert "simulated out of memory" in md.split("## Failed runs")[1]
+
+
+def test_non_finite_loss_fails_that_model(tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--lr", "1e9", "--epochs", "3"]
+    assert main(args) == 1
+    record = json.loads((out / "test_resnet" / "result.json").read_text())
+    assert record["status"] == "failed" and "not finite" in record["error"]
+    assert "| test_resnet" not in (out / LEADERBOARD_MD).read_text().split("## Failed runs")[0]
+
+
+def test_unknown_model_fails_fast_with_suggestion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--models", "resnet5O", "--out", str(tmp_path)]) == 2
+    assert "Did you mean 'resnet50'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_data_fails_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--models", "test_resnet", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "no VOC2012 dataset found" in err and "python -m voc download" in err
+
+
+def test_help_explains_every_flag() -> None:
+    text = build_parser().format_help()
+    for flag in (
+        "--models", "--data", "--year", "--train-split", "--eval-split", "--epochs", "--batch-size", "--lr",
+        "--resize", "--crop", "--crops", "--difficult", "--pretrained", "--precision", "--devices", "--num-nodes",
+        "--strategy", "--limit-train-batches", "--limit-eval-batches", "--seed", "--out", "--leaderboard-only",
+    ):
+        assert flag in text

@@ -1,0 +1,99 @@
+"""Leaderboard built from records: order, formatting, failed runs, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bench.leaderboard import LEADERBOARD_CSV, LEADERBOARD_MD, render_markdown, write_leaderboard
+from bench.results import RESULT_FILE, write_json_atomic
+from voc.constants import VOC_CLASSES
+
+
+def _record(model: str, mAP: float | None, status: str = "ok", error: str | None = None) -> dict:
+    metrics = None
+    if mAP is not None:
+        metrics = {
+            "accuracy": 0.9,
+            "mAP": mAP,
+            "tail_accuracy": 0.8,
+            "per_class": {c: {"ap": mAP if i else None} for i, c in enumerate(VOC_CLASSES)},
+        }
+    return {
+        "model": model,
+        "status": status,
+        "error": error,
+        "weights": "random init",
+        "dataset": {"description": "synthetic VOC2012 train→val"},
+        "config": {"epochs": 2},
+        "metrics": metrics,
+        "throughput": {"train_images_per_s": 12.345, "eval_images_per_s": 50.0} if status == "ok" else None,
+        "params": 23_500_000,
+        "command": "python benchmark.py --models a b",
+    }
+
+
+def _write(out: Path, records: list[dict]) -> None:
+    for r in records:
+        write_json_atomic(out / r["model"] / RESULT_FILE, r)
+
+
+def test_ranked_by_map_with_failed_runs_apart(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        [_record("low", 0.51234), _record("high", 0.72864), _record("broken", None, "failed", "NonFiniteLossError: loss nan")],
+    )
+    md_path, csv_path = write_leaderboard(tmp_path)
+    md = md_path.read_text()
+    assert "python benchmark.py --models a b" in md
+    assert md.index("| high") < md.index("| low")
+    assert "0.7286" in md and "0.5123" in md  # four decimals, like the seed's 0.7286
+    table = md.split("## Failed runs")[0]
+    assert "broken" not in table
+    failed = md.split("## Failed runs")[1].split("## Per-class AP")[0]
+    assert "broken" in failed and "loss nan" in failed
+    assert "## Per-class AP" in md
+    header = next(line for line in md.splitlines() if line.startswith("| rank"))
+    for col in ("rank", "model", "weights", "params (M)", "accuracy", "mAP", "tail acc.", "train img/s", "eval img/s", "epochs", "data"):
+        assert col in header
+    frame = pd.read_csv(csv_path)
+    assert list(frame["model"]) == ["high", "low"]
+    assert list(frame["rank"]) == [1, 2]
+    assert frame.loc[0, "params (M)"] == 23.5
+
+
+def test_same_records_give_byte_identical_files(tmp_path: Path) -> None:
+    _write(tmp_path, [_record("b", 0.6), _record("a", 0.6), _record("c", 0.7)])
+    md1, csv1 = (p.read_bytes() for p in write_leaderboard(tmp_path))
+    md2, csv2 = (p.read_bytes() for p in write_leaderboard(tmp_path))
+    assert md1 == md2 and csv1 == csv2
+    # ties broken by name
+    md = md1.decode()
+    assert md.index("| a ") < md.index("| b ")
+
+
+def test_unreadable_record_is_skipped(tmp_path: Path) -> None:
+    _write(tmp_path, [_record("ok", 0.6)])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / RESULT_FILE).write_text("{not json")
+    write_leaderboard(tmp_path)
+    assert "| ok" in (tmp_path / LEADERBOARD_MD).read_text()
+
+
+def test_empty_folder_gives_a_valid_page(tmp_path: Path) -> None:
+    write_leaderboard(tmp_path)
+    assert "No successful runs yet." in (tmp_path / LEADERBOARD_MD).read_text()
+    assert (tmp_path / LEADERBOARD_CSV).read_text().startswith("rank,model")
+
+
+def test_missing_values_shown_as_dash() -> None:
+    r = _record("x", 0.5)
+    r["metrics"]["tail_accuracy"] = None
+    assert "–" in render_markdown([r])
+
+
+def test_records_are_json(tmp_path: Path) -> None:
+    _write(tmp_path, [_record("x", 0.5)])
+    assert json.loads((tmp_path / "x" / RESULT_FILE).read_text())["model"] == "x"

@@ -1,0 +1,138 @@
+"""``python -m voc``: labels, evaluate (against sklearn), and its error messages."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+from voc_tree import write_voc_tree
+
+from voc.cli import main
+from voc.constants import VOC_CLASSES
+
+IMAGES = {
+    "a1": [("dog", False), ("person", True)],
+    "a2": [("cat", False), ("cat", True)],
+    "a3": [("person", False), ("car", False)],
+}
+
+
+def _write_csv(path: Path, ids: list[str], values: np.ndarray, columns: tuple[str, ...] = VOC_CLASSES) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image_id", *columns])
+        for image_id, row in zip(ids, values):
+            writer.writerow([image_id, *row])
+    return path
+
+
+def _labels_csv(capsys: pytest.CaptureFixture[str], *args: str) -> list[list[str]]:
+    assert main(["labels", *args]) == 0
+    return list(csv.reader(capsys.readouterr().out.splitlines()))
+
+
+@pytest.mark.parametrize(("policy", "person_a1"), [("negative", "0"), ("ignore", "-1"), ("positive", "1")])
+@pytest.mark.parametrize("source", ["annotations", "imagesets"])
+def test_labels_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str, person_a1: str, source: str) -> None:
+    write_voc_tree(tmp_path, IMAGES, splits={"train": ["a1", "a2", "a3"]})
+    rows = _labels_csv(
+        capsys, "--root", str(tmp_path), "--year", "2012", "--split", "train", "--source", source, "--difficult", policy
+    )
+    assert rows[0] == ["image_id", *VOC_CLASSES]
+    by_id = {r[0]: dict(zip(VOC_CLASSES, r[1:])) for r in rows[1:]}
+    assert list(by_id) == ["a1", "a2", "a3"]
+    assert by_id["a1"]["dog"] == "1" and by_id["a1"]["person"] == person_a1
+    assert by_id["a2"]["cat"] == "1"  # one non-difficult cat is enough
+    assert by_id["a3"]["person"] == "1" and by_id["a3"]["car"] == "1" and by_id["a3"]["dog"] == "0"
+
+
+def test_labels_from_imagesets_need_no_annotations_or_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_voc_tree(tmp_path, IMAGES, splits={"val": ["a1", "a2"]}, jpegs=False, annotations=False)
+    rows = _labels_csv(capsys, "--root", str(tmp_path), "--year", "2012", "--split", "val", "--source", "imagesets")
+    assert [r[0] for r in rows[1:]] == ["a1", "a2"]
+
+
+def test_labels_real_voc2007_lists(voc_fixtures: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = voc_fixtures / "VOC2007-imagesets-full"
+    rows = _labels_csv(capsys, "--root", str(root), "--year", "2007", "--split", "test", "--source", "imagesets")
+    assert len(rows) == 1 + 4952
+
+
+def test_evaluate_matches_independent_sklearn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    n = 60
+    ids = [f"img{i:03d}" for i in range(n)]
+    labels = (rng.random((n, 20)) < 0.3).astype(int)
+    labels[rng.random((n, 20)) < 0.05] = -1
+    labels[:, 5] = np.where(labels[:, 5] == 1, 0, labels[:, 5])  # bus: no positive at all
+    scores = np.round(rng.random((n, 20)), 2)
+    # rows and columns shuffled in the scores file: matched by id and name
+    order = rng.permutation(n)
+    cols = list(VOC_CLASSES)[::-1]
+    scores_path = _write_csv(tmp_path / "s.csv", [ids[i] for i in order], scores[order][:, ::-1], tuple(cols))
+    labels_path = _write_csv(tmp_path / "l.csv", ids, labels)
+    assert main(["evaluate", "--scores", str(scores_path), "--labels", str(labels_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected_ap = {}
+    for c, name in enumerate(VOC_CLASSES):
+        keep = labels[:, c] != -1
+        if (labels[keep, c] == 1).any():
+            expected_ap[name] = average_precision_score(labels[keep, c], scores[keep, c])
+    for name, ap in expected_ap.items():
+        assert result["per_class"][name]["ap"] == pytest.approx(ap)
+    assert result["per_class"]["bus"]["ap"] is None
+    assert result["classes_without_positives"] == ["bus"]
+    assert result["mAP"] == pytest.approx(np.mean(list(expected_ap.values())))
+    keep = labels != -1
+    assert result["accuracy"] == pytest.approx(((scores > 0.5) == (labels == 1))[keep].mean())
+    assert result["n_images"] == n
+    for key in ("map_voc07", "tail_accuracy", "CP", "CR", "CF1", "OP", "OR", "OF1", "tail_curve"):
+        assert key in result
+
+
+def test_evaluate_mismatched_ids_is_an_error_naming_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s = _write_csv(tmp_path / "s.csv", ["x1", "x2"], np.full((2, 20), 0.5))
+    l = _write_csv(tmp_path / "l.csv", ["x1", "x3"], np.zeros((2, 20), dtype=int))
+    assert main(["evaluate", "--scores", str(s), "--labels", str(l)]) == 2
+    err = capsys.readouterr().err
+    assert "x3" in err and "x2" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("image_id,aeroplane\nx1,0.5\n", "lacks column"),
+        ("image_id," + ",".join(VOC_CLASSES) + "\nx1," + ",".join(["0.5"] * 20) + "\nx1," + ",".join(["0.5"] * 20) + "\n", "listed twice"),
+        ("image_id," + ",".join(VOC_CLASSES) + "\nx1," + ",".join(["abc"] * 20) + "\n", "not a number"),
+    ],
+)
+def test_evaluate_bad_scores_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, match: str) -> None:
+    s = tmp_path / "s.csv"
+    s.write_text(content)
+    l = _write_csv(tmp_path / "l.csv", ["x1"], np.zeros((1, 20), dtype=int))
+    assert main(["evaluate", "--scores", str(s), "--labels", str(l)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and str(s) in err
+
+
+def test_evaluate_scores_out_of_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s = _write_csv(tmp_path / "s.csv", ["x1"], np.full((1, 20), 1.5))
+    l = _write_csv(tmp_path / "l.csv", ["x1"], np.zeros((1, 20), dtype=int))
+    assert main(["evaluate", "--scores", str(s), "--labels", str(l)]) == 2
+    assert "[0, 1]" in capsys.readouterr().err
+
+
+def test_missing_root_error_says_how_to_get_voc(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "voc", "labels", "--root", str(tmp_path / "nope"), "--year", "2012", "--split", "train"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "python -m voc download" in proc.stderr and "Traceback" not in proc.stderr
