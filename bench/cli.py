@@ -15,6 +15,7 @@ from bench.leaderboard import LEADERBOARD_MD, write_leaderboard
 from bench.protocol import CPU_SYNTHETIC_PROTOCOL, SEED_PROTOCOL, Protocol
 from bench.registry import UnknownModelError, resolve_models
 from bench.runner import TrainerOptions, check_data, is_global_zero, run_sweep
+from bench.speed import SPEED_FILE, run_speed, speed_table
 from bench.weights import PRETRAINED_CHOICES
 from voc.constants import DIFFICULT_POLICIES, YEARS
 from voc.errors import VOCDataError
@@ -101,13 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder")
     p.add_argument("--leaderboard-only", action="store_true",
                    help="rebuild leaderboard.md/.csv from the records in --out without training")
+    p.add_argument("--speed", action="store_true",
+                   help="measure throughput instead of training: model-only (random tensors) against end-to-end "
+                        "(our real pipeline), train and eval, at the protocol's shapes (default: the seed protocol's, "
+                        "400 -> 5 x 224, batch 8, whatever the data); prints a table, writes OUT/speed.json")
+    p.add_argument("--speed-steps", type=int, default=20, help="timed batches per measurement with --speed")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
 
 def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
-    """The data's default protocol with every explicitly given flag applied."""
-    base = CPU_SYNTHETIC_PROTOCOL if data.is_synthetic else SEED_PROTOCOL
+    """The data's default protocol (the seed's for ``--speed``) with every explicit flag applied."""
+    base = CPU_SYNTHETIC_PROTOCOL if data.is_synthetic and not args.speed else SEED_PROTOCOL
     return base.with_overrides(
         year=args.year,
         train_split=args.train_split,
@@ -133,6 +139,17 @@ def _describe(protocol: Protocol) -> str:
         f"{p.epochs} epochs, {p.optimizer} lr {p.lr:g}, batch {p.batch_size}, resize {p.resize} -> {p.crop_mode} crop "
         f"{p.crop}, precision {p.precision}, seed {p.seed}"
     )
+
+
+def _speed(models: list[str], protocol: Protocol, data: DataSource, options: TrainerOptions, args: argparse.Namespace) -> int:
+    log.info("Speed at %s on %s", _describe(protocol), data.describe(protocol.year, protocol.train_split, protocol.eval_split))
+    rows = run_speed(models, protocol=protocol, data=data, out_dir=args.out, options=options, steps=args.speed_steps)
+    print(speed_table(rows))
+    failed = [r["model"] for r in rows if "error" in r]
+    if failed:
+        print(f"error: speed measurement failed for {', '.join(failed)} (see {args.out / SPEED_FILE})", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,6 +179,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VOCDataError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    options = TrainerOptions(
+        accelerator=args.accelerator,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+        num_workers=args.num_workers,
+    )
+    if args.speed:
+        return _speed(models, protocol, data, options, args)
     if data.is_synthetic:
         log.info(
             "No real VOC found at ./data/VOCdevkit or $VOC_ROOT (or --data synthetic): using the synthetic VOC set at %s "
@@ -172,13 +198,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("VOC at %s, protocol: %s", data.root, _describe(protocol))
     log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
     log.info("Models: %s; weights: --pretrained %s", ", ".join(models), args.pretrained)
-    options = TrainerOptions(
-        accelerator=args.accelerator,
-        devices=args.devices,
-        num_nodes=args.num_nodes,
-        strategy=args.strategy,
-        num_workers=args.num_workers,
-    )
     records = run_sweep(
         models,
         protocol=protocol,

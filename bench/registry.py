@@ -8,7 +8,6 @@ a name timm does not know, with the closest valid names as suggestions.
 from __future__ import annotations
 
 import difflib
-import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -81,8 +80,3 @@ def resolve_models(names: Sequence[str]) -> list[str]:
             expanded = [name]
         resolved.extend(m for m in expanded if m not in resolved)
     return resolved
-
-
-def matches_any(name: str, patterns: Sequence[str]) -> bool:
-    """Whether ``name`` matches one of the fnmatch ``patterns``."""
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)

@@ -25,16 +25,18 @@ from bench.model import build_classifier, count_parameters
 from bench.protocol import Protocol
 from bench.results import PREDICTIONS_FILE, RESULT_FILE, predictions_csv, run_dir_name, write_json_atomic, write_text_atomic
 from bench.throughput import ThroughputMeter
-from bench.weights import resolve_weights
+from bench.weights import Weights, resolve_weights
 from voc.constants import VOC_CLASSES
 from voc.datamodule import VOCDataModule
-from voc.dataset import VOCClassification
+from voc.dataset import VOCClassification, find_bad_images
 from voc.errors import VOCDataError
 from voc.metrics import evaluate
 from voc.module import MultiLabelClassifier
 
 log = logging.getLogger(__name__)
 
+MAX_LISTED = 5
+"""How many bad files an error message names."""
 CHECKPOINT_DIR = "checkpoints"
 """Inside each run folder; ``last.ckpt`` is the model after the latest finished epoch."""
 BASELINE_NAME = "prior-baseline"
@@ -109,6 +111,69 @@ def _datamodule(protocol: Protocol, data: DataSource, options: TrainerOptions, *
     )
 
 
+@dataclass
+class Experiment:
+    """One backbone wired for training: Lightning module, data, trainer and throughput meter."""
+
+    module: MultiLabelClassifier
+    datamodule: VOCDataModule
+    trainer: pl.Trainer
+    meter: ThroughputMeter
+    accelerator: str
+    precision: str
+    params: int
+
+
+def build_experiment(
+    model_name: str,
+    *,
+    protocol: Protocol,
+    data: DataSource,
+    weights: Weights,
+    options: TrainerOptions = TrainerOptions(),
+    run_dir: Path | None = None,
+) -> Experiment:
+    """Seed, build the classifier, data and trainer of one run under ``protocol``.
+
+    With ``run_dir`` the trainer logs there (CSV, TensorBoard) and keeps ``checkpoints/last.ckpt``;
+    without it nothing is written (speed measurements).
+    """
+    accelerator = resolve_accelerator(options.accelerator)
+    precision = resolve_precision(protocol.precision, accelerator)
+    pl.seed_everything(protocol.seed, workers=True, verbose=False)
+    input_size = protocol.resize if protocol.crop_mode == "full" else protocol.crop
+    classifier, data_config = build_classifier(model_name, weights, input_size=input_size)
+    datamodule = _datamodule(
+        protocol, data, options, mean=data_config.mean, std=data_config.std, interpolation=data_config.interpolation
+    )
+    module = MultiLabelClassifier(
+        classifier, lr=protocol.lr, optimizer=protocol.optimizer, weight_decay=protocol.weight_decay
+    )
+    meter = ThroughputMeter()
+    callbacks: list[pl.Callback] = [meter]
+    if run_dir is not None:
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, save_last=True, save_top_k=0))
+    trainer = pl.Trainer(
+        max_epochs=protocol.epochs,
+        accelerator=accelerator,
+        devices=options.devices,
+        num_nodes=options.num_nodes,
+        strategy=options.strategy,
+        precision=precision,
+        logger=_loggers(run_dir) if run_dir is not None else False,
+        enable_checkpointing=run_dir is not None,
+        callbacks=callbacks,
+        limit_train_batches=protocol.limit_train_batches,
+        limit_test_batches=protocol.limit_eval_batches,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+        enable_model_summary=False,
+        default_root_dir=run_dir,
+    )
+    return Experiment(module, datamodule, trainer, meter, accelerator, precision, count_parameters(classifier))
+
+
 def run_model(
     model_name: str,
     *,
@@ -132,42 +197,11 @@ def run_model(
     try:
         weights = resolve_weights(model_name, pretrained)
         record["weights"] = weights.description
-        accelerator = resolve_accelerator(options.accelerator)
-        precision = resolve_precision(protocol.precision, accelerator)
-        record["environment"] = environment(accelerator, precision)
-        pl.seed_everything(protocol.seed, workers=True, verbose=False)
-        input_size = protocol.resize if protocol.crop_mode == "full" else protocol.crop
-        classifier, data_config = build_classifier(model_name, weights, input_size=input_size)
-        record["params"] = count_parameters(classifier)
-        datamodule = _datamodule(
-            protocol,
-            data,
-            options,
-            mean=data_config.mean,
-            std=data_config.std,
-            interpolation=data_config.interpolation,
-        )
-        module = MultiLabelClassifier(
-            classifier, lr=protocol.lr, optimizer=protocol.optimizer, weight_decay=protocol.weight_decay
-        )
-        meter = ThroughputMeter()
-        trainer = pl.Trainer(
-            max_epochs=protocol.epochs,
-            accelerator=accelerator,
-            devices=options.devices,
-            num_nodes=options.num_nodes,
-            strategy=options.strategy,
-            precision=precision,
-            logger=_loggers(run_dir),
-            callbacks=[meter, ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, save_last=True, save_top_k=0)],
-            limit_train_batches=protocol.limit_train_batches,
-            limit_test_batches=protocol.limit_eval_batches,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            log_every_n_steps=10,
-            enable_model_summary=False,
-            default_root_dir=run_dir,
-        )
+        experiment = build_experiment(model_name, protocol=protocol, data=data, weights=weights, options=options, run_dir=run_dir)
+        module, datamodule, trainer, meter = experiment.module, experiment.datamodule, experiment.trainer, experiment.meter
+        precision = experiment.precision
+        record["environment"] = environment(experiment.accelerator, precision)
+        record["params"] = experiment.params
         log.info("%s: %s, %s, %d parameters", model_name, weights.description, precision, record["params"])
         train_started = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
@@ -208,8 +242,9 @@ def run_model(
     return record
 
 
-def check_data(protocol: Protocol, data: DataSource) -> dict[str, int]:
-    """Read both splits' lists and labels once before any training; VOCDataError names the bad file.
+def check_data(protocol: Protocol, data: DataSource, *, decode: bool = True) -> dict[str, int]:
+    """Read both splits' lists and labels, and (``decode``) decode every image at a reduced scale,
+    once before any training; VOCDataError names the bad file(s).
 
     Returns the number of images in each split after the protocol's filters.
     """
@@ -223,6 +258,12 @@ def check_data(protocol: Protocol, data: DataSource) -> dict[str, int]:
                 + (" (images without one are left out: positive_only)" if protocol.positive_only else ""),
                 dataset.voc_dir / "ImageSets" / "Main" / f"{split}.txt",
             )
+        if decode:
+            bad = find_bad_images(dataset)
+            if bad:
+                listed = "; ".join(reason for _, reason in bad[:MAX_LISTED])
+                more = f" (and {len(bad) - MAX_LISTED} more)" if len(bad) > MAX_LISTED else ""
+                raise VOCDataError(f"{len(bad)} image(s) of split {split!r} do not decode: {listed}{more}")
         sizes[split] = len(dataset)
     return sizes
 

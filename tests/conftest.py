@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
+from voc_tree import write_voc_tree
+
+from voc.constants import VOC_CLASSES
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "voc-fixtures"
 
@@ -15,3 +19,14 @@ def voc_fixtures() -> Path:
     if not SHARED_FIXTURES.is_dir():
         pytest.skip(f"real VOC fixtures not found at {SHARED_FIXTURES}")
     return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def tiny_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 train / 7 val images of 64x48 with 1-2 objects each (7 val: DDP's sampler pads it)."""
+    root = tmp_path_factory.mktemp("voc")
+    rng = random.Random(0)
+    images = {f"img{k:03d}": [(rng.choice(VOC_CLASSES), False), (rng.choice(VOC_CLASSES), rng.random() < 0.2)] for k in range(27)}
+    ids = list(images)
+    write_voc_tree(root, images, splits={"train": ids[:20], "val": ids[20:]}, image_size=(64, 48))
+    return root

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from voc_tree import write_voc_tree
 
 import bench.model
 from bench.cli import build_parser, main
@@ -17,17 +15,6 @@ from voc.cli import main as voc_main
 from voc.constants import VOC_CLASSES
 
 TINY = ["--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "--pretrained", "none", "--num-workers", "0"]
-
-
-@pytest.fixture(scope="module")
-def tiny_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20 train / 7 val images of 64x48 with 1-2 objects each (7 val: DDP's sampler pads it)."""
-    root = tmp_path_factory.mktemp("voc")
-    rng = random.Random(0)
-    images = {f"img{k:03d}": [(rng.choice(VOC_CLASSES), False), (rng.choice(VOC_CLASSES), rng.random() < 0.2)] for k in range(27)}
-    ids = list(images)
-    write_voc_tree(root, images, splits={"train": ids[:20], "val": ids[20:]}, image_size=(64, 48))
-    return root
 
 
 def _voc_evaluate(capsys: pytest.CaptureFixture[str], scores: Path, labels: Path) -> dict:
@@ -124,3 +111,17 @@ def test_help_explains_every_flag() -> None:
         "--strategy", "--limit-train-batches", "--limit-eval-batches", "--seed", "--out", "--leaderboard-only",
     ):
         assert flag in text
+
+
+def test_undecodable_jpeg_stops_the_run_before_training(tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    spoiled = tmp_path / "voc"
+    shutil.copytree(tiny_voc, spoiled)
+    jpeg = spoiled / "VOCdevkit" / "VOC2012" / "JPEGImages" / "img021.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[:40])  # truncated
+    out = tmp_path / "results"
+    assert main(["--models", "test_resnet", "--data", str(spoiled), "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "do not decode" in err and "img021.jpg" in err and "Traceback" not in err
+    assert not out.exists()

@@ -332,3 +332,13 @@ def test_image_sizes_are_voc_like() -> None:
 def test_every_class_has_a_glyph() -> None:
     assert tuple(GLYPHS) == VOC_CLASSES == tuple(GLYPH_ASPECT) == tuple(syn.CLASS_PRIORS)
     assert tuple(syn.DIFFICULT_ONLY_RATES) == VOC_CLASSES
+
+
+def test_every_class_has_its_own_texture_pattern() -> None:
+    assert set(syn.CLASS_PATTERNS) == set(VOC_CLASSES)
+    assert len(set(syn.CLASS_PATTERNS.values())) == len(VOC_CLASSES)
+    rng = np.random.default_rng(0)
+    for kind in syn.PATTERN_KINDS:
+        pattern = syn._pattern(kind, 16.0, (64, 48), rng)
+        assert pattern.shape == (48, 64) and pattern.dtype == bool
+        assert 0.05 < pattern.mean() < 0.95, kind  # a texture, not a flat fill
