@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
     p.add_argument("--num-workers", type=int, default=None,
                    help="DataLoader workers (default: chosen from the machine's cores)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="decode each split's images once, resized, into a memory-mapped cache in this folder and "
+                        "read that in later epochs (default: decode JPEGs every epoch)")
     p.add_argument("--limit-train-batches", type=_limit, default=None,
                    help="train on this many batches per epoch (int) or this fraction (float) (default: all)")
     p.add_argument("--limit-eval-batches", type=_limit, default=None,
@@ -106,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure throughput instead of training: model-only (random tensors) against end-to-end "
                         "(our real pipeline), train and eval, at the protocol's shapes (default: the seed protocol's, "
                         "400 -> 5 x 224, batch 8, whatever the data); prints a table, writes OUT/speed.json")
+    p.add_argument("--speed-seed-loop", action="store_true",
+                   help="with --speed, also time a straightforward seed-style training loop (fp32, NCHW, PIL "
+                        "transforms, a Python loop of 20 BCE calls) for comparison; slow")
     p.add_argument("--speed-steps", type=int, default=20, help="timed batches per measurement with --speed")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -143,7 +149,8 @@ def _describe(protocol: Protocol) -> str:
 
 def _speed(models: list[str], protocol: Protocol, data: DataSource, options: TrainerOptions, args: argparse.Namespace) -> int:
     log.info("Speed at %s on %s", _describe(protocol), data.describe(protocol.year, protocol.train_split, protocol.eval_split))
-    rows = run_speed(models, protocol=protocol, data=data, out_dir=args.out, options=options, steps=args.speed_steps)
+    rows = run_speed(models, protocol=protocol, data=data, out_dir=args.out, options=options, steps=args.speed_steps,
+                     seed_loop=args.speed_seed_loop)
     print(speed_table(rows))
     failed = [r["model"] for r in rows if "error" in r]
     if failed:
@@ -185,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         num_nodes=args.num_nodes,
         strategy=args.strategy,
         num_workers=args.num_workers,
+        cache_dir=args.cache_dir,
     )
     if args.speed:
         return _speed(models, protocol, data, options, args)

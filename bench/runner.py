@@ -52,6 +52,8 @@ class TrainerOptions:
     num_nodes: int = 1
     strategy: str = "auto"
     num_workers: int | None = None
+    cache_dir: Path | None = None
+    """Decode-once cache of resized images (``voc.cache``); ``None`` decodes JPEGs every epoch."""
 
 
 def is_global_zero() -> bool:
@@ -106,6 +108,7 @@ def _datamodule(protocol: Protocol, data: DataSource, options: TrainerOptions, *
         label_source=protocol.label_source,
         positive_only=protocol.positive_only,
         num_workers=options.num_workers,
+        cache_dir=options.cache_dir,
         seed=protocol.seed,
         **transform,
     )

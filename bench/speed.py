@@ -27,7 +27,7 @@ from bench.results import write_json_atomic
 from bench.runner import TrainerOptions, build_experiment
 from bench.throughput import WARMUP_BATCHES
 from bench.weights import Weights
-from voc.constants import NUM_CLASSES
+from voc.constants import IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
 from voc.module import multilabel_bce_loss
 from voc.transforms import num_crops
 
@@ -139,8 +139,56 @@ def end_to_end_throughput(
     return train, evaluation
 
 
+def seed_style_train_throughput(model_name: str, protocol: Protocol, data: DataSource, steps: int) -> float:
+    """Training images/s of a straightforward loop in the style of the seed project, for comparison:
+    fp32, NCHW, torchvision PIL transforms per sample in one DataLoader worker, sigmoid then max over
+    the crops, and a Python loop of 20 per-class ``BCELoss`` calls."""
+    import timm
+    from torch.utils.data import DataLoader
+    from torchvision import transforms as T
+
+    from voc.dataset import VOCClassification
+
+    k, size = _shapes(protocol)
+    to_tensor = T.Compose([T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    crop = {"five": T.FiveCrop(size), "ten": T.TenCrop(size)}.get(protocol.crop_mode, T.CenterCrop(size))
+    transform = T.Compose([
+        T.Resize(protocol.resize),
+        T.RandomHorizontalFlip(),
+        T.RandomRotation(protocol.rotation),
+        crop,
+        T.Lambda(lambda crops: torch.stack([to_tensor(c) for c in (crops if isinstance(crops, tuple) else (crops,))])),
+    ])
+    dataset = VOCClassification(data.root, protocol.year, protocol.train_split, transform=transform)
+    loader = DataLoader(dataset, batch_size=protocol.batch_size, shuffle=True, num_workers=1)
+    model = timm.create_model(model_name, num_classes=NUM_CLASSES)
+    optimizer = torch.optim.Adam(model.parameters(), lr=protocol.lr)
+    bce = torch.nn.BCELoss()
+    batches = iter(loader)
+    started, images = 0.0, 0
+    for step in range(WARMUP_BATCHES + steps):
+        if step == WARMUP_BATCHES:
+            started, images = time.perf_counter(), 0
+        crops, targets = next(batches)
+        batch = crops.shape[0]
+        probs = torch.sigmoid(model(crops.view(-1, 3, size, size))).view(batch, crops.shape[1], -1).max(dim=1).values
+        loss = sum(bce(probs[:, c], targets[:, c].clamp(min=0)) for c in range(NUM_CLASSES)) / NUM_CLASSES
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        images += batch
+    return images / (time.perf_counter() - started)
+
+
 def measure_speed(
-    model_name: str, *, protocol: Protocol, data: DataSource, options: TrainerOptions, steps: int, peak_gflops: float
+    model_name: str,
+    *,
+    protocol: Protocol,
+    data: DataSource,
+    options: TrainerOptions,
+    steps: int,
+    peak_gflops: float,
+    seed_loop: bool = False,
 ) -> dict[str, Any]:
     """One model's row: model-only and end-to-end throughput, their ratios and achieved GFLOP/s."""
     accelerator = resolve_accelerator(options.accelerator)
@@ -152,7 +200,7 @@ def measure_speed(
     only_train, only_eval = model_only_throughput(model, protocol, precision, accelerator, steps)
     del model
     e2e_train, e2e_eval = end_to_end_throughput(model_name, protocol, data, options, steps)
-    return {
+    row = {
         "model": model_name,
         "precision": precision,
         "shape": f"batch {protocol.batch_size}/{protocol.eval_batch_size} x {k} x 3 x {size} x {size}",
@@ -168,6 +216,11 @@ def measure_speed(
         "e2e_eval_gflops_per_s": round(flops * e2e_eval / 1e9, 1),
         "matmul_peak_gflops_per_s": round(peak_gflops, 1),
     }
+    if seed_loop:
+        seed = seed_style_train_throughput(model_name, protocol, data, steps)
+        row["seed_loop_train_images_per_s"] = round(seed, 3)
+        row["e2e_train_over_seed_loop"] = round(e2e_train / seed, 2)
+    return row
 
 
 def speed_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -184,6 +237,8 @@ def speed_table(rows: Sequence[dict[str, Any]]) -> str:
         "e2e_train_gflops_per_s": "train GFLOP/s",
         "e2e_eval_gflops_per_s": "eval GFLOP/s",
         "matmul_peak_gflops_per_s": "matmul peak GFLOP/s",
+        "seed_loop_train_images_per_s": "seed-style loop train img/s",
+        "e2e_train_over_seed_loop": "e2e/seed-style",
     }
     body = [[row.get(key, "–") for key in headers] for row in rows]
     return tabulate(body, headers=list(headers.values()), tablefmt="github")
@@ -197,6 +252,7 @@ def run_speed(
     out_dir: str | Path,
     options: TrainerOptions = TrainerOptions(),
     steps: int = 20,
+    seed_loop: bool = False,
 ) -> list[dict[str, Any]]:
     """Measure every model; writes ``speed.json`` in ``out_dir``. A failing model gets an error row."""
     accelerator = resolve_accelerator(options.accelerator)
@@ -205,7 +261,10 @@ def run_speed(
     for model_name in models:
         try:
             rows.append(
-                measure_speed(model_name, protocol=protocol, data=data, options=options, steps=steps, peak_gflops=peak)
+                measure_speed(
+                    model_name, protocol=protocol, data=data, options=options, steps=steps, peak_gflops=peak,
+                    seed_loop=seed_loop,
+                )
             )
         except Exception as err:  # noqa: BLE001 - one model's failure must not stop the others
             log.error("%s: speed measurement failed: %s", model_name, err)

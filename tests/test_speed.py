@@ -18,13 +18,15 @@ KEYS = (
     "model_only_eval_images_per_s",
     "e2e_eval_images_per_s",
     "matmul_peak_gflops_per_s",
+    "seed_loop_train_images_per_s",
 )
 
 
 def test_speed_reports_positive_consistent_numbers(tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "speed"
     args = ["--speed", "--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), "--resize", "32",
-            "--crop", "24", "--batch-size", "2", "--eval-batch-size", "2", "--speed-steps", "2", "--num-workers", "0"]
+            "--crop", "24", "--batch-size", "2", "--eval-batch-size", "2", "--speed-steps", "2", "--num-workers", "0",
+            "--speed-seed-loop"]
     assert main(args) == 0
     rows = json.loads((out / SPEED_FILE).read_text())
     assert len(rows) == 1

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD
+from voc.cache import ResizedImageCache
 from voc.dataset import VOCClassification
 from voc.transforms import build_transform
 
@@ -46,7 +47,8 @@ class VOCDataModule(pl.LightningDataModule):
     """VOC train/eval splits as loaders of ``(index, crops [B, K, 3, H, W], targets [B, 20])``.
 
     ``prepare_data`` does nothing: the data must already be on disk (``python -m voc download``
-    or ``python -m voc synth``). The eval split serves ``val_dataloader``, ``test_dataloader``
+    or ``python -m voc synth``). With ``cache_dir``, each split's images are decoded and resized
+    once into a memory-mapped cache there (``voc.cache``) and later epochs read that. The eval split serves ``val_dataloader``, ``test_dataloader``
     and ``predict_dataloader`` alike.
     """
 
@@ -72,6 +74,7 @@ class VOCDataModule(pl.LightningDataModule):
         positive_only: bool = True,
         skip_bad_images: bool = False,
         num_workers: int | None = None,
+        cache_dir: str | Path | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -83,6 +86,8 @@ class VOCDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.seed = seed
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.cache_settings = dict(resize=resize, crop_mode=crop_mode, interpolation=interpolation)
         self.dataset_kwargs = dict(
             label_source=label_source,
             difficult=difficult,
@@ -111,7 +116,11 @@ class VOCDataModule(pl.LightningDataModule):
             self.eval_set = self._dataset(self.eval_split, self.eval_transform)
 
     def _dataset(self, split: str, transform: Callable) -> VOCClassification:
-        return VOCClassification(self.root, self.year, split, transform=transform, **self.dataset_kwargs)
+        dataset = VOCClassification(self.root, self.year, split, transform=transform, **self.dataset_kwargs)
+        if self.cache_dir is not None:
+            paths = [dataset.image_path(i) for i in range(len(dataset))]
+            dataset.image_cache = ResizedImageCache.open_or_build(self.cache_dir, paths, **self.cache_settings)
+        return dataset
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None

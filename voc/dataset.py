@@ -14,6 +14,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from voc.annotations import difficult_only_label, labels_from_objects, parse_annotation
+from voc.cache import ResizedImageCache, cached_image
 from voc.constants import IGNORED, LABEL_SOURCES, NUM_CLASSES, POSITIVE, VOC_CLASSES
 from voc.errors import VOCDataError
 from voc.imagesets import find_voc_dir, read_class_labels, read_split_ids
@@ -117,6 +118,8 @@ class VOCClassification(Dataset):
         self.ids: list[str] = [i for i, k in zip(ids, keep) if k]
         self.labels: np.ndarray = labels[keep]
         self.skipped: list[tuple[str, str]] = skipped
+        self.image_cache: ResizedImageCache | None = None
+        """Set (e.g. by ``VOCDataModule``) to read resized pixels instead of decoding JPEGs."""
         if skipped:
             logger.warning(
                 "VOC%s %s: skipped %d id(s) with missing files, e.g. %s",
@@ -134,7 +137,10 @@ class VOCClassification(Dataset):
         return self._image_dir / f"{self.ids[index]}.jpg"
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
-        image: Any = load_rgb(self.image_path(index), getattr(self.transform, "decode_size", None))
+        if self.image_cache is not None:
+            image: Any = cached_image(self.image_cache, index)
+        else:
+            image = load_rgb(self.image_path(index), getattr(self.transform, "decode_size", None))
         if self.transform is not None:
             image = self.transform(image)
         return image, torch.tensor(self.labels[index], dtype=torch.float32)
