@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help=f"random seed ({_default('seed')})")
     p.add_argument("--no-baseline", action="store_true", help="skip the label-prior baseline row")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the records in --out that are complete for the same config, and continue an "
+                        "interrupted model from its last epoch checkpoint")
     p.add_argument("--leaderboard-only", action="store_true",
                    help="rebuild leaderboard.md/.csv from the records in --out without training")
     p.add_argument("--speed", action="store_true",
@@ -215,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options=options,
         command=command,
         baseline=not args.no_baseline,
+        resume=args.resume,
     )
     if is_global_zero():
         print((args.out / LEADERBOARD_MD).read_text(encoding="utf-8"))

@@ -71,3 +71,25 @@ def environment(accelerator: str, precision: str) -> dict[str, str]:
         "precision": precision,
         "threads": str(torch.get_num_threads()),
     }
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak resident memory (Linux ``/proc/self/clear_refs``); False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process since the last :func:`reset_peak_rss`, in MiB."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None

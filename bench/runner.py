@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import time
 import traceback
@@ -19,10 +20,10 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from bench.data import DataSource
-from bench.hardware import environment, resolve_accelerator, resolve_precision
+from bench.hardware import environment, peak_rss_mb, reset_peak_rss, resolve_accelerator, resolve_precision
 from bench.leaderboard import write_leaderboard
 from bench.model import build_classifier, count_parameters
-from bench.protocol import Protocol
+from bench.protocol import Protocol, config_hash
 from bench.results import PREDICTIONS_FILE, RESULT_FILE, predictions_csv, run_dir_name, write_json_atomic, write_text_atomic
 from bench.throughput import ThroughputMeter
 from bench.weights import Weights, resolve_weights
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 MAX_LISTED = 5
 """How many bad files an error message names."""
+RUN_CONFIG_FILE = "run_config.json"
+"""Written when a run starts: the config hash its checkpoints belong to."""
 CHECKPOINT_DIR = "checkpoints"
 """Inside each run folder; ``last.ckpt`` is the model after the latest finished epoch."""
 BASELINE_NAME = "prior-baseline"
@@ -155,7 +158,10 @@ def build_experiment(
     meter = ThroughputMeter()
     callbacks: list[pl.Callback] = [meter]
     if run_dir is not None:
-        callbacks.append(ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, save_last=True, save_top_k=0))
+        # one file, replaced after every training epoch: what --resume continues from
+        callbacks.append(
+            ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False)
+        )
     trainer = pl.Trainer(
         max_epochs=protocol.epochs,
         accelerator=accelerator,
@@ -186,15 +192,30 @@ def run_model(
     pretrained: str = "auto",
     options: TrainerOptions = TrainerOptions(),
     command: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train and evaluate one backbone; returns its record (``status`` ``ok`` or ``failed``).
 
     Any exception (bad name, missing weights, out of memory, non-finite loss, ...) is caught and
-    recorded with its message, so a sweep can go on.
+    recorded with its message, so a sweep can go on. With ``resume``, a complete record of the same
+    config (protocol, data, model, weights choice) is kept as it is, and an interrupted run of the
+    same config continues from its last epoch checkpoint.
     """
     run_dir = Path(out_dir) / run_dir_name(model_name)
     record = _base_record(model_name, protocol, data, command)
+    record["config_hash"] = config_hash(
+        {"model": model_name, "pretrained": pretrained}, protocol.to_dict(), record["dataset"]
+    )
+    if resume:
+        previous = _complete_record(run_dir, record["config_hash"])
+        if previous is not None:
+            log.info("%s: complete record of the same config in %s, skipped (--resume)", model_name, run_dir)
+            return previous
+    checkpoint = _resumable_checkpoint(run_dir, record["config_hash"]) if resume else None
+    if is_global_zero():
+        write_json_atomic(run_dir / RUN_CONFIG_FILE, {"config_hash": record["config_hash"]})
     started = time.perf_counter()
+    reset_peak_rss()
     ids: list[str] | None = None
     scores: np.ndarray | None = None
     try:
@@ -207,7 +228,9 @@ def run_model(
         record["params"] = experiment.params
         log.info("%s: %s, %s, %d parameters", model_name, weights.description, precision, record["params"])
         train_started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
+        if checkpoint is not None:
+            log.info("%s: resuming from %s (--resume)", model_name, checkpoint)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         eval_started = time.perf_counter()
         trainer.test(module, datamodule=datamodule, verbose=False)
         finished = time.perf_counter()
@@ -240,6 +263,7 @@ def run_model(
         log.error("%s failed: %s", model_name, record["error"])
         log.debug("%s", traceback.format_exc())
     record["wall_time_s"] = {**(record["wall_time_s"] or {}), "total": round(time.perf_counter() - started, 3)}
+    record["peak_rss_mb"] = peak_rss_mb()
     if is_global_zero():
         _write_run(run_dir, record, ids, scores)
     return record
@@ -269,6 +293,29 @@ def check_data(protocol: Protocol, data: DataSource, *, decode: bool = True) -> 
                 raise VOCDataError(f"{len(bad)} image(s) of split {split!r} do not decode: {listed}{more}")
         sizes[split] = len(dataset)
     return sizes
+
+
+def _complete_record(run_dir: Path, expected_hash: str) -> dict[str, Any] | None:
+    """The run's finished ``ok`` record if it was made with the same config, else ``None``."""
+    try:
+        record = json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if record.get("status") == "ok" and record.get("config_hash") == expected_hash:
+        return record
+    return None
+
+
+def _resumable_checkpoint(run_dir: Path, expected_hash: str) -> Path | None:
+    """``checkpoints/last.ckpt`` of an interrupted run with the same config, if there is one."""
+    checkpoint = run_dir / CHECKPOINT_DIR / "last.ckpt"
+    try:
+        started = json.loads((run_dir / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if started.get("config_hash") == expected_hash and checkpoint.is_file():
+        return checkpoint
+    return None
 
 
 def run_prior_baseline(
@@ -308,6 +355,7 @@ def run_sweep(
     options: TrainerOptions = TrainerOptions(),
     command: str | None = None,
     baseline: bool = True,
+    resume: bool = False,
 ) -> list[dict[str, Any]]:
     """The prior baseline (optional), then every model in turn; rebuilds the leaderboard after each."""
     records = []
@@ -323,6 +371,7 @@ def run_sweep(
                 pretrained=pretrained,
                 options=options,
                 command=command,
+                resume=resume,
             )
         )
         if is_global_zero():

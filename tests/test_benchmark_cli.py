@@ -42,6 +42,7 @@ def test_sweep_writes_records_predictions_and_leaderboard(
     assert record["dataset"]["kind"] == "voc" and record["dataset"]["n_eval_images"] == 7
     assert record["throughput"]["train_images_per_s"] > 0 and record["throughput"]["eval_images_per_s"] > 0
     assert record["params"] > 0 and record["environment"]["torch"]
+    assert record["peak_rss_mb"] > 0 and len(record["config_hash"]) == 12
     assert record["command"].startswith("python benchmark.py --models test_resnet test_vit")
     assert (out / "test_resnet" / "checkpoints" / "last.ckpt").is_file()
     assert (out / "test_resnet" / "logs" / "metrics.csv").is_file()
@@ -125,3 +126,44 @@ def test_undecodable_jpeg_stops_the_run_before_training(tiny_voc: Path, tmp_path
     err = capsys.readouterr().err
     assert "do not decode" in err and "img021.jpg" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_resume_continues_interrupted_model_and_skips_complete_ones(
+    tiny_voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from voc.module import MultiLabelClassifier
+
+    out = tmp_path / "results"
+    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--epochs", "2", "--no-baseline"]
+    real_start = MultiLabelClassifier.on_train_epoch_start
+
+    def crash_in_second_epoch(self: MultiLabelClassifier) -> None:
+        if self.current_epoch == 1:
+            raise RuntimeError("simulated kill")
+        real_start(self)
+
+    monkeypatch.setattr(MultiLabelClassifier, "on_train_epoch_start", crash_in_second_epoch)
+    assert main(args) == 1
+    assert (out / "test_resnet" / "checkpoints" / "last.ckpt").is_file()
+    monkeypatch.setattr(MultiLabelClassifier, "on_train_epoch_start", real_start)
+
+    with caplog.at_level("INFO"):
+        assert main([*args, "--resume"]) == 0
+    assert "resuming from" in caplog.text
+    assert sorted(p.name for p in (out / "test_resnet" / "checkpoints").iterdir()) == ["last.ckpt"]
+    record = json.loads((out / "test_resnet" / "result.json").read_text())
+    assert record["status"] == "ok"
+    steps = pd.read_csv(out / "test_resnet" / "logs" / "metrics.csv")["epoch"].dropna().astype(int)
+    assert set(steps) >= {1}
+
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main([*args, "--resume"]) == 0
+    assert "skipped (--resume)" in caplog.text
+    assert json.loads((out / "test_resnet" / "result.json").read_text()) == record
+
+    # another config (3 epochs) is not the same record: it trains again
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main([*args[:-3], "--epochs", "3", "--no-baseline", "--resume"]) == 0
+    assert "skipped (--resume)" not in caplog.text
