@@ -209,17 +209,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("VOC at %s, protocol: %s", data.root, _describe(protocol))
     log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
     log.info("Models: %s; weights: --pretrained %s", ", ".join(models), args.pretrained)
-    records = run_sweep(
-        models,
-        protocol=protocol,
-        data=data,
-        out_dir=args.out,
-        pretrained=args.pretrained,
-        options=options,
-        command=command,
-        baseline=not args.no_baseline,
-        resume=args.resume,
-    )
+    try:
+        records = run_sweep(
+            models,
+            protocol=protocol,
+            data=data,
+            out_dir=args.out,
+            pretrained=args.pretrained,
+            options=options,
+            command=command,
+            baseline=not args.no_baseline,
+            resume=args.resume,
+        )
+    except KeyboardInterrupt:
+        print(f"interrupted: finished records and the leaderboard in {args.out} are kept; "
+              "rerun the same command with --resume to continue", file=sys.stderr)
+        return 130
     if is_global_zero():
         print((args.out / LEADERBOARD_MD).read_text(encoding="utf-8"))
     failed = [r["model"] for r in records if r["status"] != "ok"]

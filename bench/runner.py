@@ -357,10 +357,13 @@ def run_sweep(
     baseline: bool = True,
     resume: bool = False,
 ) -> list[dict[str, Any]]:
-    """The prior baseline (optional), then every model in turn; rebuilds the leaderboard after each."""
+    """The prior baseline (optional), then every model in turn; rebuilds the leaderboard after each,
+    so an interrupted sweep leaves a valid one."""
     records = []
     if baseline:
         records.append(run_prior_baseline(protocol=protocol, data=data, out_dir=out_dir, command=command))
+        if is_global_zero():
+            write_leaderboard(out_dir)
     for model_name in models:
         records.append(
             run_model(
@@ -378,6 +381,4 @@ def run_sweep(
             write_leaderboard(out_dir)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    if is_global_zero():
-        write_leaderboard(out_dir)
     return records

@@ -1,0 +1,44 @@
+"""Ctrl-C (SIGINT) stops a sweep within seconds and keeps finished records and a valid leaderboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sigint_keeps_finished_records_and_leaderboard(tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    cmd = [
+        sys.executable, str(ROOT / "benchmark.py"), "--models", "test_resnet", "test_efficientnet", "--data", str(tiny_voc),
+        "--out", str(out), "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1000",
+        "--pretrained", "none", "--num-workers", "0",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    try:
+        checkpoint = out / "test_resnet" / "checkpoints" / "last.ckpt"
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert checkpoint.exists(), "the run never reached its first checkpoint"
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        proc.wait(timeout=30)
+        assert time.monotonic() - sent < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    baseline = json.loads((out / "prior-baseline" / "result.json").read_text())
+    assert baseline["status"] == "ok"
+    assert "| prior-baseline" in (out / "leaderboard.md").read_text()
+    assert not (out / "test_resnet" / "result.json").exists()  # interrupted: no half record
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*.tmp"))
+    assert (out / "test_resnet" / "run_config.json").exists()  # what --resume continues from
