@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
+from dataclasses import replace
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
     p.add_argument("--num-workers", type=int, default=None,
                    help="DataLoader workers (default: chosen from the machine's cores)")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="leave out images that are missing or do not decode (found by the up-front check) instead "
+                        "of stopping; they are listed on the console and in each result.json")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="decode each split's images once, resized, into a memory-mapped cache in this folder and "
                         "read that in later epochs (default: decode JPEGs every epoch)")
@@ -185,10 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     protocol = protocol_from_args(args, data)
     try:
-        sizes = check_data(protocol, data)
+        sizes, skipped = check_data(protocol, data, skip_bad_images=args.skip_bad_images)
     except (VOCDataError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if skipped:
+        data = replace(data, skipped=skipped)
+        for split, bad in skipped.items():
+            print(f"--skip-bad-images: {len(bad)} image(s) of {split} left out: {', '.join(sorted(bad))}", file=sys.stderr)
     options = TrainerOptions(
         accelerator=args.accelerator,
         devices=args.devices,

@@ -26,6 +26,8 @@ class DataSource:
 
     root: Path
     synthetic: Mapping[str, Any] | None = field(default=None)
+    skipped: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Images left out (``--skip-bad-images``): split → {id: reason}."""
 
     @property
     def is_synthetic(self) -> bool:
@@ -50,6 +52,8 @@ class DataSource:
         }
         if self.synthetic is not None:
             record["synthetic"] = dict(self.synthetic)
+        if self.skipped:
+            record["skipped_images"] = {split: dict(ids) for split, ids in self.skipped.items()}
         return record
 
 

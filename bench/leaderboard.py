@@ -7,7 +7,8 @@ deterministically, and nothing depends on the clock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 LEADERBOARD_MD = "leaderboard.md"
 LEADERBOARD_CSV = "leaderboard.csv"
+LOCK_FILE = ".leaderboard.lock"
 COLUMNS: tuple[str, ...] = (
     "rank",
     "model",
@@ -128,13 +130,37 @@ def render_markdown(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (``flock``) on ``lock_path`` for the duration; a no-op where
+    ``fcntl`` does not exist."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def write_leaderboard(out_dir: str | Path) -> tuple[Path, Path]:
-    """Rebuild ``leaderboard.md`` and ``leaderboard.csv`` in ``out_dir`` from its records."""
+    """Rebuild ``leaderboard.md`` and ``leaderboard.csv`` in ``out_dir`` from its records.
+
+    Reading the records and writing both files happen under one lock, so two sweeps writing into
+    the same folder cannot leave a leaderboard that misses a record either of them wrote before
+    rebuilding.
+    """
     out_dir = Path(out_dir)
-    records = read_records(out_dir)
-    frame = leaderboard_frame(records).merge(per_class_frame(records), on="model", how="left")
     md_path, csv_path = out_dir / LEADERBOARD_MD, out_dir / LEADERBOARD_CSV
-    write_text_atomic(md_path, render_markdown(records))
-    write_text_atomic(csv_path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    with _exclusive(out_dir / LOCK_FILE):
+        records = read_records(out_dir)
+        frame = leaderboard_frame(records).merge(per_class_frame(records), on="model", how="left")
+        write_text_atomic(md_path, render_markdown(records))
+        write_text_atomic(csv_path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     log.info("leaderboard of %d record(s) written to %s", len(records), md_path)
     return md_path, csv_path

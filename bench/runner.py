@@ -110,6 +110,8 @@ def _datamodule(protocol: Protocol, data: DataSource, options: TrainerOptions, *
         difficult=protocol.difficult,
         label_source=protocol.label_source,
         positive_only=protocol.positive_only,
+        skip_bad_images=bool(data.skipped),
+        exclude=data.skipped,
         num_workers=options.num_workers,
         cache_dir=options.cache_dir,
         seed=protocol.seed,
@@ -269,30 +271,60 @@ def run_model(
     return record
 
 
-def check_data(protocol: Protocol, data: DataSource, *, decode: bool = True) -> dict[str, int]:
+def check_data(
+    protocol: Protocol, data: DataSource, *, decode: bool = True, skip_bad_images: bool = False
+) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
     """Read both splits' lists and labels, and (``decode``) decode every image at a reduced scale,
     once before any training; VOCDataError names the bad file(s).
 
-    Returns the number of images in each split after the protocol's filters.
+    With ``skip_bad_images``, images that are missing or do not decode are left out instead and
+    returned as split → {id: reason}, also logged. Returns (images per split after the
+    protocol's filters, skipped images).
     """
-    common = dict(label_source=protocol.label_source, difficult=protocol.difficult, positive_only=protocol.positive_only)
-    sizes = {}
+    sizes: dict[str, int] = {}
+    skipped: dict[str, dict[str, str]] = {}
     for split in (protocol.train_split, protocol.eval_split):
-        dataset = VOCClassification(data.root, protocol.year, split, **common)
-        if len(dataset) == 0:
+        dataset = _dataset(protocol, data, split, skip_bad_images=skip_bad_images)
+        bad = dict(dataset.skipped)
+        if decode:
+            undecodable = find_bad_images(dataset)
+            if undecodable and not skip_bad_images:
+                listed = "; ".join(reason for _, reason in undecodable[:MAX_LISTED])
+                more = f" (and {len(undecodable) - MAX_LISTED} more)" if len(undecodable) > MAX_LISTED else ""
+                raise VOCDataError(
+                    f"{len(undecodable)} image(s) of split {split!r} do not decode: {listed}{more}. "
+                    "Replace them, or pass --skip-bad-images to leave them out"
+                )
+            bad.update(undecodable)
+        if bad:
+            skipped[split] = bad
+            log.warning(
+                "--skip-bad-images: leaving out %d image(s) of split %r: %s",
+                len(bad), split, "; ".join(f"{i} ({r})" for i, r in list(bad.items())[:MAX_LISTED]),
+            )
+        size = len(dataset) - (len(bad) - len(dataset.skipped))
+        if size <= 0:
             raise VOCDataError(
-                f"split {split!r} has no image with a positive label"
-                + (" (images without one are left out: positive_only)" if protocol.positive_only else ""),
+                f"split {split!r} has no usable image"
+                + (" with a positive label (images without one are left out: positive_only)" if protocol.positive_only else ""),
                 dataset.voc_dir / "ImageSets" / "Main" / f"{split}.txt",
             )
-        if decode:
-            bad = find_bad_images(dataset)
-            if bad:
-                listed = "; ".join(reason for _, reason in bad[:MAX_LISTED])
-                more = f" (and {len(bad) - MAX_LISTED} more)" if len(bad) > MAX_LISTED else ""
-                raise VOCDataError(f"{len(bad)} image(s) of split {split!r} do not decode: {listed}{more}")
-        sizes[split] = len(dataset)
-    return sizes
+        sizes[split] = size
+    return sizes, skipped
+
+
+def _dataset(protocol: Protocol, data: DataSource, split: str, *, skip_bad_images: bool = False) -> VOCClassification:
+    """A split under the protocol's label settings, without the images ``data`` leaves out."""
+    return VOCClassification(
+        data.root,
+        protocol.year,
+        split,
+        label_source=protocol.label_source,
+        difficult=protocol.difficult,
+        positive_only=protocol.positive_only,
+        skip_bad_images=skip_bad_images or bool(data.skipped),
+        exclude=data.skipped.get(split),
+    )
 
 
 def _complete_record(run_dir: Path, expected_hash: str) -> dict[str, Any] | None:
@@ -328,9 +360,8 @@ def run_prior_baseline(
     ids: list[str] | None = None
     scores: np.ndarray | None = None
     try:
-        common = dict(label_source=protocol.label_source, difficult=protocol.difficult, positive_only=protocol.positive_only)
-        train = VOCClassification(data.root, protocol.year, protocol.train_split, **common)
-        evalset = VOCClassification(data.root, protocol.year, protocol.eval_split, **common)
+        train = _dataset(protocol, data, protocol.train_split)
+        evalset = _dataset(protocol, data, protocol.eval_split)
         ids = list(evalset.ids)
         scores = np.tile(train.label_frequencies(), (len(ids), 1))
         record.update(status="ok", metrics=evaluate(scores, evalset.labels.astype(np.int64)), params=0)

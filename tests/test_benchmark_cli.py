@@ -167,3 +167,26 @@ def test_resume_continues_interrupted_model_and_skips_complete_ones(
     with caplog.at_level("INFO"):
         assert main([*args[:-3], "--epochs", "3", "--no-baseline", "--resume"]) == 0
     assert "skipped (--resume)" not in caplog.text
+
+
+def test_skip_bad_images_goes_on_and_reports_them(
+    tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    spoiled = tmp_path / "voc"
+    shutil.copytree(tiny_voc, spoiled)
+    images = spoiled / "VOCdevkit" / "VOC2012" / "JPEGImages"
+    (images / "img021.jpg").write_bytes(b"")  # zero bytes: does not decode (val)
+    (images / "img003.jpg").unlink()  # missing (train)
+    out = tmp_path / "results"
+    assert main(["--models", "test_resnet", "--data", str(spoiled), "--out", str(out), *TINY, "--skip-bad-images"]) == 0
+    err = capsys.readouterr().err
+    assert "img021" in err and "img003" in err
+    record = json.loads((out / "test_resnet" / "result.json").read_text())
+    skipped = record["dataset"]["skipped_images"]
+    assert list(skipped["val"]) == ["img021"] and list(skipped["train"]) == ["img003"]
+    predictions = pd.read_csv(out / "test_resnet" / "predictions.csv", dtype={"image_id": str})
+    assert "img021" not in set(predictions["image_id"]) and len(predictions) == 6
+    baseline = json.loads((out / "prior-baseline" / "result.json").read_text())
+    assert baseline["metrics"]["n_images"] == 6

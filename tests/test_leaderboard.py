@@ -97,3 +97,22 @@ def test_missing_values_shown_as_dash() -> None:
 def test_records_are_json(tmp_path: Path) -> None:
     _write(tmp_path, [_record("x", 0.5)])
     assert json.loads((tmp_path / "x" / RESULT_FILE).read_text())["model"] == "x"
+
+
+def _sweep_writer(out: str, names: list[str]) -> None:
+    for name in names:
+        write_json_atomic(Path(out) / name / RESULT_FILE, _record(name, 0.5))
+        write_leaderboard(out)
+
+
+def test_two_concurrent_sweeps_lose_no_row(tmp_path: Path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    a = ctx.Process(target=_sweep_writer, args=(str(tmp_path), [f"a{i}" for i in range(15)]))
+    b = ctx.Process(target=_sweep_writer, args=(str(tmp_path), [f"b{i}" for i in range(15)]))
+    a.start(), b.start()
+    a.join(60), b.join(60)
+    assert a.exitcode == 0 and b.exitcode == 0
+    frame = pd.read_csv(tmp_path / LEADERBOARD_CSV)
+    assert sorted(frame["model"]) == sorted([f"a{i}" for i in range(15)] + [f"b{i}" for i in range(15)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -73,6 +73,7 @@ class VOCDataModule(pl.LightningDataModule):
         label_source: str = "annotations",
         positive_only: bool = True,
         skip_bad_images: bool = False,
+        exclude: Mapping[str, Mapping[str, str]] | None = None,
         num_workers: int | None = None,
         cache_dir: str | Path | None = None,
         seed: int = 0,
@@ -86,6 +87,7 @@ class VOCDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.seed = seed
+        self.exclude = dict(exclude or {})
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.cache_settings = dict(resize=resize, crop_mode=crop_mode, interpolation=interpolation)
         self.dataset_kwargs = dict(
@@ -116,7 +118,9 @@ class VOCDataModule(pl.LightningDataModule):
             self.eval_set = self._dataset(self.eval_split, self.eval_transform)
 
     def _dataset(self, split: str, transform: Callable) -> VOCClassification:
-        dataset = VOCClassification(self.root, self.year, split, transform=transform, **self.dataset_kwargs)
+        dataset = VOCClassification(
+            self.root, self.year, split, transform=transform, exclude=self.exclude.get(split), **self.dataset_kwargs
+        )
         if self.cache_dir is not None:
             paths = [dataset.image_path(i) for i in range(len(dataset))]
             dataset.image_cache = ResizedImageCache.open_or_build(self.cache_dir, paths, **self.cache_settings)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,9 @@ class VOCClassification(Dataset):
 
     ``positive_only`` keeps only images with at least one positive label.
     ``skip_bad_images`` drops ids whose JPEG or XML is missing instead of raising and
-    records them in ``skipped`` as (id, reason); malformed files still raise.
+    records them in ``skipped`` as (id, reason); malformed files still raise. ``exclude`` maps
+    ids to leave out (e.g. JPEGs that ``find_bad_images`` found undecodable) to the reason,
+    which ``skipped`` records too.
     """
 
     class_names: tuple[str, ...] = VOC_CLASSES
@@ -93,6 +95,7 @@ class VOCClassification(Dataset):
         transform: Callable[[Image.Image], Any] | None = None,
         positive_only: bool = False,
         skip_bad_images: bool = False,
+        exclude: Mapping[str, str] | None = None,
     ) -> None:
         self.year = str(year)
         self.split = split
@@ -112,6 +115,10 @@ class VOCClassification(Dataset):
                 raise VOCDataError(f"image for id {image_id!r} (listed in {split}.txt) not found", jpeg)
             skipped.append((image_id, f"image not found: {jpeg}"))
             keep[row] = False
+        for row, image_id in enumerate(ids):
+            if exclude and image_id in exclude and keep[row]:
+                skipped.append((image_id, exclude[image_id]))
+                keep[row] = False
         if positive_only:
             keep &= (labels == POSITIVE).any(axis=1)
 
