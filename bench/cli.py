@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="decode each split's images once, resized, into a memory-mapped cache in this folder and "
                         "read that in later epochs (default: decode JPEGs every epoch)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="use only deterministic algorithms (Lightning's deterministic=True): identical results "
+                        "on GPUs too, at some speed cost; CPU runs are reproducible without it")
     p.add_argument("--limit-train-batches", type=_limit, default=None,
                    help="train on this many batches per epoch (int) or this fraction (float) (default: all)")
     p.add_argument("--limit-eval-batches", type=_limit, default=None,
@@ -204,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         strategy=args.strategy,
         num_workers=args.num_workers,
         cache_dir=args.cache_dir,
+        deterministic=args.deterministic,
     )
     if args.speed:
         return _speed(models, protocol, data, options, args)

@@ -57,6 +57,8 @@ class TrainerOptions:
     num_workers: int | None = None
     cache_dir: Path | None = None
     """Decode-once cache of resized images (``voc.cache``); ``None`` decodes JPEGs every epoch."""
+    deterministic: bool = False
+    """Lightning's ``deterministic=True``: deterministic algorithms only (slower on GPUs)."""
 
 
 def is_global_zero() -> bool:
@@ -179,6 +181,7 @@ def build_experiment(
         limit_val_batches=0,
         num_sanity_val_steps=0,
         log_every_n_steps=10,
+        deterministic=options.deterministic,
         enable_model_summary=False,
         default_root_dir=run_dir,
     )

@@ -190,3 +190,14 @@ def test_skip_bad_images_goes_on_and_reports_them(
     assert "img021" not in set(predictions["image_id"]) and len(predictions) == 6
     baseline = json.loads((out / "prior-baseline" / "result.json").read_text())
     assert baseline["metrics"]["n_images"] == 6
+
+
+def test_same_command_twice_gives_identical_metrics(tiny_voc: Path, tmp_path: Path) -> None:
+    runs = []
+    for name, extra in (("a", []), ("b", []), ("c", ["--deterministic"])):
+        out = tmp_path / name
+        args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--epochs", "2", "--no-baseline"]
+        assert main([*args, *extra]) == 0
+        runs.append(json.loads((out / "test_resnet" / "result.json").read_text())["metrics"])
+    assert runs[0] == runs[1]
+    assert runs[2] == runs[0]  # on the CPU the default algorithms are already deterministic
