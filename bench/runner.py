@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import traceback
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,9 +349,12 @@ def _resumable_checkpoint(run_dir: Path, expected_hash: str) -> Path | None:
         started = json.loads((run_dir / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    if started.get("config_hash") == expected_hash and checkpoint.is_file():
-        return checkpoint
-    return None
+    if started.get("config_hash") != expected_hash or not checkpoint.is_file():
+        return None
+    if not zipfile.is_zipfile(checkpoint):  # torch.save writes a zip; a write cut short by a kill is not one
+        log.warning("%s is damaged (cut short?): training that model from the start", checkpoint)
+        return None
+    return checkpoint
 
 
 def run_prior_baseline(

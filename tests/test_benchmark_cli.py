@@ -201,3 +201,19 @@ def test_same_command_twice_gives_identical_metrics(tiny_voc: Path, tmp_path: Pa
         runs.append(json.loads((out / "test_resnet" / "result.json").read_text())["metrics"])
     assert runs[0] == runs[1]
     assert runs[2] == runs[0]  # on the CPU the default algorithms are already deterministic
+
+
+def test_resume_with_a_damaged_checkpoint_starts_over(
+    tiny_voc: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "results"
+    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--no-baseline"]
+    assert main(args) == 0
+    run = out / "test_resnet"
+    (run / "result.json").unlink()  # as if killed before the record was written...
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # ...while writing the checkpoint
+    with caplog.at_level("WARNING"):
+        assert main([*args, "--resume"]) == 0
+    assert "is damaged" in caplog.text
+    assert json.loads((run / "result.json").read_text())["status"] == "ok"

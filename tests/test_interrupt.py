@@ -42,3 +42,31 @@ def test_sigint_keeps_finished_records_and_leaderboard(tiny_voc: Path, tmp_path:
     assert not (out / "test_resnet" / "result.json").exists()  # interrupted: no half record
     assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*.tmp"))
     assert (out / "test_resnet" / "run_config.json").exists()  # what --resume continues from
+
+
+def test_sigkill_then_resume_continues_from_the_checkpoint(tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    cmd = [
+        sys.executable, str(ROOT / "benchmark.py"), "--models", "test_resnet", "--data", str(tiny_voc),
+        "--out", str(out), "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "25",
+        "--pretrained", "none", "--num-workers", "0", "--no-baseline",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    try:
+        checkpoint = out / "test_resnet" / "checkpoints" / "last.ckpt"
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert checkpoint.exists() and proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (out / "test_resnet" / "result.json").exists()
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stderr
+    record = json.loads((out / "test_resnet" / "result.json").read_text())
+    assert record["status"] == "ok" and record["config"]["epochs"] == 25
