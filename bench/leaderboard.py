@@ -159,7 +159,8 @@ def write_leaderboard(out_dir: str | Path) -> tuple[Path, Path]:
     md_path, csv_path = out_dir / LEADERBOARD_MD, out_dir / LEADERBOARD_CSV
     with _exclusive(out_dir / LOCK_FILE):
         records = read_records(out_dir)
-        frame = leaderboard_frame(records).merge(per_class_frame(records), on="model", how="left")
+        # both frames list the successful records in the same order (a model may have several runs)
+        frame = pd.concat([leaderboard_frame(records), per_class_frame(records).drop(columns="model")], axis=1)
         write_text_atomic(md_path, render_markdown(records))
         write_text_atomic(csv_path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     log.info("leaderboard of %d record(s) written to %s", len(records), md_path)

@@ -11,7 +11,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -53,6 +53,23 @@ def predictions_csv(ids: Sequence[str], scores: np.ndarray, class_names: Sequenc
     for image_id, row in zip(ids, scores):
         writer.writerow([image_id, *(repr(float(v)) for v in row)])
     return buf.getvalue()
+
+
+def try_lock(path: str | Path) -> IO[str] | None:
+    """An exclusive, non-blocking ``flock`` on ``path`` (created if needed): the open file, which
+    holds the lock until closed or the process ends (a killed process too), or ``None`` if another
+    process holds it. Where ``fcntl`` does not exist, always the open file."""
+    handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - returned to the caller, who closes it
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 def run_dir_name(model: str) -> str:

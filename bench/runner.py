@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
+import itertools
 import json
 import logging
 import time
@@ -11,7 +13,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -25,7 +27,15 @@ from bench.hardware import environment, peak_rss_mb, reset_peak_rss, resolve_acc
 from bench.leaderboard import write_leaderboard
 from bench.model import build_classifier, count_parameters
 from bench.protocol import Protocol, config_hash
-from bench.results import PREDICTIONS_FILE, RESULT_FILE, predictions_csv, run_dir_name, write_json_atomic, write_text_atomic
+from bench.results import (
+    PREDICTIONS_FILE,
+    RESULT_FILE,
+    predictions_csv,
+    run_dir_name,
+    try_lock,
+    write_json_atomic,
+    write_text_atomic,
+)
 from bench.throughput import ThroughputMeter
 from bench.weights import Weights, resolve_weights
 from voc.constants import VOC_CLASSES
@@ -39,6 +49,8 @@ log = logging.getLogger(__name__)
 
 MAX_LISTED = 5
 """How many bad files an error message names."""
+RUN_LOCK_FILE = ".run.lock"
+"""Held (flock) by the sweep that is running a model in that folder."""
 RUN_CONFIG_FILE = "run_config.json"
 """Written when a run starts: the config hash its checkpoints belong to."""
 CHECKPOINT_DIR = "checkpoints"
@@ -207,7 +219,46 @@ def run_model(
     config (protocol, data, model, weights choice) is kept as it is, and an interrupted run of the
     same config continues from its last epoch checkpoint.
     """
-    run_dir = Path(out_dir) / run_dir_name(model_name)
+    run_dir, run_lock = _claim_run_dir(Path(out_dir), model_name)
+    try:
+        return _run_model_in(
+            run_dir, model_name, protocol=protocol, data=data, pretrained=pretrained, options=options,
+            command=command, resume=resume,
+        )
+    finally:
+        if run_lock is not None:
+            run_lock.close()
+
+
+def _claim_run_dir(out_dir: Path, model_name: str) -> tuple[Path, IO[str] | None]:
+    """The model's run folder, locked for this run. Where another live sweep holds ``<model>``,
+    the next free ``<model>~2``, ``<model>~3``, ...: concurrent sweeps of one model lose no record.
+    Only rank 0 locks (the only writer); the other ranks use the plain name."""
+    base = run_dir_name(model_name)
+    if not is_global_zero():
+        return out_dir / base, None
+    for k in itertools.count(1):
+        run_dir = out_dir / (base if k == 1 else f"{base}~{k}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = try_lock(run_dir / RUN_LOCK_FILE)
+        if handle is not None:
+            if k > 1:
+                log.warning("%s is in use by another sweep: this run writes to %s", out_dir / base, run_dir)
+            return run_dir, handle
+    raise AssertionError("unreachable")
+
+
+def _run_model_in(
+    run_dir: Path,
+    model_name: str,
+    *,
+    protocol: Protocol,
+    data: DataSource,
+    pretrained: str,
+    options: TrainerOptions,
+    command: str | None,
+    resume: bool,
+) -> dict[str, Any]:
     record = _base_record(model_name, protocol, data, command)
     record["config_hash"] = config_hash(
         {"model": model_name, "pretrained": pretrained}, protocol.to_dict(), record["dataset"]
@@ -417,6 +468,7 @@ def run_sweep(
         )
         if is_global_zero():
             write_leaderboard(out_dir)
+        gc.collect()  # the finished model's trainer, module and loaders hold reference cycles
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     return records

@@ -70,3 +70,35 @@ def test_sigkill_then_resume_continues_from_the_checkpoint(tiny_voc: Path, tmp_p
     assert "resuming from" in resumed.stderr
     record = json.loads((out / "test_resnet" / "result.json").read_text())
     assert record["status"] == "ok" and record["config"]["epochs"] == 25
+
+
+def test_two_concurrent_sweeps_of_one_model_lose_no_record(tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+
+    def sweep(epochs: int) -> subprocess.Popen:
+        cmd = [
+            sys.executable, str(ROOT / "benchmark.py"), "--models", "test_resnet", "--data", str(tiny_voc),
+            "--out", str(out), "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", str(epochs),
+            "--pretrained", "none", "--num-workers", "0", "--no-baseline",
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+
+    first = sweep(40)  # long enough to still hold its folder when the second one starts
+    claimed = out / "test_resnet" / "run_config.json"
+    deadline = time.monotonic() + 120
+    while not claimed.exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.1)
+    second = sweep(2)
+    try:
+        assert second.wait(timeout=300) == 0
+        assert first.wait(timeout=300) == 0
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.kill()
+    records = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/result.json")}
+    assert sorted(records) == ["test_resnet", "test_resnet~2"]
+    assert records["test_resnet"]["config"]["epochs"] == 40 and records["test_resnet~2"]["config"]["epochs"] == 2
+    rows = [line for line in (out / "leaderboard.md").read_text().splitlines() if "| test_resnet " in line]
+    assert len(rows) == 2 * 2  # two ranked rows and two per-class AP rows

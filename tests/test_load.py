@@ -32,3 +32,4 @@ def test_ten_tiny_models_two_epochs(tiny_voc: Path, tmp_path: Path) -> None:
     peaks = [r["peak_rss_mb"] for r in records]
     assert all(p is not None and p > 0 for p in peaks)
     assert max(peaks[5:]) < 1.5 * max(peaks[:5]), peaks
+    print("peak RSS per model (MiB):", peaks)
