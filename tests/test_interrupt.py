@@ -1,4 +1,4 @@
-"""Ctrl-C (SIGINT) stops a sweep within seconds and keeps finished records and a valid leaderboard."""
+"""Interruptions from outside: SIGINT, SIGKILL + --resume, and two sweeps writing into one --out."""
 
 from __future__ import annotations
 
@@ -11,23 +11,35 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _command(tiny_voc: Path, out: Path, *models: str, epochs: int, baseline: bool = False) -> list[str]:
+    cmd = [
+        sys.executable, str(ROOT / "benchmark.py"), "--models", *models, "--data", str(tiny_voc), "--out", str(out),
+        "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", str(epochs), "--pretrained", "none",
+        "--num-workers", "0",
+    ]
+    return cmd if baseline else [*cmd, "--no-baseline"]
+
+
+def _start(cmd: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=cwd)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Until ``path`` exists; fails if ``proc`` ended first or time ran out."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert path.exists() and proc.poll() is None, f"{path} did not appear while the sweep ran"
 
 
 def test_sigint_keeps_finished_records_and_leaderboard(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    cmd = [
-        sys.executable, str(ROOT / "benchmark.py"), "--models", "test_resnet", "test_efficientnet", "--data", str(tiny_voc),
-        "--out", str(out), "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1000",
-        "--pretrained", "none", "--num-workers", "0",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    proc = _start(_command(tiny_voc, out, "test_resnet", "test_efficientnet", epochs=1000, baseline=True), tmp_path)
     try:
-        checkpoint = out / "test_resnet" / "checkpoints" / "last.ckpt"
-        deadline = time.monotonic() + 120
-        while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-        assert checkpoint.exists(), "the run never reached its first checkpoint"
+        _wait_for(out / "test_resnet" / "checkpoints" / "last.ckpt", proc)
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         proc.wait(timeout=30)
@@ -46,26 +58,17 @@ def test_sigint_keeps_finished_records_and_leaderboard(tiny_voc: Path, tmp_path:
 
 def test_sigkill_then_resume_continues_from_the_checkpoint(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    cmd = [
-        sys.executable, str(ROOT / "benchmark.py"), "--models", "test_resnet", "--data", str(tiny_voc),
-        "--out", str(out), "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "25",
-        "--pretrained", "none", "--num-workers", "0", "--no-baseline",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    cmd = _command(tiny_voc, out, "test_resnet", epochs=25)
+    proc = _start(cmd, tmp_path)
     try:
-        checkpoint = out / "test_resnet" / "checkpoints" / "last.ckpt"
-        deadline = time.monotonic() + 120
-        while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        assert checkpoint.exists() and proc.poll() is None
+        _wait_for(out / "test_resnet" / "checkpoints" / "last.ckpt", proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert not (out / "test_resnet" / "result.json").exists()
-    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stderr
     record = json.loads((out / "test_resnet" / "result.json").read_text())
@@ -74,24 +77,10 @@ def test_sigkill_then_resume_continues_from_the_checkpoint(tiny_voc: Path, tmp_p
 
 def test_two_concurrent_sweeps_of_one_model_lose_no_record(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-
-    def sweep(epochs: int) -> subprocess.Popen:
-        cmd = [
-            sys.executable, str(ROOT / "benchmark.py"), "--models", "test_resnet", "--data", str(tiny_voc),
-            "--out", str(out), "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", str(epochs),
-            "--pretrained", "none", "--num-workers", "0", "--no-baseline",
-        ]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
-
-    first = sweep(100_000)  # holds test_resnet/ until this test ends it
-    claimed = out / "test_resnet" / "run_config.json"
+    first = _start(_command(tiny_voc, out, "test_resnet", epochs=100_000), tmp_path)  # holds test_resnet/
     try:
-        deadline = time.monotonic() + 120
-        while not claimed.exists() and time.monotonic() < deadline and first.poll() is None:
-            time.sleep(0.1)
-        assert claimed.exists() and first.poll() is None
-        second = sweep(2)
+        _wait_for(out / "test_resnet" / "run_config.json", first)
+        second = _start(_command(tiny_voc, out, "test_resnet", epochs=2), tmp_path)
         assert second.wait(timeout=300) == 0
         assert first.poll() is None  # still running: the folders were in use at the same time
     finally:
