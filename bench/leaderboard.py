@@ -7,15 +7,14 @@ deterministically, and nothing depends on the clock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
 
-from bench.results import read_records, write_text_atomic
+from bench.results import lock_file, read_records, write_text_atomic
 from voc.constants import VOC_CLASSES
 
 log = logging.getLogger(__name__)
@@ -130,24 +129,6 @@ def render_markdown(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """An exclusive advisory lock (``flock``) on ``lock_path`` for the duration; a no-op where
-    ``fcntl`` does not exist."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on Linux/macOS
-        yield
-        return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def write_leaderboard(out_dir: str | Path) -> tuple[Path, Path]:
     """Rebuild ``leaderboard.md`` and ``leaderboard.csv`` in ``out_dir`` from its records.
 
@@ -157,11 +138,16 @@ def write_leaderboard(out_dir: str | Path) -> tuple[Path, Path]:
     """
     out_dir = Path(out_dir)
     md_path, csv_path = out_dir / LEADERBOARD_MD, out_dir / LEADERBOARD_CSV
-    with _exclusive(out_dir / LOCK_FILE):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_file(out_dir / LOCK_FILE, wait=True)
+    try:
         records = read_records(out_dir)
         # both frames list the successful records in the same order (a model may have several runs)
         frame = pd.concat([leaderboard_frame(records), per_class_frame(records).drop(columns="model")], axis=1)
         write_text_atomic(md_path, render_markdown(records))
         write_text_atomic(csv_path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    finally:
+        if lock is not None:
+            lock.close()
     log.info("leaderboard of %d record(s) written to %s", len(records), md_path)
     return md_path, csv_path

@@ -41,6 +41,11 @@ class Protocol:
     limit_train_batches: float | None = None
     limit_eval_batches: float | None = None
 
+    @property
+    def input_size(self) -> int:
+        """Side of the square crops the backbone sees (the resized image in ``full`` mode)."""
+        return self.resize if self.crop_mode == "full" else self.crop
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

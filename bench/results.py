@@ -55,17 +55,17 @@ def predictions_csv(ids: Sequence[str], scores: np.ndarray, class_names: Sequenc
     return buf.getvalue()
 
 
-def try_lock(path: str | Path) -> IO[str] | None:
-    """An exclusive, non-blocking ``flock`` on ``path`` (created if needed): the open file, which
-    holds the lock until closed or the process ends (a killed process too), or ``None`` if another
-    process holds it. Where ``fcntl`` does not exist, always the open file."""
+def lock_file(path: str | Path, *, wait: bool) -> IO[str] | None:
+    """An exclusive ``flock`` on ``path`` (created if needed): the open file, which holds the lock
+    until closed or the process ends (a killed process too). With ``wait=False``, ``None`` if
+    another process holds it. Where ``fcntl`` does not exist, the open file without a lock."""
     handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - returned to the caller, who closes it
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on Linux/macOS
         return handle
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         handle.close()
         return None

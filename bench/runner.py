@@ -32,7 +32,7 @@ from bench.results import (
     RESULT_FILE,
     predictions_csv,
     run_dir_name,
-    try_lock,
+    lock_file,
     write_json_atomic,
     write_text_atomic,
 )
@@ -164,8 +164,7 @@ def build_experiment(
     accelerator = resolve_accelerator(options.accelerator)
     precision = resolve_precision(protocol.precision, accelerator)
     pl.seed_everything(protocol.seed, workers=True, verbose=False)
-    input_size = protocol.resize if protocol.crop_mode == "full" else protocol.crop
-    classifier, data_config = build_classifier(model_name, weights, input_size=input_size)
+    classifier, data_config = build_classifier(model_name, weights, input_size=protocol.input_size)
     datamodule = _datamodule(
         protocol, data, options, mean=data_config.mean, std=data_config.std, interpolation=data_config.interpolation
     )
@@ -240,7 +239,7 @@ def _claim_run_dir(out_dir: Path, model_name: str) -> tuple[Path, IO[str] | None
     for k in itertools.count(1):
         run_dir = out_dir / (base if k == 1 else f"{base}~{k}")
         run_dir.mkdir(parents=True, exist_ok=True)
-        handle = try_lock(run_dir / RUN_LOCK_FILE)
+        handle = lock_file(run_dir / RUN_LOCK_FILE, wait=False)
         if handle is not None:
             if k > 1:
                 log.warning("%s is in use by another sweep: this run writes to %s", out_dir / base, run_dir)
@@ -357,7 +356,7 @@ def check_data(
                 "--skip-bad-images: leaving out %d image(s) of split %r: %s",
                 len(bad), split, "; ".join(f"{i} ({r})" for i, r in list(bad.items())[:MAX_LISTED]),
             )
-        size = len(dataset) - (len(bad) - len(dataset.skipped))
+        size = len(dataset) - len(bad) + len(dataset.skipped)  # missing files are already out of the dataset
         if size <= 0:
             raise VOCDataError(
                 f"split {split!r} has no usable image"

@@ -80,8 +80,7 @@ def forward_flops_per_image(model: CropMaxClassifier, crops: int, size: int) -> 
 
 def _shapes(protocol: Protocol) -> tuple[int, int]:
     """(crops per image, crop side) of the protocol."""
-    size = protocol.resize if protocol.crop_mode == "full" else protocol.crop
-    return num_crops(protocol.crop_mode), size
+    return num_crops(protocol.crop_mode), protocol.input_size
 
 
 def model_only_throughput(
