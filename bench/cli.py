@@ -5,17 +5,26 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
-from dataclasses import replace
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from bench.data import SYNTHETIC_ROOT, SYNTHETIC_SIZE, DataSource, resolve_data
+from bench.gallery import DEFAULT_K
 from bench.hardware import PRECISIONS
 from bench.leaderboard import LEADERBOARD_MD, write_leaderboard
 from bench.protocol import CPU_SYNTHETIC_PROTOCOL, SEED_PROTOCOL, Protocol
 from bench.registry import UnknownModelError, resolve_models
-from bench.runner import TrainerOptions, check_data, is_global_zero, run_sweep
+from bench.report import ALL_MODELS, ReportOptions, check_gallery_models, write_report
+from bench.results import read_records
+from bench.runner import (
+    BASELINE_NAME,
+    TrainerOptions,
+    check_data,
+    is_global_zero,
+    run_sweep,
+)
 from bench.speed import SPEED_FILE, run_speed, speed_table
 from bench.weights import PRETRAINED_CHOICES
 from voc.constants import DIFFICULT_POLICIES, YEARS
@@ -108,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-eval-batches", type=_limit, default=None,
                    help="evaluate on this many batches (int) or fraction (float) (default: all)")
     p.add_argument("--seed", type=int, default=None, help=f"random seed ({_default('seed')})")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                   help="train every model once per seed (e.g. --seeds 0 1 2); the leaderboard shows the mean and "
+                        "standard deviation over seeds. Seed k other than 0 is stored in <model>-seed<k>")
     p.add_argument("--no-baseline", action="store_true", help="skip the label-prior baseline row")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder")
     p.add_argument("--resume", action="store_true",
@@ -115,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "interrupted model from its last epoch checkpoint")
     p.add_argument("--leaderboard-only", action="store_true",
                    help="rebuild leaderboard.md/.csv from the records in --out without training")
+    p.add_argument("--report-only", action="store_true",
+                   help="rebuild the leaderboard and report.md (figures, galleries, bootstrap statistics) from the "
+                        "records and predictions in --out without training")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.md and its figures at the end of the sweep (the leaderboard is written)")
+    p.add_argument("--gallery-classes", nargs="+", default=None, metavar="CLASS",
+                   help="classes that get a gallery of top/bottom-scored images in report.md (default: all 20)")
+    p.add_argument("--gallery-models", nargs="+", default=None, metavar="NAME",
+                   help=f"models that get galleries: model names, or '{ALL_MODELS}' (default: the leader)")
+    p.add_argument("--gallery-k", type=int, default=DEFAULT_K,
+                   help="images per gallery row: the k highest- and k lowest-scored eval images of a class")
     p.add_argument("--speed", action="store_true",
                    help="measure throughput instead of training: model-only (random tensors) against end-to-end "
                         "(our real pipeline), train and eval, at the protocol's shapes (default: the seed protocol's, "
@@ -169,6 +192,43 @@ def _speed(models: list[str], protocol: Protocol, data: DataSource, options: Tra
     return 0
 
 
+def _checked_report_options(args: argparse.Namespace) -> ReportOptions:
+    """The report flags, checked (ValueError names the flag); also the --seed/--seeds conflict."""
+    if args.seeds is not None:
+        if args.seed is not None:
+            raise ValueError("give --seed or --seeds, not both")
+        repeated = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"--seeds: {repeated} given more than once")
+    if args.report_only and args.leaderboard_only:
+        raise ValueError("give --report-only or --leaderboard-only, not both")
+    if args.gallery_models and ALL_MODELS in args.gallery_models and len(args.gallery_models) > 1:
+        raise ValueError(f"--gallery-models: '{ALL_MODELS}' stands alone")
+    return ReportOptions(
+        gallery_classes=tuple(args.gallery_classes) if args.gallery_classes else None,
+        gallery_models=tuple(args.gallery_models) if args.gallery_models else None,
+        gallery_k=args.gallery_k,
+    )
+
+
+def _report_only(args: argparse.Namespace, report: ReportOptions) -> int:
+    """--report-only: leaderboard and report from the stored runs in --out."""
+    records = read_records(args.out)
+    if not records:
+        print(f"error: --report-only: no result.json under {args.out}; run the benchmark first, or point --out at "
+              "its results folder", file=sys.stderr)
+        return 2
+    try:
+        check_gallery_models(report.gallery_models, [r["model"] for r in records if r.get("status") == "ok"])
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    write_leaderboard(args.out)
+    path = write_report(args.out, report)
+    print(f"{args.out / LEADERBOARD_MD}\n{path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; returns the exit status (0 when every model succeeded)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -181,9 +241,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(md_path.read_text(encoding="utf-8"))
         return 0
     try:
+        report = _checked_report_options(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.report_only:
+        return _report_only(args, report)
+    try:
         models = resolve_models(args.models)
         data = resolve_data(args.data, year=args.year or SEED_PROTOCOL.year)
     except (UnknownModelError, VOCDataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        check_gallery_models(args.gallery_models, [*models, BASELINE_NAME])
+    except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.pretrained not in PRETRAINED_CHOICES and not Path(args.pretrained).expanduser().is_file():
@@ -232,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=command,
             baseline=not args.no_baseline,
             resume=args.resume,
+            seeds=args.seeds,
+            report=None if args.no_report else report,
         )
     except KeyboardInterrupt:
         print(f"interrupted: finished records and the leaderboard in {args.out} are kept; "

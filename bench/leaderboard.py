@@ -1,7 +1,8 @@
 """``leaderboard.md`` and ``leaderboard.csv``, rebuilt from every record in a results folder.
 
-The same records always give byte-identical files: rows are sorted, numbers formatted
-deterministically, and nothing depends on the clock.
+Runs that differ only in their seed form one row (mean over seeds, and their spread). The same
+records and predictions always give byte-identical files: rows are sorted, the bootstrap is seeded,
+numbers are formatted deterministically, and nothing depends on the clock.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from bench.results import lock_file, read_records, write_text_atomic
+from bench.results import Run, lock_file, read_runs, write_text_atomic
+from bench.summary import BootstrapSettings, Summary, summarize
+from voc.bootstrap import Interval
 from voc.constants import VOC_CLASSES
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 LEADERBOARD_MD = "leaderboard.md"
 LEADERBOARD_CSV = "leaderboard.csv"
 LOCK_FILE = ".leaderboard.lock"
+REPORT_MD = "report.md"
+"""Written by :mod:`bench.report` beside the leaderboard, which links to it."""
 COLUMNS: tuple[str, ...] = (
     "rank",
     "model",
@@ -29,67 +34,75 @@ COLUMNS: tuple[str, ...] = (
     "params (M)",
     "accuracy",
     "mAP",
+    "P(mAP ≤ leader)",
+    "mAP over seeds",
     "tail acc.",
     "train img/s",
     "eval img/s",
     "epochs",
     "data",
 )
+"""The markdown table's columns."""
+CSV_COLUMNS: tuple[str, ...] = (
+    "rank",
+    "model",
+    "weights",
+    "params (M)",
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "mAP",
+    "mAP_ci_low",
+    "mAP_ci_high",
+    "p_map_not_better_than_leader",
+    "seeds",
+    "mAP_seed_std",
+    "accuracy_seed_std",
+    "tail acc.",
+    "train img/s",
+    "eval img/s",
+    "epochs",
+    "data",
+    *VOC_CLASSES,
+)
+"""The CSV's columns: unformatted numbers, interval bounds instead of ± text, per-class AP."""
 
 
-def _metric(record: dict[str, Any], key: str) -> float | None:
-    value = (record.get("metrics") or {}).get(key)
-    return None if value is None else float(value)
-
-
-def _rate(record: dict[str, Any], key: str) -> float | None:
-    value = (record.get("throughput") or {}).get(key)
-    return None if value is None else float(value)
-
-
-def _sort_key(record: dict[str, Any]) -> tuple[float, str]:
-    value = _metric(record, "mAP")
-    return (-(value if value is not None else float("-inf")), record["model"])
-
-
-def leaderboard_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per successful record, ranked by mAP (ties by model name), unrounded values."""
-    ok = sorted((r for r in records if r.get("status") == "ok"), key=_sort_key)
+def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
+    """One row per ranked summary with unrounded values (the CSV)."""
     rows = []
-    for rank, record in enumerate(ok, start=1):
+    for rank, s in enumerate(summaries, start=1):
+        record = s.record
         params = record.get("params")
+        acc_ci, map_ci = s.ci.get("accuracy"), s.ci.get("mAP")
         rows.append(
             {
                 "rank": rank,
-                "model": record["model"],
+                "model": s.model,
                 "weights": record.get("weights", ""),
                 "params (M)": None if params is None else params / 1e6,
-                "accuracy": _metric(record, "accuracy"),
-                "mAP": _metric(record, "mAP"),
-                "tail acc.": _metric(record, "tail_accuracy"),
-                "train img/s": _rate(record, "train_images_per_s"),
-                "eval img/s": _rate(record, "eval_images_per_s"),
+                "accuracy": s.mean.get("accuracy"),
+                "accuracy_ci_low": acc_ci.low if acc_ci else None,
+                "accuracy_ci_high": acc_ci.high if acc_ci else None,
+                "mAP": s.mean.get("mAP"),
+                "mAP_ci_low": map_ci.low if map_ci else None,
+                "mAP_ci_high": map_ci.high if map_ci else None,
+                "p_map_not_better_than_leader": s.p_not_better,
+                "seeds": " ".join(str(seed) for seed in s.seeds),
+                "mAP_seed_std": s.seed_std.get("mAP"),
+                "accuracy_seed_std": s.seed_std.get("accuracy"),
+                "tail acc.": s.mean.get("tail_accuracy"),
+                "train img/s": s.mean.get("train_images_per_s"),
+                "eval img/s": s.mean.get("eval_images_per_s"),
                 "epochs": (record.get("config") or {}).get("epochs"),
                 "data": (record.get("dataset") or {}).get("description", ""),
+                **s.per_class_ap,
             }
         )
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
 
 
-def per_class_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Per-class AP, one row per successful record, in leaderboard order."""
-    ok = sorted((r for r in records if r.get("status") == "ok"), key=_sort_key)
-    rows = []
-    for record in ok:
-        per_class = (record.get("metrics") or {}).get("per_class") or {}
-        row: dict[str, Any] = {"model": record["model"]}
-        for name in VOC_CLASSES:
-            row[name] = (per_class.get(name) or {}).get("ap")
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["model", *VOC_CLASSES])
-
-
-def _fmt(value: Any, digits: int) -> str:
+def _fmt(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "–"
     if isinstance(value, float):
@@ -97,40 +110,110 @@ def _fmt(value: Any, digits: int) -> str:
     return str(value)
 
 
-def _markdown_table(frame: pd.DataFrame, digits: dict[str, int]) -> str:
-    rows = [[_fmt(row[c], digits.get(c, 4)) for c in frame.columns] for _, row in frame.iterrows()]
-    return tabulate(rows, headers=list(frame.columns), tablefmt="github", disable_numparse=True)
+def _with_ci(value: float | None, interval: Interval | None) -> str:
+    """``0.6003 ± 0.0290``: the value and the half-width of its bootstrap interval."""
+    if interval is None or interval.half_width != interval.half_width:
+        return _fmt(value)
+    return f"{_fmt(value)} ± {interval.half_width:.4f}"
 
 
-def render_markdown(records: Sequence[dict[str, Any]]) -> str:
-    """The leaderboard page: header with the commands, ranked table, failed runs, per-class AP."""
+def _seed_spread(s: Summary) -> str:
+    std = s.seed_std.get("mAP")
+    if std is None:
+        return f"– (seed {s.seeds[0]})"
+    return f"{_fmt(s.mean.get('mAP'))} ± {std:.4f} ({len(s.runs)} seeds)"
+
+
+def _markdown_rows(summaries: Sequence[Summary]) -> list[list[str]]:
+    rows = []
+    for rank, s in enumerate(summaries, start=1):
+        record = s.record
+        params = record.get("params")
+        p = "leader" if rank == 1 else _fmt(s.p_not_better, 3)
+        rows.append(
+            [
+                str(rank),
+                s.model,
+                _fmt(record.get("weights", "")),
+                _fmt(None if params is None else params / 1e6, 2),
+                _with_ci(s.mean.get("accuracy"), s.ci.get("accuracy")),
+                _with_ci(s.mean.get("mAP"), s.ci.get("mAP")),
+                p,
+                _seed_spread(s),
+                _fmt(s.mean.get("tail_accuracy")),
+                _fmt(s.mean.get("train_images_per_s"), 1),
+                _fmt(s.mean.get("eval_images_per_s"), 1),
+                _fmt((record.get("config") or {}).get("epochs")),
+                _fmt((record.get("dataset") or {}).get("description", "")),
+            ]
+        )
+    return rows
+
+
+def _explanation(settings: BootstrapSettings | None) -> list[str]:
+    lines = [
+        "Ranked by mAP (the mean over seeds where a configuration ran with several). Metrics are fractions "
+        "(see README, *Metrics*); img/s are steady-state, end to end.",
+    ]
+    if settings is not None:
+        lines.append(
+            f"`± h`: half-width of the {settings.level:.0%} bootstrap interval ({settings.n_resamples} resamples of the "
+            f"eval images, seed {settings.seed}). *P(mAP ≤ leader)*: share of the same resamples in which the model's "
+            "mAP is at most the leader's (paired bootstrap); below 0.95 the two are not reliably apart. "
+            "*mAP over seeds*: mean ± standard deviation over training seeds (`--seeds`)."
+        )
+    return lines
+
+
+def render_markdown(
+    summaries: Sequence[Summary], failed: Sequence[dict[str, Any]] = (), commands: Sequence[str] = (),
+    settings: BootstrapSettings | None = BootstrapSettings(),
+) -> str:
+    """The leaderboard page: commands, ranked table, failed runs, per-class AP, link to the report."""
     lines = ["# voc-bench leaderboard", ""]
-    commands = sorted({r["command"] for r in records if r.get("command")})
     if commands:
         lines.append("Written by:" if len(commands) == 1 else "Written by these commands:")
         lines.append("")
         lines.extend(f"    {c}" for c in commands)
         lines.append("")
-    frame = leaderboard_frame(records)
-    lines.append("Ranked by mAP. Metrics are fractions (see README, *Metrics*); img/s are steady-state, end to end.")
-    lines.append("")
-    if frame.empty:
+    lines += [
+        f"Plots, per-class galleries and the confidence statistics: [{REPORT_MD}]({REPORT_MD}) (rebuilt at the end "
+        "of each sweep, or by `python benchmark.py --report-only`).",
+        "",
+    ]
+    for line in _explanation(settings):
+        lines += [line, ""]
+    if not summaries:
         lines.append("No successful runs yet.")
     else:
-        lines.append(_markdown_table(frame, {"params (M)": 2, "train img/s": 1, "eval img/s": 1}))
-    failed = sorted((r for r in records if r.get("status") != "ok"), key=lambda r: r["model"])
+        lines.append(tabulate(_markdown_rows(summaries), headers=list(COLUMNS), tablefmt="github", disable_numparse=True))
+    notes = [f"{s.model}: {s.note}" for s in summaries if s.note]
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
     if failed:
         lines += ["", "## Failed runs", ""]
         rows = [[r["model"], r.get("weights") or "–", (r.get("error") or "").replace("\n", " ")] for r in failed]
         lines.append(tabulate(rows, headers=["model", "weights", "error"], tablefmt="github", disable_numparse=True))
-    if not frame.empty:
+    if summaries:
         lines += ["", "## Per-class AP", ""]
-        lines.append(_markdown_table(per_class_frame(records), {}))
+        rows = [[s.model, *(_fmt(s.per_class_ap.get(c)) for c in VOC_CLASSES)] for s in summaries]
+        lines.append(tabulate(rows, headers=["model", *VOC_CLASSES], tablefmt="github", disable_numparse=True))
     return "\n".join(lines) + "\n"
 
 
-def write_leaderboard(out_dir: str | Path) -> tuple[Path, Path]:
-    """Rebuild ``leaderboard.md`` and ``leaderboard.csv`` in ``out_dir`` from its records.
+def commands_of(runs: Sequence[Run]) -> list[str]:
+    """The distinct commands that wrote ``runs``, sorted."""
+    return sorted({r.record["command"] for r in runs if r.record.get("command")})
+
+
+def failed_records(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Records of the runs that did not finish, by model name."""
+    return sorted((r.record for r in runs if not r.ok), key=lambda r: (r["model"], str(r.get("error"))))
+
+
+def write_leaderboard(out_dir: str | Path, settings: BootstrapSettings | None = BootstrapSettings()) -> tuple[Path, Path]:
+    """Rebuild ``leaderboard.md`` and ``leaderboard.csv`` in ``out_dir`` from its records (with
+    bootstrap intervals from the stored predictions unless ``settings`` is ``None``).
 
     Reading the records and writing both files happen under one lock, so two sweeps writing into
     the same folder cannot leave a leaderboard that misses a record either of them wrote before
@@ -141,13 +224,13 @@ def write_leaderboard(out_dir: str | Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     lock = lock_file(out_dir / LOCK_FILE, wait=True)
     try:
-        records = read_records(out_dir)
-        # both frames list the successful records in the same order (a model may have several runs)
-        frame = pd.concat([leaderboard_frame(records), per_class_frame(records).drop(columns="model")], axis=1)
-        write_text_atomic(md_path, render_markdown(records))
+        runs = read_runs(out_dir)
+        summaries = summarize(runs, settings)
+        write_text_atomic(md_path, render_markdown(summaries, failed_records(runs), commands_of(runs), settings))
+        frame = leaderboard_frame(summaries)
         write_text_atomic(csv_path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     finally:
         if lock is not None:
             lock.close()
-    log.info("leaderboard of %d record(s) written to %s", len(records), md_path)
+    log.info("leaderboard of %d run(s) written to %s", len(runs), md_path)
     return md_path, csv_path

@@ -11,7 +11,7 @@ import time
 import traceback
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,27 +23,34 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from bench.data import DataSource
-from bench.hardware import environment, peak_rss_mb, reset_peak_rss, resolve_accelerator, resolve_precision
+from bench.hardware import (
+    environment,
+    peak_rss_mb,
+    reset_peak_rss,
+    resolve_accelerator,
+    resolve_precision,
+)
 from bench.leaderboard import write_leaderboard
 from bench.model import build_classifier, count_parameters
 from bench.protocol import Protocol, config_hash
+from bench.report import ReportOptions, write_report
 from bench.results import (
+    LABELS_FILE,
     PREDICTIONS_FILE,
     RESULT_FILE,
-    predictions_csv,
-    run_dir_name,
     lock_file,
+    run_dir_name,
     write_json_atomic,
     write_text_atomic,
 )
 from bench.throughput import ThroughputMeter
 from bench.weights import Weights, resolve_weights
-from voc.constants import VOC_CLASSES
 from voc.datamodule import VOCDataModule
 from voc.dataset import VOCClassification, find_bad_images
 from voc.errors import VOCDataError
 from voc.metrics import evaluate
 from voc.module import MultiLabelClassifier
+from voc.tables import class_table_csv
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +110,12 @@ def _base_record(name: str, protocol: Protocol, data: DataSource, command: str |
     }
 
 
-def _write_run(run_dir: Path, record: dict[str, Any], ids: Sequence[str] | None, scores: np.ndarray | None) -> None:
-    if ids is not None and scores is not None:
-        write_text_atomic(run_dir / PREDICTIONS_FILE, predictions_csv(ids, scores, VOC_CLASSES))
+def _write_run(
+    run_dir: Path, record: dict[str, Any], ids: Sequence[str] | None, scores: np.ndarray | None, labels: np.ndarray | None
+) -> None:
+    if ids is not None and scores is not None and labels is not None:
+        write_text_atomic(run_dir / PREDICTIONS_FILE, class_table_csv(ids, scores))
+        write_text_atomic(run_dir / LABELS_FILE, class_table_csv(ids, labels.astype(np.int64)))
     write_json_atomic(run_dir / RESULT_FILE, record)
 
 
@@ -218,7 +228,7 @@ def run_model(
     config (protocol, data, model, weights choice) is kept as it is, and an interrupted run of the
     same config continues from its last epoch checkpoint.
     """
-    run_dir, run_lock = _claim_run_dir(Path(out_dir), model_name)
+    run_dir, run_lock = _claim_run_dir(Path(out_dir), run_dir_name(model_name, protocol.seed))
     try:
         return _run_model_in(
             run_dir, model_name, protocol=protocol, data=data, pretrained=pretrained, options=options,
@@ -229,11 +239,10 @@ def run_model(
             run_lock.close()
 
 
-def _claim_run_dir(out_dir: Path, model_name: str) -> tuple[Path, IO[str] | None]:
-    """The model's run folder, locked for this run. Where another live sweep holds ``<model>``,
-    the next free ``<model>~2``, ``<model>~3``, ...: concurrent sweeps of one model lose no record.
+def _claim_run_dir(out_dir: Path, base: str) -> tuple[Path, IO[str] | None]:
+    """The run folder ``base``, locked for this run. Where another live sweep holds ``<base>``,
+    the next free ``<base>~2``, ``<base>~3``, ...: concurrent sweeps of one model lose no record.
     Only rank 0 locks (the only writer); the other ranks use the plain name."""
-    base = run_dir_name(model_name)
     if not is_global_zero():
         return out_dir / base, None
     for k in itertools.count(1):
@@ -274,6 +283,7 @@ def _run_model_in(
     reset_peak_rss()
     ids: list[str] | None = None
     scores: np.ndarray | None = None
+    labels: np.ndarray | None = None
     try:
         weights = resolve_weights(model_name, pretrained)
         record["weights"] = weights.description
@@ -295,7 +305,7 @@ def _run_model_in(
             raise RuntimeError("evaluation produced no predictions (is the eval split empty?)")
         assert datamodule.eval_set is not None
         ids = [datamodule.eval_set.ids[i] for i in output.indices]
-        scores = output.scores
+        scores, labels = output.scores, output.labels
         world = trainer.world_size
         train_rate, eval_rate = meter.train.images_per_s(), meter.eval.images_per_s()
         record.update(
@@ -315,13 +325,13 @@ def _run_model_in(
         record["dataset"].update(n_train_images=len(datamodule.train_set or []), n_eval_images=len(datamodule.eval_set))
     except Exception as err:  # noqa: BLE001 - one model's failure must not stop the sweep
         record["error"] = f"{type(err).__name__}: {err}"
-        ids = scores = None
+        ids = scores = labels = None
         log.error("%s failed: %s", model_name, record["error"])
         log.debug("%s", traceback.format_exc())
     record["wall_time_s"] = {**(record["wall_time_s"] or {}), "total": round(time.perf_counter() - started, 3)}
     record["peak_rss_mb"] = peak_rss_mb()
     if is_global_zero():
-        _write_run(run_dir, record, ids, scores)
+        _write_run(run_dir, record, ids, scores, labels)
     return record
 
 
@@ -416,20 +426,22 @@ def run_prior_baseline(
     record["weights"] = "train-split label priors"
     ids: list[str] | None = None
     scores: np.ndarray | None = None
+    labels: np.ndarray | None = None
     try:
         train = _dataset(protocol, data, protocol.train_split)
         evalset = _dataset(protocol, data, protocol.eval_split)
         ids = list(evalset.ids)
         scores = np.tile(train.label_frequencies(), (len(ids), 1))
+        labels = evalset.labels
         record.update(status="ok", metrics=evaluate(scores, evalset.labels.astype(np.int64)), params=0)
         record["config"] = {**record["config"], "epochs": 0}
         record["dataset"].update(n_train_images=len(train), n_eval_images=len(evalset))
     except Exception as err:  # noqa: BLE001
         record["error"] = f"{type(err).__name__}: {err}"
-        ids = scores = None
+        ids = scores = labels = None
         log.error("%s failed: %s", BASELINE_NAME, record["error"])
     if is_global_zero():
-        _write_run(run_dir, record, ids, scores)
+        _write_run(run_dir, record, ids, scores, labels)
     return record
 
 
@@ -444,30 +456,37 @@ def run_sweep(
     command: str | None = None,
     baseline: bool = True,
     resume: bool = False,
+    seeds: Sequence[int] | None = None,
+    report: ReportOptions | None = ReportOptions(),
 ) -> list[dict[str, Any]]:
-    """The prior baseline (optional), then every model in turn; rebuilds the leaderboard after each,
-    so an interrupted sweep leaves a valid one."""
+    """The prior baseline (optional), then every model once per seed (``seeds``, default the
+    protocol's one seed), all models of a seed before the next seed; rebuilds the leaderboard after
+    each run, so an interrupted sweep leaves a valid one, and ``report.md`` at the end (unless
+    ``report`` is ``None``)."""
     records = []
     if baseline:
         records.append(run_prior_baseline(protocol=protocol, data=data, out_dir=out_dir, command=command))
         if is_global_zero():
             write_leaderboard(out_dir)
-    for model_name in models:
-        records.append(
-            run_model(
-                model_name,
-                protocol=protocol,
-                data=data,
-                out_dir=out_dir,
-                pretrained=pretrained,
-                options=options,
-                command=command,
-                resume=resume,
+    for seed in seeds if seeds else [protocol.seed]:
+        for model_name in models:
+            records.append(
+                run_model(
+                    model_name,
+                    protocol=replace(protocol, seed=seed),
+                    data=data,
+                    out_dir=out_dir,
+                    pretrained=pretrained,
+                    options=options,
+                    command=command,
+                    resume=resume,
+                )
             )
-        )
-        if is_global_zero():
-            write_leaderboard(out_dir)
-        gc.collect()  # the finished model's trainer, module and loaders hold reference cycles
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+            if is_global_zero():
+                write_leaderboard(out_dir)
+            gc.collect()  # the finished model's trainer, module and loaders hold reference cycles
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    if report is not None and is_global_zero():
+        write_report(out_dir, report)
     return records

@@ -15,6 +15,8 @@ from voc.cli import main as voc_main
 from voc.constants import VOC_CLASSES
 
 TINY = ["--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "--pretrained", "none", "--num-workers", "0"]
+QUICK = [*TINY, "--no-report"]
+"""TINY without report.md and its figures (tests/test_report.py covers those)."""
 
 
 def _voc_evaluate(capsys: pytest.CaptureFixture[str], scores: Path, labels: Path) -> dict:
@@ -53,6 +55,9 @@ def test_sweep_writes_records_predictions_and_leaderboard(
     assert voc_main(["labels", "--root", str(tiny_voc), "--year", "2012", "--split", "val"]) == 0
     labels.write_text(capsys.readouterr().out)
     assert _voc_evaluate(capsys, out / "test_resnet" / "predictions.csv", labels) == record["metrics"]
+    # each run folder keeps the labels it was scored against, in the same format
+    assert (out / "test_resnet" / "labels.csv").read_text() == labels.read_text()
+    assert "[report.md](report.md)" in md and (out / "report.md").is_file()
 
     # --leaderboard-only rebuilds byte-identical files from the records
     before = [(out / f).read_bytes() for f in (LEADERBOARD_MD, LEADERBOARD_CSV)]
@@ -73,7 +78,7 @@ def test_failing_model_does_not_stop_the_sweep(
 
     monkeypatch.setattr("bench.runner.build_classifier", build)
     out = tmp_path / "results"
-    code = main(["--models", "test_efficientnet", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY])
+    code = main(["--models", "test_efficientnet", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK])
     assert code == 1
     failed = json.loads((out / "test_efficientnet" / "result.json").read_text())
     assert failed["status"] == "failed" and "simulated out of memory" in failed["error"]
@@ -85,7 +90,7 @@ def test_failing_model_does_not_stop_the_sweep(
 
 def test_non_finite_loss_fails_that_model(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--lr", "1e9", "--epochs", "3"]
+    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK, "--lr", "1e9", "--epochs", "3"]
     assert main(args) == 1
     record = json.loads((out / "test_resnet" / "result.json").read_text())
     assert record["status"] == "failed" and "not finite" in record["error"]
@@ -110,6 +115,7 @@ def test_help_explains_every_flag() -> None:
         "--models", "--data", "--year", "--train-split", "--eval-split", "--epochs", "--batch-size", "--lr",
         "--resize", "--crop", "--crops", "--difficult", "--pretrained", "--precision", "--devices", "--num-nodes",
         "--strategy", "--limit-train-batches", "--limit-eval-batches", "--seed", "--out", "--leaderboard-only",
+        "--seeds", "--report-only", "--no-report", "--gallery-classes", "--gallery-models", "--gallery-k",
     ):
         assert flag in text
 
@@ -122,7 +128,7 @@ def test_undecodable_jpeg_stops_the_run_before_training(tiny_voc: Path, tmp_path
     jpeg = spoiled / "VOCdevkit" / "VOC2012" / "JPEGImages" / "img021.jpg"
     jpeg.write_bytes(jpeg.read_bytes()[:40])  # truncated
     out = tmp_path / "results"
-    assert main(["--models", "test_resnet", "--data", str(spoiled), "--out", str(out), *TINY]) == 2
+    assert main(["--models", "test_resnet", "--data", str(spoiled), "--out", str(out), *QUICK]) == 2
     err = capsys.readouterr().err
     assert "do not decode" in err and "img021.jpg" in err and "Traceback" not in err
     assert not out.exists()
@@ -134,7 +140,7 @@ def test_resume_continues_interrupted_model_and_skips_complete_ones(
     from voc.module import MultiLabelClassifier
 
     out = tmp_path / "results"
-    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--epochs", "2", "--no-baseline"]
+    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK, "--epochs", "2", "--no-baseline"]
     real_start = MultiLabelClassifier.on_train_epoch_start
 
     def crash_in_second_epoch(self: MultiLabelClassifier) -> None:
@@ -180,7 +186,7 @@ def test_skip_bad_images_goes_on_and_reports_them(
     (images / "img021.jpg").write_bytes(b"")  # zero bytes: does not decode (val)
     (images / "img003.jpg").unlink()  # missing (train)
     out = tmp_path / "results"
-    assert main(["--models", "test_resnet", "--data", str(spoiled), "--out", str(out), *TINY, "--skip-bad-images"]) == 0
+    assert main(["--models", "test_resnet", "--data", str(spoiled), "--out", str(out), *QUICK, "--skip-bad-images"]) == 0
     err = capsys.readouterr().err
     assert "img021" in err and "img003" in err
     record = json.loads((out / "test_resnet" / "result.json").read_text())
@@ -196,7 +202,7 @@ def test_same_command_twice_gives_identical_metrics(tiny_voc: Path, tmp_path: Pa
     runs = []
     for name, extra in (("a", []), ("b", []), ("c", ["--deterministic"])):
         out = tmp_path / name
-        args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--epochs", "2", "--no-baseline"]
+        args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK, "--epochs", "2", "--no-baseline"]
         assert main([*args, *extra]) == 0
         runs.append(json.loads((out / "test_resnet" / "result.json").read_text())["metrics"])
     assert runs[0] == runs[1]
@@ -207,7 +213,7 @@ def test_resume_with_a_damaged_checkpoint_starts_over(
     tiny_voc: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     out = tmp_path / "results"
-    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--no-baseline"]
+    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK, "--no-baseline"]
     assert main(args) == 0
     run = out / "test_resnet"
     (run / "result.json").unlink()  # as if killed before the record was written...

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.leaderboard import LEADERBOARD_CSV, LEADERBOARD_MD, render_markdown, write_leaderboard
-from bench.results import RESULT_FILE, write_json_atomic
+from bench.leaderboard import COLUMNS, LEADERBOARD_CSV, LEADERBOARD_MD, render_markdown, write_leaderboard
+from bench.results import RESULT_FILE, read_runs, write_json_atomic
+from bench.summary import summarize
 from voc.constants import VOC_CLASSES
 
 
@@ -88,10 +89,12 @@ def test_empty_folder_gives_a_valid_page(tmp_path: Path) -> None:
     assert (tmp_path / LEADERBOARD_CSV).read_text().startswith("rank,model")
 
 
-def test_missing_values_shown_as_dash() -> None:
+def test_missing_values_shown_as_dash(tmp_path: Path) -> None:
     r = _record("x", 0.5)
     r["metrics"]["tail_accuracy"] = None
-    assert "–" in render_markdown([r])
+    _write(tmp_path, [r])
+    row = next(line for line in render_markdown(summarize(read_runs(tmp_path))).splitlines() if line.startswith("| 1 "))
+    assert row.split("|")[COLUMNS.index("tail acc.") + 1].strip() == "–"
 
 
 def test_records_are_json(tmp_path: Path) -> None:

@@ -1,0 +1,291 @@
+"""``report.md``: figures, per-class galleries and the confidence statistics of a results folder,
+built from the stored records and predictions alone (no training)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+from bench.gallery import DEFAULT_K, write_class_gallery
+from bench.leaderboard import LEADERBOARD_MD, LOCK_FILE, REPORT_MD, commands_of
+from bench.plots import (
+    ParetoPoint,
+    pareto_figure,
+    pareto_front,
+    per_class_ap_figure,
+    pr_curves_figure,
+    save_figure,
+    tail_accuracy_figure,
+)
+from bench.results import (
+    load_eval,
+    lock_file,
+    read_runs,
+    run_dir_name,
+    write_text_atomic,
+)
+from bench.summary import BootstrapSettings, Summary, summarize
+from voc.constants import CLASS_TO_INDEX, VOC_CLASSES
+from voc.errors import VOCDataError
+from voc.imagesets import find_voc_dir
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR = "report"
+"""Folder beside ``report.md`` that holds its PNGs (replaced on every rebuild)."""
+ALL_MODELS = "all"
+"""``--gallery-models all``: a gallery for every model."""
+CONFIDENT = 0.95
+"""A model counts as worse than the leader when P(mAP <= leader) is at least this."""
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What the report shows beyond the fixed figures."""
+
+    gallery_classes: tuple[str, ...] | None = None
+    """Classes that get a gallery; ``None``: all 20."""
+    gallery_models: tuple[str, ...] | None = None
+    """Models that get galleries; ``None``: the leader; ``("all",)``: every model."""
+    gallery_k: int = DEFAULT_K
+    bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
+
+    def __post_init__(self) -> None:
+        if self.gallery_k <= 0:
+            raise ValueError(f"--gallery-k must be positive, got {self.gallery_k}")
+        unknown = [c for c in self.gallery_classes or () if c not in CLASS_TO_INDEX]
+        if unknown:
+            raise ValueError(f"--gallery-classes: unknown class(es) {unknown}; the VOC classes are {list(VOC_CLASSES)}")
+
+
+def check_gallery_models(requested: Sequence[str] | None, available: Sequence[str]) -> None:
+    """Raise ValueError naming the flag if ``requested`` names a model that is not among ``available``."""
+    if not requested or list(requested) == [ALL_MODELS]:
+        return
+    unknown = sorted(set(requested) - set(available))
+    if unknown:
+        raise ValueError(
+            f"--gallery-models: {unknown} not among the models {sorted(set(available))}; name some of those, "
+            f"or '{ALL_MODELS}'"
+        )
+
+
+def display_names(summaries: Sequence[Summary]) -> list[str]:
+    """The model name, or ``model [folder]`` where one model appears in several configurations."""
+    counts: dict[str, int] = {}
+    for s in summaries:
+        counts[s.model] = counts.get(s.model, 0) + 1
+    return [s.model if counts[s.model] == 1 else f"{s.model} [{s.runs[0].dir.name}]" for s in summaries]
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _interval(s: Summary, key: str) -> str:
+    ci = s.ci.get(key)
+    if ci is None or math.isnan(ci.low):
+        return "–"
+    return f"[{ci.low:.4f}, {ci.high:.4f}]"
+
+
+def _verdict(rank: int, s: Summary) -> str:
+    if rank == 1:
+        return "leader"
+    if s.p_not_better is None:
+        return "not compared"
+    if s.p_not_better >= CONFIDENT:
+        return "worse than the leader"
+    return "not reliably apart from the leader"
+
+
+def _confidence_section(summaries: Sequence[Summary], names: Sequence[str], settings: BootstrapSettings) -> list[str]:
+    rows = []
+    for rank, (s, name) in enumerate(zip(summaries, names), start=1):
+        std = s.seed_std.get("mAP")
+        rows.append([
+            str(rank), name, " ".join(str(seed) for seed in s.seeds),
+            _fmt(s.mean.get("mAP")), _interval(s, "mAP"), "–" if std is None else f"{std:.4f}",
+            _fmt(s.mean.get("accuracy")), _interval(s, "accuracy"),
+            "–" if rank == 1 else _fmt(s.p_not_better, 3), _verdict(rank, s),
+        ])
+    headers = ["rank", "model", "seeds", "mAP", f"mAP {settings.level:.0%} CI", "mAP sd over seeds", "accuracy",
+               f"accuracy {settings.level:.0%} CI", "P(mAP ≤ leader)", "verdict"]
+    text = [
+        "## Which differences are real",
+        "",
+        f"Intervals: percentile bootstrap, {settings.n_resamples} resamples of the eval images (drawn with "
+        f"replacement, seed {settings.seed}); with several seeds, each resample scores every seed's predictions and "
+        "takes their mean. *P(mAP ≤ leader)*: the paired bootstrap the VOC challenge's retrospective used to compare "
+        "entries — the share of the same resamples in which the model's mAP is at most the leader's. At "
+        f"{CONFIDENT} or more the model is worse than the leader; below that, the gap may be noise of the eval set. "
+        "*sd over seeds*: how much training itself varies (`--seeds`).",
+        "",
+        tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True),
+    ]
+    notes = [f"- {name}: {s.note}" for s, name in zip(summaries, names) if s.note]
+    return text + ([""] + notes if notes else [])
+
+
+def _image_locator(summary: Summary):
+    """``image id -> JPEG path`` in the run's VOC tree; VOCDataError if the tree is not there."""
+    dataset, config = summary.record.get("dataset") or {}, summary.record.get("config") or {}
+    root = dataset.get("root")
+    if not root:
+        raise VOCDataError("its record names no dataset root")
+    voc_dir = find_voc_dir(root, dataset.get("year", config.get("year", "2012")))
+    images = voc_dir / "JPEGImages"
+    if not images.is_dir():
+        raise VOCDataError("no JPEGImages folder to draw the images from", images)
+    return lambda image_id: images / f"{image_id}.jpg"
+
+
+def _galleries(
+    out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], options: ReportOptions
+) -> list[str]:
+    if options.gallery_models and list(options.gallery_models) != [ALL_MODELS]:
+        chosen = [i for i, s in enumerate(summaries) if s.model in set(options.gallery_models)]
+    elif options.gallery_models:
+        chosen = list(range(len(summaries)))
+    else:
+        chosen = [0]
+    classes = list(options.gallery_classes or VOC_CLASSES)
+    lines = [
+        "## Galleries",
+        "",
+        f"For each class, the {options.gallery_k} eval images each model scored highest (top row, best first) and "
+        f"lowest (bottom row), with the score, whether the class is present, and the image's labels. Red titles are "
+        "misses. Models: " + ("the leader" if not options.gallery_models else ", ".join(names[i] for i in chosen))
+        + " (`--gallery-models`); classes: `--gallery-classes`.",
+    ]
+    for i in chosen:
+        summary, name = summaries[i], names[i]
+        lines += ["", f"### {name}", ""]
+        try:
+            locate = _image_locator(summary)
+            data = load_eval(summary.runs[0])
+        except VOCDataError as err:
+            lines.append(f"No gallery: {err}.")
+            log.warning("report: no gallery for %s: %s", name, err)
+            continue
+        if len(summary.runs) > 1:
+            lines += [f"From the run with seed {summary.seeds[0]}.", ""]
+        folder = run_dir_name(summary.model) if name == summary.model else run_dir_name(summary.runs[0].dir.name)
+        for class_name in classes:
+            rel = Path(REPORT_DIR) / "gallery" / folder / f"{class_name}.jpg"
+            write_class_gallery(out_dir / rel, name, CLASS_TO_INDEX[class_name], data.ids, data.scores, data.labels,
+                                locate, options.gallery_k)
+            lines += [f"#### {class_name}", "", f"![{name}: {class_name}]({rel.as_posix()})", ""]
+    return lines
+
+
+def _figures(out_dir: Path, summaries: Sequence[Summary], names: Sequence[str]) -> list[str]:
+    fig_dir = Path(REPORT_DIR)
+    lines: list[str] = []
+
+    curves, undefined = [], []
+    for s, n in zip(summaries, names):
+        if s.tail_curve is not None and not np.isnan(s.tail_curve[1]).all():
+            curves.append((n, s.tail_curve[0], s.tail_curve[1]))
+        else:
+            undefined.append(n)
+    save_figure(tail_accuracy_figure(curves), out_dir / fig_dir / "tail_accuracy.png")
+    lines += [
+        "## Tail accuracy against the threshold",
+        "",
+        "The course's Tailacc(t): for each class, the accuracy among the images scored above t, averaged over "
+        "classes (see README, *Metrics*); one line per model, the mean over its seeds."
+        + (f" No line for {', '.join(undefined)}: no image scored above 0.5 in any class, so Tailacc(t) is "
+           "undefined." if undefined else ""),
+        "",
+        f"![Mean tail accuracy against the threshold]({(fig_dir / 'tail_accuracy.png').as_posix()})",
+        "",
+    ]
+
+    ap = [[s.per_class_ap.get(c) for c in VOC_CLASSES] for s in summaries]
+    save_figure(per_class_ap_figure(names, ap), out_dir / fig_dir / "per_class_ap.png")
+    lines += ["## Per-class AP", "", f"![Per-class AP of every model]({(fig_dir / 'per_class_ap.png').as_posix()})", ""]
+
+    points, left_out = [], []
+    for s, n in zip(summaries, names):
+        rate, value = s.mean.get("train_images_per_s"), s.mean.get("mAP")
+        if rate is None or value is None or rate <= 0:
+            left_out.append(n)
+            continue
+        ci = s.ci.get("mAP")
+        points.append(ParetoPoint(n, rate, value, ci.low if ci else None, ci.high if ci else None))
+    save_figure(pareto_figure(points), out_dir / fig_dir / "map_vs_throughput.png")
+    front = [points[i].name for i in pareto_front(points)]
+    lines += [
+        "## mAP against training throughput",
+        "",
+        "Pareto front (no other model is both faster and more accurate): " + (", ".join(front) or "–") + "."
+        + (f" Not plotted (no training throughput): {', '.join(left_out)}." if left_out else ""),
+        "",
+        f"![mAP against training throughput]({(fig_dir / 'map_vs_throughput.png').as_posix()})",
+        "",
+    ]
+
+    leader, name = summaries[0], names[0]
+    lines += [f"## Precision–recall curves of the leader, {name}", ""]
+    try:
+        data = load_eval(leader.runs[0])
+    except VOCDataError as err:
+        lines.append(f"Not drawn: {err}.")
+        log.warning("report: no precision-recall curves: %s", err)
+    else:
+        run_ap = [((leader.runs[0].record.get("metrics") or {}).get("per_class") or {}).get(c, {}).get("ap") for c in VOC_CLASSES]
+        save_figure(pr_curves_figure(name, data.scores, data.labels, run_ap), out_dir / fig_dir / "pr_curves.png")
+        seed_note = f" (the run with seed {leader.seeds[0]})" if len(leader.runs) > 1 else ""
+        lines.append(f"![Precision–recall curves of {name}]({(fig_dir / 'pr_curves.png').as_posix()}){seed_note}")
+    lines.append("")
+    return lines
+
+
+def render_report(out_dir: str | Path, options: ReportOptions = ReportOptions()) -> str:
+    """Draw every figure of ``out_dir``'s runs into ``out_dir/report/`` and return the markdown."""
+    out_dir = Path(out_dir)
+    runs = read_runs(out_dir)
+    summaries = summarize(runs, options.bootstrap)
+    lines = ["# voc-bench report", ""]
+    lines += [
+        f"Figures, galleries and confidence statistics for the [leaderboard]({LEADERBOARD_MD}) of this folder, built "
+        f"from its {len(runs)} stored run(s); `python benchmark.py --report-only --out DIR` rebuilds it without training.",
+        "",
+    ]
+    commands = commands_of(runs)
+    if commands:
+        lines += ["Runs written by:", "", *(f"    {c}" for c in commands), ""]
+    if not summaries:
+        return "\n".join([*lines, "No successful runs yet."]) + "\n"
+    fig_dir = out_dir / REPORT_DIR
+    if fig_dir.exists():
+        shutil.rmtree(fig_dir)
+    names = display_names(summaries)
+    lines += _confidence_section(summaries, names, options.bootstrap)
+    lines.append("")
+    lines += _figures(out_dir, summaries, names)
+    lines += _galleries(out_dir, summaries, names, options)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_report(out_dir: str | Path, options: ReportOptions = ReportOptions()) -> Path:
+    """Rebuild ``report.md`` and its figures in ``out_dir`` (under the leaderboard's lock)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_file(out_dir / LOCK_FILE, wait=True)
+    try:
+        path = out_dir / REPORT_MD
+        write_text_atomic(path, render_report(out_dir, options))
+    finally:
+        if lock is not None:
+            lock.close()
+    log.info("report written to %s", path)
+    return path

@@ -1,0 +1,199 @@
+"""One summary per compared configuration: its runs over seeds, their mean and spread, bootstrap
+intervals, and a paired bootstrap against the leader.
+
+Runs are the same configuration when everything but the seed matches: model, weights, protocol
+and data. The leaderboard and the report both rank these summaries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.results import EvalData, Run, load_eval
+from voc.bootstrap import (
+    DEFAULT_LEVEL,
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    Interval,
+    bootstrap_accuracy,
+    bootstrap_map,
+    percentile_interval,
+    prob_not_better,
+    resample_counts,
+)
+from voc.constants import VOC_CLASSES
+from voc.errors import VOCDataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    """How the intervals are computed: resamples, their seed, the interval's level."""
+
+    n_resamples: int = DEFAULT_RESAMPLES
+    seed: int = DEFAULT_SEED
+    level: float = DEFAULT_LEVEL
+
+
+@dataclass
+class Summary:
+    """The successful runs of one configuration (one per seed) and what they add up to."""
+
+    model: str
+    runs: list[Run]
+    """Sorted by seed."""
+    mean: dict[str, float | None] = field(default_factory=dict)
+    """accuracy, mAP, tail_accuracy, train/eval img/s: means over seeds."""
+    seed_std: dict[str, float | None] = field(default_factory=dict)
+    """accuracy, mAP: sample standard deviation over seeds (``None`` with one seed)."""
+    per_class_ap: dict[str, float | None] = field(default_factory=dict)
+    tail_curve: tuple[np.ndarray, np.ndarray] | None = None
+    """(thresholds, mean tail accuracy over seeds), if every run has the same thresholds."""
+    ci: dict[str, Interval] = field(default_factory=dict)
+    """Bootstrap intervals of accuracy and mAP (of the mean over seeds)."""
+    p_not_better: float | None = None
+    """Paired bootstrap: P(this configuration's mAP <= the leader's); ``None`` for the leader."""
+    eval_ids: tuple[str, ...] | None = None
+    map_replicates: np.ndarray | None = None
+    note: str | None = None
+    """Why an interval or comparison is missing, if one is."""
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The first seed's record (weights, params, config, data are the same for all)."""
+        return self.runs[0].record
+
+    @property
+    def seeds(self) -> list[int]:
+        return [run.record.get("config", {}).get("seed", 0) for run in self.runs]
+
+
+def config_key(record: dict[str, Any]) -> str:
+    """What makes two records the same configuration: everything but the seed (and the
+    environment, timings and results)."""
+    config = {k: v for k, v in (record.get("config") or {}).items() if k != "seed"}
+    dataset = {k: v for k, v in (record.get("dataset") or {}).items() if k not in ("n_train_images", "n_eval_images")}
+    return json.dumps([record.get("model"), record.get("weights"), config, dataset], sort_keys=True, default=str)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return float(np.mean(finite)) if finite else None
+
+
+def _std(values: Sequence[float | None]) -> float | None:
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return float(np.std(finite, ddof=1)) if len(finite) >= 2 else None
+
+
+def _metric(run: Run, key: str) -> float | None:
+    value = (run.record.get("metrics") or {}).get(key)
+    return None if value is None else float(value)
+
+
+def _rate(run: Run, key: str) -> float | None:
+    value = (run.record.get("throughput") or {}).get(key)
+    return None if value is None else float(value)
+
+
+def group_runs(runs: Sequence[Run]) -> list[Summary]:
+    """Successful runs grouped by configuration, one run per seed (a second run of the same seed,
+    e.g. from a concurrent sweep, is left out with a log line naming both folders)."""
+    groups: dict[str, dict[int, Run]] = {}
+    for run in runs:
+        if not run.ok:
+            continue
+        seed = (run.record.get("config") or {}).get("seed", 0)
+        by_seed = groups.setdefault(config_key(run.record), {})
+        if seed in by_seed:
+            log.info("%s repeats seed %s of %s: the leaderboard uses %s", run.dir, seed, by_seed[seed].dir, by_seed[seed].dir)
+            continue
+        by_seed[seed] = run
+    summaries = []
+    for by_seed in groups.values():
+        ordered = [by_seed[s] for s in sorted(by_seed)]
+        summaries.append(_describe(Summary(model=ordered[0].record["model"], runs=ordered)))
+    return summaries
+
+
+def _describe(summary: Summary) -> Summary:
+    runs = summary.runs
+    for key in ("accuracy", "mAP", "tail_accuracy"):
+        summary.mean[key] = _mean([_metric(r, key) for r in runs])
+    for key in ("accuracy", "mAP"):
+        summary.seed_std[key] = _std([_metric(r, key) for r in runs])
+    for key in ("train_images_per_s", "eval_images_per_s"):
+        summary.mean[key] = _mean([_rate(r, key) for r in runs])
+    for name in VOC_CLASSES:
+        summary.per_class_ap[name] = _mean(
+            [(((r.record.get("metrics") or {}).get("per_class") or {}).get(name) or {}).get("ap") for r in runs]
+        )
+    curves = [(r.record.get("metrics") or {}).get("tail_curve") for r in runs]
+    if all(c and c.get("thresholds") for c in curves) and len({tuple(c["thresholds"]) for c in curves}) == 1:
+        values = np.array([[np.nan if v is None else v for v in c["values"]] for c in curves], dtype=np.float64)
+        defined = (~np.isnan(values)).sum(axis=0)
+        mean = np.where(defined > 0, np.nansum(values, axis=0) / np.maximum(defined, 1), np.nan)
+        summary.tail_curve = (np.asarray(curves[0]["thresholds"], dtype=np.float64), mean)
+    return summary
+
+
+def rank(summaries: Sequence[Summary]) -> list[Summary]:
+    """Best mean mAP first; ties (and missing mAP, last) by model name."""
+    def key(s: Summary) -> tuple[float, str]:
+        value = s.mean.get("mAP")
+        return (-(value if value is not None else float("-inf")), s.model)
+
+    return sorted(summaries, key=key)
+
+
+def _bootstrap(summary: Summary, settings: BootstrapSettings, counts_cache: dict[int, np.ndarray]) -> None:
+    """Bootstrap intervals of the seed-mean accuracy and mAP: each seed's run is scored on the
+    same resamples, and the replicate of the summary is the mean over seeds."""
+    try:
+        evals: list[EvalData] = [load_eval(run) for run in summary.runs]
+    except VOCDataError as err:
+        summary.note = f"no interval: {err}"
+        log.warning("%s: %s", summary.model, summary.note)
+        return
+    ids = evals[0].ids
+    if any(e.ids != ids for e in evals[1:]):
+        summary.note = "no interval: its seeds were evaluated on different images"
+        log.warning("%s: %s", summary.model, summary.note)
+        return
+    n = len(ids)
+    if n not in counts_cache:
+        counts_cache[n] = resample_counts(n, settings.n_resamples, settings.seed)
+    counts = counts_cache[n]
+    maps = np.mean([bootstrap_map(e.scores, e.labels, counts) for e in evals], axis=0)
+    accs = np.mean([bootstrap_accuracy(e.scores, e.labels, counts) for e in evals], axis=0)
+    summary.eval_ids, summary.map_replicates = ids, maps
+    summary.ci = {"mAP": percentile_interval(maps, settings.level), "accuracy": percentile_interval(accs, settings.level)}
+
+
+def summarize(runs: Sequence[Run], settings: BootstrapSettings | None = BootstrapSettings()) -> list[Summary]:
+    """Ranked summaries of ``runs``; with ``settings``, each with bootstrap intervals and, for all but
+    the leader, the paired probability of being no better than the leader (only where both were
+    evaluated on the same images)."""
+    summaries = rank(group_runs(runs))
+    if settings is None or not summaries:
+        return summaries
+    counts_cache: dict[int, np.ndarray] = {}
+    for summary in summaries:
+        _bootstrap(summary, settings, counts_cache)
+    leader = summaries[0]
+    for summary in summaries[1:]:
+        if leader.map_replicates is None or summary.map_replicates is None:
+            continue
+        if summary.eval_ids != leader.eval_ids:
+            summary.note = f"not compared with {leader.model}: evaluated on different images"
+            continue
+        summary.p_not_better = prob_not_better(summary.map_replicates, leader.map_replicates)
+    return summaries

@@ -1,0 +1,212 @@
+"""report.md, its figures and galleries, seed summaries and paired comparisons, from stored runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench.cli import main
+from bench.gallery import select
+from bench.leaderboard import LEADERBOARD_CSV, LEADERBOARD_MD, write_leaderboard
+from bench.plots import ParetoPoint, pareto_front
+from bench.report import REPORT_DIR, ReportOptions, write_report
+from bench.results import LABELS_FILE, PREDICTIONS_FILE, RESULT_FILE, read_runs, run_dir_name, write_json_atomic, write_text_atomic
+from bench.summary import summarize
+from voc.constants import VOC_CLASSES
+from voc.dataset import load_labels
+from voc.metrics import evaluate
+from voc.tables import class_table_csv
+
+TINY = ["--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "--pretrained", "none", "--num-workers", "0"]
+
+
+def _store_run(out: Path, voc_root: Path, model: str, scores: np.ndarray, seed: int = 0, rate: float = 10.0) -> None:
+    """A finished run as the runner writes it: record, predictions and labels of the val split."""
+    ids, labels = load_labels(voc_root, "2012", "val")
+    run_dir = out / run_dir_name(model, seed)
+    write_text_atomic(run_dir / PREDICTIONS_FILE, class_table_csv(ids, scores))
+    write_text_atomic(run_dir / LABELS_FILE, class_table_csv(ids, labels.astype(np.int64)))
+    record = {
+        "model": model,
+        "status": "ok",
+        "error": None,
+        "weights": "random init",
+        "dataset": {"root": str(voc_root), "year": "2012", "eval_split": "val", "description": "tiny VOC2012 val"},
+        "config": {"epochs": 1, "seed": seed},
+        "metrics": evaluate(scores, labels),
+        "throughput": {"train_images_per_s": rate, "eval_images_per_s": 4 * rate},
+        "params": 1000,
+        "command": f"python benchmark.py --models {model}",
+    }
+    write_json_atomic(run_dir / RESULT_FILE, record)
+
+
+def _scores(voc_root: Path, quality: float, seed: int) -> np.ndarray:
+    """Scores that rank the positives first with probability ~ ``quality``."""
+    _, labels = load_labels(voc_root, "2012", "val")
+    rng = np.random.default_rng(seed)
+    return np.clip(quality * (labels == 1) + (1 - quality) * rng.random(labels.shape), 0, 1)
+
+
+def _linked_files(md: str) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+
+
+@pytest.fixture()
+def three_models(tiny_voc: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "results"
+    _store_run(out, tiny_voc, "good", _scores(tiny_voc, 0.9, 0), rate=5.0)
+    _store_run(out, tiny_voc, "fast", _scores(tiny_voc, 0.3, 1), rate=50.0)
+    _store_run(out, tiny_voc, "slow_bad", _scores(tiny_voc, 0.1, 2), rate=2.0)
+    return out
+
+
+def test_report_figures_and_galleries_exist_and_open(three_models: Path) -> None:
+    path = write_report(three_models, ReportOptions(gallery_classes=("dog", "cat"), gallery_k=3))
+    md = path.read_text()
+    links = _linked_files(md)
+    for name in ("tail_accuracy.png", "per_class_ap.png", "map_vs_throughput.png", "pr_curves.png"):
+        assert f"{REPORT_DIR}/{name}" in links
+    galleries = [link for link in links if "/gallery/" in link]
+    assert sorted(galleries) == [f"{REPORT_DIR}/gallery/good/cat.jpg", f"{REPORT_DIR}/gallery/good/dog.jpg"]  # leader only
+    for link in links:
+        with Image.open(three_models / link) as image:
+            image.verify()
+    assert "## Which differences are real" in md and "| 1      | good" in md
+    assert "Pareto front (no other model is both faster and more accurate): good, fast." in md
+
+
+def test_gallery_for_every_model_and_all_classes(three_models: Path) -> None:
+    md = write_report(three_models, ReportOptions(gallery_models=("all",), gallery_k=2)).read_text()
+    for model in ("good", "fast", "slow_bad"):
+        assert f"### {model}" in md
+        assert len(list((three_models / REPORT_DIR / "gallery" / model).glob("*.jpg"))) == len(VOC_CLASSES)
+    names = ("good", "slow_bad")
+    md = write_report(three_models, ReportOptions(gallery_models=names, gallery_classes=("dog",))).read_text()
+    assert [line for line in md.splitlines() if line.startswith("### ")] == [f"### {m}" for m in names]
+
+
+def test_stale_figures_are_removed(three_models: Path) -> None:
+    write_report(three_models, ReportOptions(gallery_models=("all",), gallery_classes=("dog",)))
+    write_report(three_models, ReportOptions(gallery_classes=("cat",)))
+    assert not (three_models / REPORT_DIR / "gallery" / "fast").exists()
+    assert not (three_models / REPORT_DIR / "gallery" / "good" / "dog.jpg").exists()
+
+
+def test_missing_images_are_named_not_dropped(three_models: Path, tiny_voc: Path, tmp_path: Path) -> None:
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_voc, moved)
+    out = tmp_path / "r2"
+    _store_run(out, moved, "good", _scores(moved, 0.9, 0))
+    shutil.rmtree(moved / "VOCdevkit" / "VOC2012" / "JPEGImages")
+    md = write_report(out).read_text()
+    assert "No gallery:" in md and "JPEGImages" in md
+
+
+def test_report_is_deterministic(three_models: Path) -> None:
+    options = ReportOptions(gallery_classes=("dog",))
+    md1 = write_report(three_models, options).read_text()
+    files1 = {p: p.read_bytes() for p in sorted((three_models / REPORT_DIR).rglob("*.*"))}
+    md2 = write_report(three_models, options).read_text()
+    files2 = {p: p.read_bytes() for p in sorted((three_models / REPORT_DIR).rglob("*.*"))}
+    assert md1 == md2
+    assert files1 == files2
+
+
+def test_seeds_are_one_row_with_mean_and_sd(tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    for seed, quality in ((0, 0.9), (1, 0.6), (2, 0.3)):
+        _store_run(out, tiny_voc, "m", _scores(tiny_voc, quality, seed), seed=seed)
+    (summary,) = summarize(read_runs(out))
+    maps = [run.record["metrics"]["mAP"] for run in summary.runs]
+    assert summary.seeds == [0, 1, 2]
+    assert summary.mean["mAP"] == pytest.approx(np.mean(maps))
+    assert summary.seed_std["mAP"] == pytest.approx(np.std(maps, ddof=1))
+    write_leaderboard(out)
+    md = (out / LEADERBOARD_MD).read_text()
+    assert f"{np.mean(maps):.4f} ± {np.std(maps, ddof=1):.4f} (3 seeds)" in md
+    frame = pd.read_csv(out / LEADERBOARD_CSV)
+    assert len(frame) == 1 and frame.loc[0, "seeds"] == "0 1 2"
+    assert frame.loc[0, "mAP_ci_low"] <= frame.loc[0, "mAP_ci_high"]
+
+
+def test_paired_bootstrap_against_the_leader(three_models: Path, tiny_voc: Path) -> None:
+    # an exact copy of the leader under another name cannot be told apart from it
+    _store_run(three_models, tiny_voc, "good_copy", _scores(tiny_voc, 0.9, 0))
+    summaries = {s.model: s for s in summarize(read_runs(three_models))}
+    assert summaries["good"].p_not_better is None  # ranked first: names break the tie
+    assert summaries["good_copy"].p_not_better == 0.5
+    assert summaries["slow_bad"].p_not_better >= 0.95
+    md = write_leaderboard(three_models)[0].read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| 1 "))
+    assert "leader" in row and " ± " in row
+
+
+def test_select_top_and_bottom_hand_computed() -> None:
+    ids = ["a", "b", "c", "d"]
+    scores = np.array([[0.2], [0.9], [0.9], [0.1]])
+    labels = np.array([[0], [1], [-1], [1]])
+    top, bottom = select(ids, scores, labels, 0, k=2, class_names=("x",))
+    assert [(i.image_id, i.score, i.label) for i in top] == [("b", 0.9, 1), ("c", 0.9, -1)]  # tie: by id
+    assert [i.image_id for i in bottom] == ["d", "a"]
+    assert top[0].present == ("x",) and bottom[1].present == ()
+
+
+def test_pareto_front_hand_computed() -> None:
+    points = [
+        ParetoPoint("slow_good", 5.0, 0.8),
+        ParetoPoint("fast_ok", 50.0, 0.5),
+        ParetoPoint("dominated", 4.0, 0.4),
+        ParetoPoint("mid", 20.0, 0.6),
+        ParetoPoint("mid_worse", 20.0, 0.55),
+    ]
+    assert [points[i].name for i in pareto_front(points)] == ["slow_good", "mid", "fast_ok"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seed", "1", "--seeds", "0", "1"], "--seed or --seeds"),
+        (["--seeds", "1", "1"], "given more than once"),
+        (["--gallery-classes", "dragon"], "--gallery-classes: unknown class"),
+        (["--gallery-k", "0"], "--gallery-k must be positive"),
+        (["--gallery-models", "all", "resnet18"], "stands alone"),
+        (["--models", "resnet18", "--gallery-models", "resnet50"], "--gallery-models: ['resnet50'] not among"),
+    ],
+)
+def test_bad_report_flags_fail_fast(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_report_only_needs_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--report-only", "--out", str(tmp_path)]) == 2
+    assert "no result.json" in capsys.readouterr().err
+
+
+def test_report_only_checks_gallery_models_against_records(three_models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--report-only", "--out", str(three_models), "--gallery-models", "nope"]) == 2
+    assert "not among the models ['fast', 'good', 'slow_bad']" in capsys.readouterr().err
+
+
+def test_seeds_sweep_then_report_only_rebuilds_the_same_report(tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--seeds", "0", "1",
+            "--gallery-classes", "dog"]
+    assert main(args) == 0
+    assert (out / "test_resnet" / RESULT_FILE).is_file() and (out / "test_resnet-seed1" / RESULT_FILE).is_file()
+    leaderboard = (out / LEADERBOARD_MD).read_text()
+    row = next(line for line in leaderboard.splitlines() if "| test_resnet" in line)
+    assert "(2 seeds)" in row
+    assert "[report.md](report.md)" in leaderboard
+    report = (out / "report.md").read_text()
+    assert main(["--report-only", "--out", str(out), "--gallery-classes", "dog"]) == 0
+    assert (out / "report.md").read_text() == report
+    assert (out / LEADERBOARD_MD).read_text() == leaderboard
