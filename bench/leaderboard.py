@@ -16,7 +16,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.results import Run, lock_file, read_runs, write_text_atomic
-from bench.summary import BootstrapSettings, Summary, summarize
+from bench.summary import CONFIDENT, BootstrapSettings, Summary, summarize
 from voc.bootstrap import Interval
 from voc.constants import VOC_CLASSES
 
@@ -159,7 +159,9 @@ def _explanation(settings: BootstrapSettings | None) -> list[str]:
         lines.append(
             f"`± h`: half-width of the {settings.level:.0%} bootstrap interval ({settings.n_resamples} resamples of the "
             f"eval images, seed {settings.seed}). *P(mAP ≤ leader)*: share of the same resamples in which the model's "
-            "mAP is at most the leader's (paired bootstrap); below 0.95 the two are not reliably apart. "
+            "mAP is below the leader's, ties counting half (paired bootstrap); below "
+            f"{CONFIDENT} the two are not reliably apart. "
+            "The interval itself (bounds in leaderboard.csv and report.md) need not be centred on the value. "
             "*mAP over seeds*: mean ± standard deviation over training seeds (`--seeds`)."
         )
     return lines

@@ -31,7 +31,7 @@ from bench.results import (
     run_dir_name,
     write_text_atomic,
 )
-from bench.summary import BootstrapSettings, Summary, summarize
+from bench.summary import CONFIDENT, BootstrapSettings, Summary, summarize
 from voc.constants import CLASS_TO_INDEX, VOC_CLASSES
 from voc.errors import VOCDataError
 from voc.imagesets import find_voc_dir
@@ -42,8 +42,6 @@ REPORT_DIR = "report"
 """Folder beside ``report.md`` that holds its PNGs (replaced on every rebuild)."""
 ALL_MODELS = "all"
 """``--gallery-models all``: a gallery for every model."""
-CONFIDENT = 0.95
-"""A model counts as worse than the leader when P(mAP <= leader) is at least this."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def _confidence_section(summaries: Sequence[Summary], names: Sequence[str], sett
         f"Intervals: percentile bootstrap, {settings.n_resamples} resamples of the eval images (drawn with "
         f"replacement, seed {settings.seed}); with several seeds, each resample scores every seed's predictions and "
         "takes their mean. *P(mAP ≤ leader)*: the paired bootstrap the VOC challenge's retrospective used to compare "
-        "entries — the share of the same resamples in which the model's mAP is at most the leader's. At "
+        "entries — the share of the same resamples in which the model's mAP is below the leader's, ties counting half. At "
         f"{CONFIDENT} or more the model is worse than the leader; below that, the gap may be noise of the eval set. "
         "*sd over seeds*: how much training itself varies (`--seeds`).",
         "",

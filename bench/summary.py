@@ -33,6 +33,9 @@ from voc.errors import VOCDataError
 
 log = logging.getLogger(__name__)
 
+CONFIDENT = 0.95
+"""A model counts as worse than the leader when its P(mAP <= leader) is at least this."""
+
 
 @dataclass(frozen=True)
 class BootstrapSettings:
