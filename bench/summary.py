@@ -7,16 +7,18 @@ and data. The leaderboard and the report both rank these summaries.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.results import EvalData, Run, load_eval
+from bench.results import LABELS_FILE, PREDICTIONS_FILE, Run, load_eval
 from voc.bootstrap import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
@@ -157,26 +159,65 @@ def rank(summaries: Sequence[Summary]) -> list[Summary]:
     return sorted(summaries, key=key)
 
 
-def _bootstrap(summary: Summary, settings: BootstrapSettings, counts_cache: dict[int, np.ndarray]) -> None:
+@dataclass(frozen=True)
+class Replicates:
+    """One run's bootstrap replicates of mAP and accuracy, and the image ids they were drawn over."""
+
+    ids: tuple[str, ...]
+    map: np.ndarray
+    accuracy: np.ndarray
+
+
+_CACHE_SIZE = 512
+_replicates_cache: dict[tuple[Any, ...], Replicates] = {}
+"""Replicates by (predictions/labels file identity, settings): a sweep rebuilds the leaderboard after
+every model, and without this each rebuild would resample every earlier run again."""
+_resample_counts = functools.lru_cache(maxsize=4)(resample_counts)
+
+
+def _file_identity(path: Path) -> tuple[str, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def run_replicates(run: Run, settings: BootstrapSettings) -> Replicates:
+    """The run's mAP and accuracy on each of ``settings``' resamples of its eval images (cached
+    while its files are unchanged). Raises VOCDataError when its predictions or labels are missing."""
+    key = (_file_identity(run.dir / PREDICTIONS_FILE), _file_identity(run.dir / LABELS_FILE), settings)
+    cached = _replicates_cache.get(key) if key[0] is not None else None
+    if cached is not None:
+        return cached
+    data = load_eval(run)
+    counts = _resample_counts(len(data.ids), settings.n_resamples, settings.seed)
+    replicates = Replicates(
+        data.ids, bootstrap_map(data.scores, data.labels, counts), bootstrap_accuracy(data.scores, data.labels, counts)
+    )
+    if key[0] is not None:
+        if len(_replicates_cache) >= _CACHE_SIZE:
+            _replicates_cache.pop(next(iter(_replicates_cache)))
+        _replicates_cache[key] = replicates
+    return replicates
+
+
+def _bootstrap(summary: Summary, settings: BootstrapSettings) -> None:
     """Bootstrap intervals of the seed-mean accuracy and mAP: each seed's run is scored on the
     same resamples, and the replicate of the summary is the mean over seeds."""
     try:
-        evals: list[EvalData] = [load_eval(run) for run in summary.runs]
+        per_seed = [run_replicates(run, settings) for run in summary.runs]
     except VOCDataError as err:
         summary.note = f"no interval: {err}"
         log.warning("%s: %s", summary.model, summary.note)
         return
-    ids = evals[0].ids
-    if any(e.ids != ids for e in evals[1:]):
+    ids = per_seed[0].ids
+    if any(r.ids != ids for r in per_seed[1:]):
         summary.note = "no interval: its seeds were evaluated on different images"
         log.warning("%s: %s", summary.model, summary.note)
         return
-    n = len(ids)
-    if n not in counts_cache:
-        counts_cache[n] = resample_counts(n, settings.n_resamples, settings.seed)
-    counts = counts_cache[n]
-    maps = np.mean([bootstrap_map(e.scores, e.labels, counts) for e in evals], axis=0)
-    accs = np.mean([bootstrap_accuracy(e.scores, e.labels, counts) for e in evals], axis=0)
+    maps = np.mean([r.map for r in per_seed], axis=0)
+    accs = np.mean([r.accuracy for r in per_seed], axis=0)
     summary.eval_ids, summary.map_replicates = ids, maps
     summary.ci = {"mAP": percentile_interval(maps, settings.level), "accuracy": percentile_interval(accs, settings.level)}
 
@@ -188,9 +229,8 @@ def summarize(runs: Sequence[Run], settings: BootstrapSettings | None = Bootstra
     summaries = rank(group_runs(runs))
     if settings is None or not summaries:
         return summaries
-    counts_cache: dict[int, np.ndarray] = {}
     for summary in summaries:
-        _bootstrap(summary, settings, counts_cache)
+        _bootstrap(summary, settings)
     leader = summaries[0]
     for summary in summaries[1:]:
         if leader.map_replicates is None or summary.map_replicates is None:

@@ -210,3 +210,13 @@ def test_seeds_sweep_then_report_only_rebuilds_the_same_report(tiny_voc: Path, t
     assert main(["--report-only", "--out", str(out), "--gallery-classes", "dog"]) == 0
     assert (out / "report.md").read_text() == report
     assert (out / LEADERBOARD_MD).read_text() == leaderboard
+
+
+def test_rewritten_predictions_are_resampled_again(tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    _store_run(out, tiny_voc, "m", _scores(tiny_voc, 0.9, 0))
+    (first,) = summarize(read_runs(out))
+    _store_run(out, tiny_voc, "m", _scores(tiny_voc, 0.05, 5))  # same files, new contents
+    (second,) = summarize(read_runs(out))
+    assert first.ci["mAP"] != second.ci["mAP"]
+    assert second.ci["mAP"].low <= second.mean["mAP"] + 0.2
