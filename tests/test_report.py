@@ -219,4 +219,3 @@ def test_rewritten_predictions_are_resampled_again(tiny_voc: Path, tmp_path: Pat
     _store_run(out, tiny_voc, "m", _scores(tiny_voc, 0.05, 5))  # same files, new contents
     (second,) = summarize(read_runs(out))
     assert first.ci["mAP"] != second.ci["mAP"]
-    assert second.ci["mAP"].low <= second.mean["mAP"] + 0.2
