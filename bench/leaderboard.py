@@ -16,7 +16,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.results import Run, lock_file, read_runs, write_text_atomic
-from bench.summary import CONFIDENT, BootstrapSettings, Summary, summarize
+from bench.summary import CONFIDENT, BootstrapSettings, Summary, display_names, summarize
 from voc.bootstrap import Interval
 from voc.constants import VOC_CLASSES
 
@@ -126,14 +126,14 @@ def _seed_spread(s: Summary) -> str:
 
 def _markdown_rows(summaries: Sequence[Summary]) -> list[list[str]]:
     rows = []
-    for rank, s in enumerate(summaries, start=1):
+    for rank, (s, name) in enumerate(zip(summaries, display_names(summaries)), start=1):
         record = s.record
         params = record.get("params")
         p = "leader" if rank == 1 else _fmt(s.p_not_better, 3)
         rows.append(
             [
                 str(rank),
-                s.model,
+                name,
                 _fmt(record.get("weights", "")),
                 _fmt(None if params is None else params / 1e6, 2),
                 _with_ci(s.mean.get("accuracy"), s.ci.get("accuracy")),
@@ -189,7 +189,7 @@ def render_markdown(
         lines.append("No successful runs yet.")
     else:
         lines.append(tabulate(_markdown_rows(summaries), headers=list(COLUMNS), tablefmt="github", disable_numparse=True))
-    notes = [f"{s.model}: {s.note}" for s in summaries if s.note]
+    notes = [f"{name}: {s.note}" for s, name in zip(summaries, display_names(summaries)) if s.note]
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]
     if failed:
@@ -198,7 +198,7 @@ def render_markdown(
         lines.append(tabulate(rows, headers=["model", "weights", "error"], tablefmt="github", disable_numparse=True))
     if summaries:
         lines += ["", "## Per-class AP", ""]
-        rows = [[s.model, *(_fmt(s.per_class_ap.get(c)) for c in VOC_CLASSES)] for s in summaries]
+        rows = [[name, *(_fmt(s.per_class_ap.get(c)) for c in VOC_CLASSES)] for s, name in zip(summaries, display_names(summaries))]
         lines.append(tabulate(rows, headers=["model", *VOC_CLASSES], tablefmt="github", disable_numparse=True))
     return "\n".join(lines) + "\n"
 

@@ -31,7 +31,7 @@ from bench.results import (
     run_dir_name,
     write_text_atomic,
 )
-from bench.summary import CONFIDENT, BootstrapSettings, Summary, summarize
+from bench.summary import CONFIDENT, BootstrapSettings, Summary, display_names, summarize
 from voc.constants import CLASS_TO_INDEX, VOC_CLASSES
 from voc.errors import VOCDataError
 from voc.imagesets import find_voc_dir
@@ -73,14 +73,6 @@ def check_gallery_models(requested: Sequence[str] | None, available: Sequence[st
             f"--gallery-models: {unknown} not among the models {sorted(set(available))}; name some of those, "
             f"or '{ALL_MODELS}'"
         )
-
-
-def display_names(summaries: Sequence[Summary]) -> list[str]:
-    """The model name, or ``model [folder]`` where one model appears in several configurations."""
-    counts: dict[str, int] = {}
-    for s in summaries:
-        counts[s.model] = counts.get(s.model, 0) + 1
-    return [s.model if counts[s.model] == 1 else f"{s.model} [{s.runs[0].dir.name}]" for s in summaries]
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

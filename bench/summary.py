@@ -150,6 +150,14 @@ def _describe(summary: Summary) -> Summary:
     return summary
 
 
+def display_names(summaries: Sequence[Summary]) -> list[str]:
+    """The model name, or ``model [folder]`` where one model appears in several configurations."""
+    counts: dict[str, int] = {}
+    for s in summaries:
+        counts[s.model] = counts.get(s.model, 0) + 1
+    return [s.model if counts[s.model] == 1 else f"{s.model} [{s.runs[0].dir.name}]" for s in summaries]
+
+
 def rank(summaries: Sequence[Summary]) -> list[Summary]:
     """Best mean mAP first; ties (and missing mAP, last) by model name."""
     def key(s: Summary) -> tuple[float, str]:

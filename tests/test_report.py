@@ -219,3 +219,15 @@ def test_rewritten_predictions_are_resampled_again(tiny_voc: Path, tmp_path: Pat
     _store_run(out, tiny_voc, "m", _scores(tiny_voc, 0.05, 5))  # same files, new contents
     (second,) = summarize(read_runs(out))
     assert first.ci["mAP"] != second.ci["mAP"]
+
+
+def test_one_model_in_two_configurations_is_told_apart_by_folder(tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    _store_run(out, tiny_voc, "m", _scores(tiny_voc, 0.9, 0))
+    _store_run(out / "elsewhere", tiny_voc, "m", _scores(tiny_voc, 0.5, 1))
+    (out / "elsewhere" / "m").rename(out / "m-fp32")
+    record = (out / "m-fp32" / RESULT_FILE).read_text().replace('"epochs": 1', '"epochs": 2')
+    (out / "m-fp32" / RESULT_FILE).write_text(record)
+    (out / "elsewhere").rmdir()
+    md = write_leaderboard(out)[0].read_text()
+    assert "| 1      | m [m]" in md and "| 2      | m [m-fp32]" in md
