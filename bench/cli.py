@@ -202,6 +202,10 @@ def _checked_report_options(args: argparse.Namespace) -> ReportOptions:
             raise ValueError(f"--seeds: {repeated} given more than once")
     if args.report_only and args.leaderboard_only:
         raise ValueError("give --report-only or --leaderboard-only, not both")
+    if args.report_only and args.no_report:
+        raise ValueError("give --report-only or --no-report, not both")
+    if args.speed and args.seeds is not None:
+        raise ValueError("--seeds does not apply to --speed (it measures throughput, not results); use --seed")
     if args.gallery_models and ALL_MODELS in args.gallery_models and len(args.gallery_models) > 1:
         raise ValueError(f"--gallery-models: '{ALL_MODELS}' stands alone")
     return ReportOptions(

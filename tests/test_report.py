@@ -175,6 +175,8 @@ def test_pareto_front_hand_computed() -> None:
     [
         (["--seed", "1", "--seeds", "0", "1"], "--seed or --seeds"),
         (["--seeds", "1", "1"], "given more than once"),
+        (["--speed", "--seeds", "0", "1"], "--seeds does not apply to --speed"),
+        (["--report-only", "--no-report"], "--report-only or --no-report"),
         (["--gallery-classes", "dragon"], "--gallery-classes: unknown class"),
         (["--gallery-k", "0"], "--gallery-k must be positive"),
         (["--gallery-models", "all", "resnet18"], "stands alone"),
