@@ -191,9 +191,10 @@ def _figures(out_dir: Path, summaries: Sequence[Summary], names: Sequence[str]) 
         "## Tail accuracy against the threshold",
         "",
         "The course's Tailacc(t): for each class, the accuracy among the images scored above t, averaged over "
-        "classes (see README, *Metrics*); one line per model, the mean over its seeds."
-        + (f" No line for {', '.join(undefined)}: no image scored above 0.5 in any class, so Tailacc(t) is "
-           "undefined." if undefined else ""),
+        "classes (see README, *Metrics*); one line per model; with several seeds, the mean of their curves (each seed's thresholds end at its own "
+        "highest score, so the curves are interpolated onto the grid that ends first)."
+        + (f" No line for {', '.join(undefined)}: Tailacc(t) is undefined there (no score above 0.5)."
+           if undefined else ""),
         "",
         f"![Mean tail accuracy against the threshold]({(fig_dir / 'tail_accuracy.png').as_posix()})",
         "",

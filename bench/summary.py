@@ -141,13 +141,31 @@ def _describe(summary: Summary) -> Summary:
         summary.per_class_ap[name] = _mean(
             [(((r.record.get("metrics") or {}).get("per_class") or {}).get(name) or {}).get("ap") for r in runs]
         )
-    curves = [(r.record.get("metrics") or {}).get("tail_curve") for r in runs]
-    if all(c and c.get("thresholds") for c in curves) and len({tuple(c["thresholds"]) for c in curves}) == 1:
-        values = np.array([[np.nan if v is None else v for v in c["values"]] for c in curves], dtype=np.float64)
-        defined = (~np.isnan(values)).sum(axis=0)
-        mean = np.where(defined > 0, np.nansum(values, axis=0) / np.maximum(defined, 1), np.nan)
-        summary.tail_curve = (np.asarray(curves[0]["thresholds"], dtype=np.float64), mean)
+    summary.tail_curve = mean_tail_curve([(r.record.get("metrics") or {}).get("tail_curve") for r in runs])
     return summary
+
+
+def mean_tail_curve(curves: Sequence[dict[str, Any] | None]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The mean of several runs' tail-accuracy curves (``{"thresholds": [...], "values": [...]}``).
+
+    Each run's thresholds end at its own highest score, so the curves are interpolated (linearly,
+    over their defined points) onto the grid of the run whose grid ends first, which every curve
+    covers. ``None`` if any run has no defined point.
+    """
+    parsed = []
+    for curve in curves:
+        if not curve or not curve.get("thresholds"):
+            return None
+        t = np.asarray(curve["thresholds"], dtype=np.float64)
+        v = np.array([np.nan if x is None else x for x in curve["values"]], dtype=np.float64)
+        if np.isnan(v).all():
+            return None
+        parsed.append((t, v))
+    grid = min((t for t, _ in parsed), key=lambda t: t[-1])
+    if len(parsed) == 1:
+        return parsed[0]
+    resampled = [np.interp(grid, t[~np.isnan(v)], v[~np.isnan(v)]) for t, v in parsed]
+    return grid, np.mean(resampled, axis=0)
 
 
 def display_names(summaries: Sequence[Summary]) -> list[str]:

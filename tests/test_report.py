@@ -233,3 +233,16 @@ def test_one_model_in_two_configurations_is_told_apart_by_folder(tiny_voc: Path,
     (out / "elsewhere").rmdir()
     md = write_leaderboard(out)[0].read_text()
     assert "| 1      | m [m]" in md and "| 2      | m [m-fp32]" in md
+
+
+def test_mean_tail_curve_of_seeds_with_different_grids_hand_computed() -> None:
+    from bench.summary import mean_tail_curve
+
+    a = {"thresholds": [0.5, 0.7, 0.9], "values": [0.6, 0.8, 1.0]}
+    b = {"thresholds": [0.5, 0.6, 0.7], "values": [0.4, None, 0.6]}  # None: undefined there
+    grid, mean = mean_tail_curve([a, b])
+    np.testing.assert_allclose(grid, [0.5, 0.6, 0.7])  # b's grid ends first
+    # a at the grid: 0.6, 0.7, 0.8; b: 0.4, 0.5 (between its defined points), 0.6
+    np.testing.assert_allclose(mean, [0.5, 0.6, 0.7])
+    assert mean_tail_curve([a, {"thresholds": [0.5], "values": [None]}]) is None
+    assert mean_tail_curve([a, None]) is None
