@@ -198,7 +198,8 @@ def render_markdown(
         lines.append(tabulate(rows, headers=["model", "weights", "error"], tablefmt="github", disable_numparse=True))
     if summaries:
         lines += ["", "## Per-class AP", ""]
-        rows = [[name, *(_fmt(s.per_class_ap.get(c)) for c in VOC_CLASSES)] for s, name in zip(summaries, display_names(summaries))]
+        names = display_names(summaries)
+        rows = [[name, *(_fmt(s.per_class_ap.get(c)) for c in VOC_CLASSES)] for s, name in zip(summaries, names)]
         lines.append(tabulate(rows, headers=["model", *VOC_CLASSES], tablefmt="github", disable_numparse=True))
     return "\n".join(lines) + "\n"
 

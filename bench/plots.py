@@ -74,7 +74,9 @@ def tail_accuracy_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -
     return figure
 
 
-def per_class_ap_figure(models: Sequence[str], ap: Sequence[Sequence[float | None]], class_names: Sequence[str] = VOC_CLASSES) -> Figure:
+def per_class_ap_figure(
+    models: Sequence[str], ap: Sequence[Sequence[float | None]], class_names: Sequence[str] = VOC_CLASSES
+) -> Figure:
     """Per-class AP as grouped horizontal bars: one group per class (names on the y axis, one per
     row, so 20 never overlap), one bar per model."""
     n_models, n_classes = len(models), len(class_names)

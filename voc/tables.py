@@ -71,7 +71,9 @@ def align(scores: pd.DataFrame, labels: pd.DataFrame, scores_path: Path, labels_
     if only_scores or only_labels:
         parts = []
         if only_labels:
-            parts.append(f"{len(only_labels)} id(s) of {labels_path} missing from {scores_path}, e.g. {only_labels[:_MAX_LISTED]}")
+            parts.append(
+                f"{len(only_labels)} id(s) of {labels_path} missing from {scores_path}, e.g. {only_labels[:_MAX_LISTED]}"
+            )
         if only_scores:
             parts.append(f"{len(only_scores)} id(s) of {scores_path} not in {labels_path}, e.g. {only_scores[:_MAX_LISTED]}")
         raise VOCDataError("image ids do not match: " + "; ".join(parts))
