@@ -155,6 +155,10 @@ def _galleries(
         "misses. Models: " + ("the leader" if not options.gallery_models else ", ".join(names[i] for i in chosen))
         + " (`--gallery-models`); classes: `--gallery-classes`.",
     ]
+    if options.gallery_models and list(options.gallery_models) != [ALL_MODELS]:
+        missing = sorted(set(options.gallery_models) - {s.model for s in summaries})
+        if missing:
+            lines += ["", f"No gallery for {', '.join(missing)}: no successful run in this folder."]
     for i in chosen:
         summary, name = summaries[i], names[i]
         lines += ["", f"### {name}", ""]

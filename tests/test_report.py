@@ -87,8 +87,9 @@ def test_gallery_for_every_model_and_all_classes(three_models: Path) -> None:
         assert f"### {model}" in md
         assert len(list((three_models / REPORT_DIR / "gallery" / model).glob("*.jpg"))) == len(VOC_CLASSES)
     names = ("good", "slow_bad")
-    md = write_report(three_models, ReportOptions(gallery_models=names, gallery_classes=("dog",))).read_text()
+    md = write_report(three_models, ReportOptions(gallery_models=(*names, "crashed"), gallery_classes=("dog",))).read_text()
     assert [line for line in md.splitlines() if line.startswith("### ")] == [f"### {m}" for m in names]
+    assert "No gallery for crashed: no successful run in this folder." in md
 
 
 def test_stale_figures_are_removed(three_models: Path) -> None:
