@@ -247,3 +247,22 @@ def test_mean_tail_curve_of_seeds_with_different_grids_hand_computed() -> None:
     np.testing.assert_allclose(mean, [0.5, 0.6, 0.7])
     assert mean_tail_curve([a, {"thresholds": [0.5], "values": [None]}]) is None
     assert mean_tail_curve([a, None]) is None
+
+
+def test_runs_without_labels_file_read_labels_from_their_dataset(tiny_voc: Path, tmp_path: Path) -> None:
+    import shutil
+
+    voc = tmp_path / "voc"
+    shutil.copytree(tiny_voc, voc)
+    out = tmp_path / "results"
+    _store_run(out, voc, "old", _scores(voc, 0.9, 0))
+    (out / "old" / LABELS_FILE).unlink()  # as runs written before labels.csv existed
+    (with_dataset,) = summarize(read_runs(out))
+    assert with_dataset.note is None and "mAP" in with_dataset.ci
+    shutil.rmtree(voc)
+    _store_run(out, tiny_voc, "old", _scores(tiny_voc, 0.9, 0))  # rewrite so the cached resamples are not reused
+    (out / "old" / LABELS_FILE).unlink()
+    record = (out / "old" / RESULT_FILE).read_text().replace(str(tiny_voc), str(voc))
+    (out / "old" / RESULT_FILE).write_text(record)
+    md = write_leaderboard(out)[0].read_text()
+    assert f"- old: no interval: no labels.csv in {out / 'old'}, and the run's dataset root '{voc}' is not there" in md
