@@ -102,7 +102,8 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def format_value(value: Any, digits: int = 4) -> str:
+    """A table cell: ``–`` for a missing or NaN value, floats with ``digits`` decimals."""
     if value is None or (isinstance(value, float) and value != value):
         return "–"
     if isinstance(value, float):
@@ -113,15 +114,15 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def _with_ci(value: float | None, interval: Interval | None) -> str:
     """``0.6003 ± 0.0290``: the value and the half-width of its bootstrap interval."""
     if interval is None or interval.half_width != interval.half_width:
-        return _fmt(value)
-    return f"{_fmt(value)} ± {interval.half_width:.4f}"
+        return format_value(value)
+    return f"{format_value(value)} ± {interval.half_width:.4f}"
 
 
 def _seed_spread(s: Summary) -> str:
     std = s.seed_std.get("mAP")
     if std is None:
         return f"– (seed {s.seeds[0]})"
-    return f"{_fmt(s.mean.get('mAP'))} ± {std:.4f} ({len(s.runs)} seeds)"
+    return f"{format_value(s.mean.get('mAP'))} ± {std:.4f} ({len(s.runs)} seeds)"
 
 
 def _markdown_rows(summaries: Sequence[Summary]) -> list[list[str]]:
@@ -129,22 +130,22 @@ def _markdown_rows(summaries: Sequence[Summary]) -> list[list[str]]:
     for rank, (s, name) in enumerate(zip(summaries, display_names(summaries)), start=1):
         record = s.record
         params = record.get("params")
-        p = "leader" if rank == 1 else _fmt(s.p_not_better, 3)
+        p = "leader" if rank == 1 else format_value(s.p_not_better, 3)
         rows.append(
             [
                 str(rank),
                 name,
-                _fmt(record.get("weights", "")),
-                _fmt(None if params is None else params / 1e6, 2),
+                format_value(record.get("weights", "")),
+                format_value(None if params is None else params / 1e6, 2),
                 _with_ci(s.mean.get("accuracy"), s.ci.get("accuracy")),
                 _with_ci(s.mean.get("mAP"), s.ci.get("mAP")),
                 p,
                 _seed_spread(s),
-                _fmt(s.mean.get("tail_accuracy")),
-                _fmt(s.mean.get("train_images_per_s"), 1),
-                _fmt(s.mean.get("eval_images_per_s"), 1),
-                _fmt((record.get("config") or {}).get("epochs")),
-                _fmt((record.get("dataset") or {}).get("description", "")),
+                format_value(s.mean.get("tail_accuracy")),
+                format_value(s.mean.get("train_images_per_s"), 1),
+                format_value(s.mean.get("eval_images_per_s"), 1),
+                format_value((record.get("config") or {}).get("epochs")),
+                format_value((record.get("dataset") or {}).get("description", "")),
             ]
         )
     return rows
@@ -199,7 +200,7 @@ def render_markdown(
     if summaries:
         lines += ["", "## Per-class AP", ""]
         names = display_names(summaries)
-        rows = [[name, *(_fmt(s.per_class_ap.get(c)) for c in VOC_CLASSES)] for s, name in zip(summaries, names)]
+        rows = [[name, *(format_value(s.per_class_ap.get(c)) for c in VOC_CLASSES)] for s, name in zip(summaries, names)]
         lines.append(tabulate(rows, headers=["model", *VOC_CLASSES], tablefmt="github", disable_numparse=True))
     return "\n".join(lines) + "\n"
 

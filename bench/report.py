@@ -14,7 +14,7 @@ import numpy as np
 from tabulate import tabulate
 
 from bench.gallery import DEFAULT_K, write_class_gallery
-from bench.leaderboard import LEADERBOARD_MD, LOCK_FILE, REPORT_MD, commands_of
+from bench.leaderboard import LEADERBOARD_MD, LOCK_FILE, REPORT_MD, commands_of, format_value
 from bench.plots import (
     ParetoPoint,
     pareto_figure,
@@ -75,10 +75,6 @@ def check_gallery_models(requested: Sequence[str] | None, available: Sequence[st
         )
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
 def _interval(s: Summary, key: str) -> str:
     ci = s.ci.get(key)
     if ci is None or math.isnan(ci.low):
@@ -102,9 +98,9 @@ def _confidence_section(summaries: Sequence[Summary], names: Sequence[str], sett
         std = s.seed_std.get("mAP")
         rows.append([
             str(rank), name, " ".join(str(seed) for seed in s.seeds),
-            _fmt(s.mean.get("mAP")), _interval(s, "mAP"), "–" if std is None else f"{std:.4f}",
-            _fmt(s.mean.get("accuracy")), _interval(s, "accuracy"),
-            "–" if rank == 1 else _fmt(s.p_not_better, 3), _verdict(rank, s),
+            format_value(s.mean.get("mAP")), _interval(s, "mAP"), "–" if std is None else f"{std:.4f}",
+            format_value(s.mean.get("accuracy")), _interval(s, "accuracy"),
+            "–" if rank == 1 else format_value(s.p_not_better, 3), _verdict(rank, s),
         ])
     headers = ["rank", "model", "seeds", "mAP", f"mAP {settings.level:.0%} CI", "mAP sd over seeds", "accuracy",
                f"accuracy {settings.level:.0%} CI", "P(mAP ≤ leader)", "verdict"]
@@ -140,8 +136,9 @@ def _image_locator(summary: Summary):
 def _galleries(
     out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], options: ReportOptions
 ) -> list[str]:
-    if options.gallery_models and list(options.gallery_models) != [ALL_MODELS]:
-        chosen = [i for i, s in enumerate(summaries) if s.model in set(options.gallery_models)]
+    named = options.gallery_models if options.gallery_models and list(options.gallery_models) != [ALL_MODELS] else None
+    if named:
+        chosen = [i for i, s in enumerate(summaries) if s.model in set(named)]
     elif options.gallery_models:
         chosen = list(range(len(summaries)))
     else:
@@ -155,8 +152,8 @@ def _galleries(
         "misses. Models: " + ("the leader" if not options.gallery_models else ", ".join(names[i] for i in chosen))
         + " (`--gallery-models`); classes: `--gallery-classes`.",
     ]
-    if options.gallery_models and list(options.gallery_models) != [ALL_MODELS]:
-        missing = sorted(set(options.gallery_models) - {s.model for s in summaries})
+    if named:
+        missing = sorted(set(named) - {s.model for s in summaries})
         if missing:
             lines += ["", f"No gallery for {', '.join(missing)}: no successful run in this folder."]
     for i in chosen:

@@ -89,23 +89,23 @@ def config_key(record: dict[str, Any]) -> str:
     return json.dumps([record.get("model"), record.get("weights"), config, dataset], sort_keys=True, default=str)
 
 
+def _finite(values: Sequence[float | None]) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
 def _mean(values: Sequence[float | None]) -> float | None:
-    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    finite = _finite(values)
     return float(np.mean(finite)) if finite else None
 
 
 def _std(values: Sequence[float | None]) -> float | None:
-    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    finite = _finite(values)
     return float(np.std(finite, ddof=1)) if len(finite) >= 2 else None
 
 
-def _metric(run: Run, key: str) -> float | None:
-    value = (run.record.get("metrics") or {}).get(key)
-    return None if value is None else float(value)
-
-
-def _rate(run: Run, key: str) -> float | None:
-    value = (run.record.get("throughput") or {}).get(key)
+def _number(run: Run, section: str, key: str) -> float | None:
+    """``record[section][key]`` as a float (``None`` where absent), e.g. ``("metrics", "mAP")``."""
+    value = (run.record.get(section) or {}).get(key)
     return None if value is None else float(value)
 
 
@@ -132,11 +132,11 @@ def group_runs(runs: Sequence[Run]) -> list[Summary]:
 def _describe(summary: Summary) -> Summary:
     runs = summary.runs
     for key in ("accuracy", "mAP", "tail_accuracy"):
-        summary.mean[key] = _mean([_metric(r, key) for r in runs])
+        summary.mean[key] = _mean([_number(r, "metrics", key) for r in runs])
     for key in ("accuracy", "mAP"):
-        summary.seed_std[key] = _std([_metric(r, key) for r in runs])
+        summary.seed_std[key] = _std([_number(r, "metrics", key) for r in runs])
     for key in ("train_images_per_s", "eval_images_per_s"):
-        summary.mean[key] = _mean([_rate(r, key) for r in runs])
+        summary.mean[key] = _mean([_number(r, "throughput", key) for r in runs])
     for name in VOC_CLASSES:
         summary.per_class_ap[name] = _mean(
             [(((r.record.get("metrics") or {}).get("per_class") or {}).get(name) or {}).get("ap") for r in runs]
