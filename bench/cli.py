@@ -1,4 +1,8 @@
-"""``python benchmark.py``: train and evaluate timm backbones on VOC the same way; write a leaderboard."""
+"""``python benchmark.py``: train and evaluate timm backbones on VOC the same way; write a leaderboard.
+
+Light paths stay light: ``--leaderboard-only`` and ``--report-only`` import neither torch nor
+Lightning; the training side (``bench.train``) is imported only when a run needs it.
+"""
 
 from __future__ import annotations
 
@@ -11,36 +15,35 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.data import SYNTHETIC_ROOT, SYNTHETIC_SIZE, DataSource, resolve_data
-from bench.gallery import DEFAULT_K
-from bench.hardware import PRECISIONS
-from bench.leaderboard import LEADERBOARD_MD, write_leaderboard
-from bench.protocol import CPU_SYNTHETIC_PROTOCOL, SEED_PROTOCOL, Protocol
-from bench.registry import UnknownModelError, resolve_models
-from bench.report import ALL_MODELS, ReportOptions, check_gallery_models, write_report
-from bench.results import read_records
-from bench.runner import (
-    BASELINE_NAME,
-    TrainerOptions,
-    check_data,
-    is_global_zero,
-    run_sweep,
-)
-from bench.speed import SPEED_FILE, run_speed, speed_table
+from bench.protocol import COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL, PRECISIONS, Protocol
+from bench.report.gallery import DEFAULT_K
+from bench.report.markdown import ALL_MODELS, ReportOptions, check_gallery_models
+from bench.store import LEADERBOARD_MD, SPEED_FILE, read_records
 from bench.weights import PRETRAINED_CHOICES
+from voc.config import CROP_MODES
 from voc.constants import DIFFICULT_POLICIES, YEARS
 from voc.errors import VOCDataError
-from voc.transforms import CROP_MODES
 
 log = logging.getLogger("benchmark")
 
-_S, _C = SEED_PROTOCOL, CPU_SYNTHETIC_PROTOCOL
+BASELINE_NAME = "prior-baseline"
+"""The label-prior baseline's model name (``bench.train.baseline``, which this module does not import)."""
+
+_C, _S = COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL
+
+
+class UsageError(Exception):
+    """A flag, or a combination of flags, that cannot be run; the message names the flag and the fix.
+
+    :func:`main` prints it and exits with status 2, before any work.
+    """
 
 
 def _default(field: str) -> str:
-    seed, cpu = getattr(_S, field), getattr(_C, field)
-    if seed == cpu:
-        return f"default: {seed}"
-    return f"default: {seed} (seed protocol, real VOC); {cpu} on the synthetic set"
+    course, cpu = getattr(_C, field), getattr(_S, field)
+    if course == cpu:
+        return f"default: {course}"
+    return f"default: {course} (course protocol, real VOC); {cpu} on the synthetic set"
 
 
 def _limit(text: str) -> int | float:
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="benchmark.py",
         description=(
             "Train and evaluate timm backbones on PASCAL VOC multi-label classification under one protocol "
-            "(the seed project's: Adam 1e-4, batch 8, resize 400 -> FiveCrop 224, crop-max logits, class-wise BCE, "
+            "(the course project's: Adam 1e-4, batch 8, resize 400 -> FiveCrop 224, crop-max logits, class-wise BCE, "
             "VOC2012 train -> val) and rank them by mAP in a markdown leaderboard. Without real VOC it runs a "
             "CPU-sized protocol on a generated synthetic VOC set."
         ),
@@ -140,39 +143,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images per gallery row: the k highest- and k lowest-scored eval images of a class")
     p.add_argument("--speed", action="store_true",
                    help="measure throughput instead of training: model-only (random tensors) against end-to-end "
-                        "(our real pipeline), train and eval, at the protocol's shapes (default: the seed protocol's, "
+                        "(our real pipeline), train and eval, at the protocol's shapes (default: the course protocol's, "
                         "400 -> 5 x 224, batch 8, whatever the data); prints a table, writes OUT/speed.json")
-    p.add_argument("--speed-seed-loop", action="store_true",
-                   help="with --speed, also time a straightforward seed-style training loop (fp32, NCHW, PIL "
-                        "transforms, a Python loop of 20 BCE calls) for comparison; slow")
+    p.add_argument("--speed-course-loop", "--speed-seed-loop", dest="speed_course_loop", action="store_true",
+                   help="with --speed, also time a straightforward course-style training loop (fp32, NCHW, PIL "
+                        "transforms, a Python loop of 20 BCE calls) for comparison; slow (--speed-seed-loop is "
+                        "its old name, accepted for one release)")
     p.add_argument("--speed-steps", type=int, default=20, help="timed batches per measurement with --speed")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
 
 def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
-    """The data's default protocol (the seed's for ``--speed``) with every explicit flag applied."""
-    base = CPU_SYNTHETIC_PROTOCOL if data.is_synthetic and not args.speed else SEED_PROTOCOL
-    return base.with_overrides(
-        year=args.year,
-        train_split=args.train_split,
-        eval_split=args.eval_split,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        eval_batch_size=args.eval_batch_size,
-        lr=args.lr,
-        resize=args.resize,
-        crop=args.crop,
-        crop_mode=args.crops,
-        difficult=args.difficult,
-        precision=args.precision,
-        seed=args.seed,
-        limit_train_batches=args.limit_train_batches,
-        limit_eval_batches=args.limit_eval_batches,
-    )
+    """The data's default protocol (the course protocol for ``--speed``) with every explicit flag applied."""
+    base = CPU_SYNTHETIC_PROTOCOL if data.is_synthetic and not args.speed else COURSE_PROTOCOL
+    try:
+        return base.with_overrides(
+            year=args.year,
+            train_split=args.train_split,
+            eval_split=args.eval_split,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            eval_batch_size=args.eval_batch_size,
+            lr=args.lr,
+            resize=args.resize,
+            crop=args.crop,
+            crop_mode=args.crops,
+            difficult=args.difficult,
+            precision=args.precision,
+            seed=args.seed,
+            limit_train_batches=args.limit_train_batches,
+            limit_eval_batches=args.limit_eval_batches,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
-def _describe(protocol: Protocol) -> str:
+def protocol_summary(protocol: Protocol) -> str:
+    """One line for the console: epochs, optimiser, batch, image pipeline, precision, seed."""
     p = protocol
     return (
         f"{p.epochs} epochs, {p.optimizer} lr {p.lr:g}, batch {p.batch_size}, resize {p.resize} -> {p.crop_mode} crop "
@@ -180,10 +188,91 @@ def _describe(protocol: Protocol) -> str:
     )
 
 
-def _speed(models: list[str], protocol: Protocol, data: DataSource, options: TrainerOptions, args: argparse.Namespace) -> int:
-    log.info("Speed at %s on %s", _describe(protocol), data.describe(protocol.year, protocol.train_split, protocol.eval_split))
+def check_flags(args: argparse.Namespace) -> ReportOptions:
+    """Every combination of flags that cannot run raises UsageError naming the flag; returns the
+    report options the flags give."""
+    if args.seeds is not None:
+        if args.seed is not None:
+            raise UsageError("give --seed or --seeds, not both")
+        repeated = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+        if repeated:
+            raise UsageError(f"--seeds: {repeated} given more than once")
+    if args.report_only and args.leaderboard_only:
+        raise UsageError("give --report-only or --leaderboard-only, not both")
+    if args.report_only and args.no_report:
+        raise UsageError("give --report-only or --no-report, not both")
+    if args.speed and args.seeds is not None:
+        raise UsageError("--seeds does not apply to --speed (it measures throughput, not results); use --seed")
+    if args.gallery_models and ALL_MODELS in args.gallery_models and len(args.gallery_models) > 1:
+        raise UsageError(f"--gallery-models: '{ALL_MODELS}' stands alone")
+    try:
+        return ReportOptions(
+            gallery_classes=tuple(args.gallery_classes) if args.gallery_classes else None,
+            gallery_models=tuple(args.gallery_models) if args.gallery_models else None,
+            gallery_k=args.gallery_k,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _check_gallery_models(requested: Sequence[str] | None, available: Sequence[str]) -> None:
+    try:
+        check_gallery_models(requested, available)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _leaderboard_only(args: argparse.Namespace) -> int:
+    from bench.report.leaderboard import write_leaderboard
+
+    md_path, _ = write_leaderboard(args.out)
+    print(md_path.read_text(encoding="utf-8"))
+    return 0
+
+
+def _report_only(args: argparse.Namespace, report: ReportOptions) -> int:
+    """--report-only: leaderboard and report from the stored runs in --out."""
+    from bench.report.leaderboard import write_leaderboard
+    from bench.report.markdown import write_report
+
+    records = read_records(args.out)
+    if not records:
+        raise UsageError(
+            f"--report-only: no result.json under {args.out}; run the benchmark first, or point --out at its results folder"
+        )
+    _check_gallery_models(report.gallery_models, [r.model for r in records if r.ok])
+    write_leaderboard(args.out)
+    path = write_report(args.out, report)
+    print(f"{args.out / LEADERBOARD_MD}\n{path}")
+    return 0
+
+
+def _resolve_models(names: Sequence[str]) -> list[str]:
+    from bench.registry import UnknownModelError, resolve_models
+
+    try:
+        return resolve_models(names)
+    except UnknownModelError as err:
+        raise UsageError(str(err)) from None
+
+
+def _resolve_weights(models: Sequence[str], pretrained: str):  # noqa: ANN202 - dict[str, Weights], lazily imported
+    """Every model's starting weights, before any work: missing ImageNet weights or a missing
+    ``--pretrained`` file stop the run here with the instructions."""
+    from bench.weights import WeightsUnavailableError, resolve_all_weights
+
+    try:
+        return resolve_all_weights(models, pretrained)
+    except WeightsUnavailableError as err:
+        raise UsageError(str(err)) from None
+
+
+def _speed(models: list[str], protocol: Protocol, data: DataSource, options, args: argparse.Namespace) -> int:  # noqa: ANN001
+    from bench.train.speed import run_speed, speed_table
+
+    log.info("Speed at %s on %s", protocol_summary(protocol), data.describe(protocol.year, protocol.train_split, protocol.eval_split))
     rows = run_speed(models, protocol=protocol, data=data, out_dir=args.out, options=options, steps=args.speed_steps,
-                     seed_loop=args.speed_seed_loop)
+                     course_loop=args.speed_course_loop)
     print(speed_table(rows))
     failed = [r["model"] for r in rows if "error" in r]
     if failed:
@@ -192,86 +281,27 @@ def _speed(models: list[str], protocol: Protocol, data: DataSource, options: Tra
     return 0
 
 
-def _checked_report_options(args: argparse.Namespace) -> ReportOptions:
-    """The report flags, checked (ValueError names the flag); also the --seed/--seeds conflict."""
-    if args.seeds is not None:
-        if args.seed is not None:
-            raise ValueError("give --seed or --seeds, not both")
-        repeated = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
-        if repeated:
-            raise ValueError(f"--seeds: {repeated} given more than once")
-    if args.report_only and args.leaderboard_only:
-        raise ValueError("give --report-only or --leaderboard-only, not both")
-    if args.report_only and args.no_report:
-        raise ValueError("give --report-only or --no-report, not both")
-    if args.speed and args.seeds is not None:
-        raise ValueError("--seeds does not apply to --speed (it measures throughput, not results); use --seed")
-    if args.gallery_models and ALL_MODELS in args.gallery_models and len(args.gallery_models) > 1:
-        raise ValueError(f"--gallery-models: '{ALL_MODELS}' stands alone")
-    return ReportOptions(
-        gallery_classes=tuple(args.gallery_classes) if args.gallery_classes else None,
-        gallery_models=tuple(args.gallery_models) if args.gallery_models else None,
-        gallery_k=args.gallery_k,
-    )
-
-
-def _report_only(args: argparse.Namespace, report: ReportOptions) -> int:
-    """--report-only: leaderboard and report from the stored runs in --out."""
-    records = read_records(args.out)
-    if not records:
-        print(f"error: --report-only: no result.json under {args.out}; run the benchmark first, or point --out at "
-              "its results folder", file=sys.stderr)
-        return 2
-    try:
-        check_gallery_models(report.gallery_models, [r["model"] for r in records if r.get("status") == "ok"])
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    write_leaderboard(args.out)
-    path = write_report(args.out, report)
-    print(f"{args.out / LEADERBOARD_MD}\n{path}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; returns the exit status (0 when every model succeeded)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    command = "python benchmark.py" + ("" if not argv else " " + shlex.join(argv))
-
+def _run(args: argparse.Namespace, command: str) -> int:
     if args.leaderboard_only:
-        md_path, _ = write_leaderboard(args.out)
-        print(md_path.read_text(encoding="utf-8"))
-        return 0
-    try:
-        report = _checked_report_options(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _leaderboard_only(args)
+    report = check_flags(args)
     if args.report_only:
         return _report_only(args, report)
-    try:
-        models = resolve_models(args.models)
-        data = resolve_data(args.data, year=args.year or SEED_PROTOCOL.year)
-    except (UnknownModelError, VOCDataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
-        check_gallery_models(args.gallery_models, [*models, BASELINE_NAME])
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.pretrained not in PRETRAINED_CHOICES and not Path(args.pretrained).expanduser().is_file():
-        print(f"error: --pretrained {args.pretrained!r}: no such file; give auto, imagenet, none, or a weights file",
-              file=sys.stderr)
-        return 2
+    models = _resolve_models(args.models)
+    _check_gallery_models(args.gallery_models, [*models, BASELINE_NAME])
+    weights = None if args.speed else _resolve_weights(models, args.pretrained)
+    if args.speed and args.pretrained not in PRETRAINED_CHOICES:
+        _resolve_weights(models[:1], args.pretrained)  # --speed runs random init; a missing file is still an error
+    data = resolve_data(args.data, year=args.year or COURSE_PROTOCOL.year)
     protocol = protocol_from_args(args, data)
+
+    from bench.train.checks import check_data
+    from bench.train.experiment import TrainerOptions, is_global_zero
+
     try:
         sizes, skipped = check_data(protocol, data, skip_bad_images=args.skip_bad_images)
-    except (VOCDataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # a label setting the data cannot serve
+        raise UsageError(str(err)) from None
     if skipped:
         data = replace(data, skipped=skipped)
         for split, bad in skipped.items():
@@ -291,34 +321,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info(
             "No real VOC found at ./data/VOCdevkit or $VOC_ROOT (or --data synthetic): using the synthetic VOC set at %s "
             "(%s) with the CPU-sized protocol: %s. Real VOC: see README, 'VOC data'.",
-            data.root, ", ".join(f"{k} {v}" for k, v in SYNTHETIC_SIZE.items()), _describe(protocol),
+            data.root, ", ".join(f"{k} {v}" for k, v in SYNTHETIC_SIZE.items()), protocol_summary(protocol),
         )
     else:
-        log.info("VOC at %s, protocol: %s", data.root, _describe(protocol))
+        log.info("VOC at %s, protocol: %s", data.root, protocol_summary(protocol))
     log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
     log.info("Models: %s; weights: --pretrained %s", ", ".join(models), args.pretrained)
+
+    from bench.report.leaderboard import write_leaderboard
+    from bench.report.markdown import write_report
+    from bench.train.runner import run_sweep
+
     try:
         records = run_sweep(
             models,
             protocol=protocol,
             data=data,
             out_dir=args.out,
+            weights=weights,
             pretrained=args.pretrained,
             options=options,
             command=command,
             baseline=not args.no_baseline,
             resume=args.resume,
             seeds=args.seeds,
-            report=None if args.no_report else report,
+            on_record=lambda record: write_leaderboard(args.out),
         )
+        if not args.no_report and is_global_zero():
+            write_report(args.out, report)
     except KeyboardInterrupt:
         print(f"interrupted: finished records and the leaderboard in {args.out} are kept; "
               "rerun the same command with --resume to continue", file=sys.stderr)
         return 130
     if is_global_zero():
         print((args.out / LEADERBOARD_MD).read_text(encoding="utf-8"))
-    failed = [r["model"] for r in records if r["status"] != "ok"]
+    failed = [r.model for r in records if not r.ok]
     if failed:
         print(f"error: {len(failed)} run(s) failed: {', '.join(failed)} (see {args.out / LEADERBOARD_MD})", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; returns the exit status: 0 when every model succeeded, 1 when a run
+    failed, 2 for a usage or data error found before any work, 130 when interrupted."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    command = "python benchmark.py" + ("" if not argv else " " + shlex.join(argv))
+    try:
+        return _run(args, command)
+    except (UsageError, VOCDataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -8,9 +8,9 @@ from functools import lru_cache
 
 import torch
 
-log = logging.getLogger(__name__)
+from bench.protocol import PRECISIONS
 
-PRECISIONS: tuple[str, ...] = ("auto", "bf16-mixed", "16-mixed", "32-true")
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)

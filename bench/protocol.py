@@ -1,20 +1,36 @@
-"""The training and evaluation protocol: one frozen config applied identically to every backbone."""
+"""The training and evaluation protocol: one frozen config applied identically to every backbone.
+
+This is the single statement of the protocol. The ``voc`` package's config objects (labels,
+transforms) are built from it (:meth:`Protocol.label_config`, :meth:`Protocol.transform_config`);
+no other module lists its fields again. Torch-free: the command line reads it before deciding
+whether to load torch.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+from voc.config import LabelConfig, TransformConfig
+from voc.constants import IMAGENET_MEAN, IMAGENET_STD
+
+PRECISIONS: tuple[str, ...] = ("auto", "bf16-mixed", "16-mixed", "32-true")
+"""``auto``: bf16 mixed precision where the hardware runs it fast, else fp32 (``bench.hardware``)."""
 
 
 @dataclass(frozen=True)
 class Protocol:
     """Everything that decides how a backbone is trained and evaluated (stored with each result).
 
-    The defaults are the seed project's protocol: Adam at lr 1e-4, batch 8, no scheduler, the mean
-    class-wise BCE on crop-max logits, resize 400 → FiveCrop 224, flip + ±25° rotation, VOC2012
-    train → val, difficult objects negative, images without a positive label left out, seeded.
+    Every field is applied: the labels and transforms through :meth:`label_config` and
+    :meth:`transform_config`, the optimisation through ``voc.module.MultiLabelClassifier``, the
+    loop through the Lightning trainer. The defaults are the course project's protocol: Adam at
+    lr 1e-4, batch 8, no scheduler, the mean class-wise BCE on crop-max logits, resize 400 →
+    FiveCrop 224, flip + ±25° rotation, VOC2012 train → val, difficult objects negative, images
+    without a positive label left out, seeded.
     """
 
     year: str = "2012"
@@ -26,8 +42,6 @@ class Protocol:
     lr: float = 1e-4
     optimizer: str = "adam"
     weight_decay: float = 0.0
-    scheduler: str = "none"
-    loss: str = "mean over classes of BCE-with-logits on the crop-max logits"
     resize: int = 400
     crop: int = 224
     crop_mode: str = "five"
@@ -41,10 +55,37 @@ class Protocol:
     limit_train_batches: float | None = None
     limit_eval_batches: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid values are {list(PRECISIONS)}")
+
     @property
     def input_size(self) -> int:
         """Side of the square crops the backbone sees (the resized image in ``full`` mode)."""
-        return self.resize if self.crop_mode == "full" else self.crop
+        return self.transform_config().input_size
+
+    def label_config(self) -> LabelConfig:
+        """How the protocol labels its images (``voc.config.LabelConfig``)."""
+        return LabelConfig(source=self.label_source, difficult=self.difficult, positive_only=self.positive_only)
+
+    def transform_config(
+        self,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        interpolation: str = "bilinear",
+    ) -> TransformConfig:
+        """The protocol's image pipeline, normalised with the backbone's ``mean``/``std`` and
+        resampled with its ``interpolation`` (``voc.config.TransformConfig``)."""
+        return TransformConfig(
+            resize=self.resize,
+            crop=self.crop,
+            crop_mode=self.crop_mode,
+            mean=tuple(mean),
+            std=tuple(std),
+            interpolation=interpolation,
+            hflip=self.hflip,
+            rotation=self.rotation,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,7 +99,7 @@ class Protocol:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-SEED_PROTOCOL = Protocol()
+COURSE_PROTOCOL = Protocol()
 """The course project's protocol, for real VOC."""
 
 CPU_SYNTHETIC_PROTOCOL = Protocol(

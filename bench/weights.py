@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
-
-import timm
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +49,8 @@ class Weights:
 
 
 def _pretrained_cfg(model_name: str) -> dict | None:
+    import timm  # here, not at the top: the command line reads this module's choices without torch
+
     cfg = timm.models.get_pretrained_cfg(model_name, allow_unregistered=False)
     return None if cfg is None else cfg.to_dict()
 
@@ -99,12 +100,19 @@ _HOW_TO_SUPPLY = (
 )
 
 
-def resolve_weights(model_name: str, pretrained: str, *, hub_timeout: float = HUB_TIMEOUT_S) -> Weights:
+def resolve_weights(
+    model_name: str,
+    pretrained: str,
+    *,
+    hub_timeout: float = HUB_TIMEOUT_S,
+    hub_answers: Callable[[], bool] | None = None,
+) -> Weights:
     """Decide what ``model_name`` starts from, quickly and without timm's retry loop.
 
     Args:
         model_name: timm name, optionally with a pretrained tag.
         pretrained: ``auto``, ``imagenet``, ``none`` or a path to a weights file.
+        hub_answers: asked instead of :func:`hub_reachable` (``resolve_all_weights`` asks the hub once).
     Raises:
         WeightsUnavailableError: ``imagenet`` weights not cached and the hub not reachable, the
             model has no pretrained weights, or the file does not exist.
@@ -131,7 +139,7 @@ def resolve_weights(model_name: str, pretrained: str, *, hub_timeout: float = HU
     cached = _cached_file(cfg)
     if cached is not None:
         return Weights("imagenet", f"imagenet ({label})", file=cached)
-    if hub_reachable(hub_timeout):
+    if (hub_answers or (lambda: hub_reachable(hub_timeout)))():
         return Weights("imagenet", f"imagenet ({label})", download=True)
     message = (
         f"ImageNet weights for {label} are not in the local cache and the hub did not answer within {hub_timeout:g} s"
@@ -140,3 +148,18 @@ def resolve_weights(model_name: str, pretrained: str, *, hub_timeout: float = HU
         raise WeightsUnavailableError(f"{message}. {_HOW_TO_SUPPLY.format(name=model_name)}")
     log.warning("%s: starting %s from random init (use --pretrained none to silence this)", message, model_name)
     return Weights("random", "random init (imagenet unavailable)")
+
+
+def resolve_all_weights(models: Sequence[str], pretrained: str, *, hub_timeout: float = HUB_TIMEOUT_S) -> dict[str, Weights]:
+    """:func:`resolve_weights` for every model, before any work: the hub is asked at most once.
+
+    Raises WeightsUnavailableError for the first model whose weights cannot be had.
+    """
+    answer: list[bool] = []
+
+    def hub_answers() -> bool:
+        if not answer:
+            answer.append(hub_reachable(hub_timeout))
+        return answer[0]
+
+    return {m: resolve_weights(m, pretrained, hub_timeout=hub_timeout, hub_answers=hub_answers) for m in models}

@@ -23,17 +23,15 @@ from bench.data import DataSource
 from bench.hardware import resolve_accelerator, resolve_precision
 from bench.model import CropMaxClassifier, build_classifier
 from bench.protocol import Protocol
-from bench.results import write_json_atomic
-from bench.runner import TrainerOptions, build_experiment
-from bench.throughput import WARMUP_BATCHES
+from bench.store import SPEED_FILE, write_json_atomic
+from bench.train.experiment import TrainerOptions, build_experiment
+from bench.train.throughput import WARMUP_BATCHES
 from bench.weights import Weights
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
 from voc.module import multilabel_bce_loss
-from voc.transforms import num_crops
 
 log = logging.getLogger(__name__)
 
-SPEED_FILE = "speed.json"
 RANDOM_INIT = Weights("random", "random init")
 _AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
@@ -80,7 +78,7 @@ def forward_flops_per_image(model: CropMaxClassifier, crops: int, size: int) -> 
 
 def _shapes(protocol: Protocol) -> tuple[int, int]:
     """(crops per image, crop side) of the protocol."""
-    return num_crops(protocol.crop_mode), protocol.input_size
+    return protocol.transform_config().num_crops, protocol.input_size
 
 
 def model_only_throughput(
@@ -138,8 +136,8 @@ def end_to_end_throughput(
     return train, evaluation
 
 
-def seed_style_train_throughput(model_name: str, protocol: Protocol, data: DataSource, steps: int) -> float:
-    """Training images/s of a straightforward loop in the style of the seed project, for comparison:
+def course_style_train_throughput(model_name: str, protocol: Protocol, data: DataSource, steps: int) -> float:
+    """Training images/s of a straightforward loop in the style of the course project, for comparison:
     fp32, NCHW, torchvision PIL transforms per sample in one DataLoader worker, sigmoid then max over
     the crops, and a Python loop of 20 per-class ``BCELoss`` calls."""
     import timm
@@ -187,7 +185,7 @@ def measure_speed(
     options: TrainerOptions,
     steps: int,
     peak_gflops: float,
-    seed_loop: bool = False,
+    course_loop: bool = False,
 ) -> dict[str, Any]:
     """One model's row: model-only and end-to-end throughput, their ratios and achieved GFLOP/s."""
     accelerator = resolve_accelerator(options.accelerator)
@@ -215,10 +213,10 @@ def measure_speed(
         "e2e_eval_gflops_per_s": round(flops * e2e_eval / 1e9, 1),
         "matmul_peak_gflops_per_s": round(peak_gflops, 1),
     }
-    if seed_loop:
-        seed = seed_style_train_throughput(model_name, protocol, data, steps)
-        row["seed_loop_train_images_per_s"] = round(seed, 3)
-        row["e2e_train_over_seed_loop"] = round(e2e_train / seed, 2)
+    if course_loop:
+        course = course_style_train_throughput(model_name, protocol, data, steps)
+        row["course_loop_train_images_per_s"] = round(course, 3)
+        row["e2e_train_over_course_loop"] = round(e2e_train / course, 2)
     return row
 
 
@@ -236,8 +234,8 @@ def speed_table(rows: Sequence[dict[str, Any]]) -> str:
         "e2e_train_gflops_per_s": "train GFLOP/s",
         "e2e_eval_gflops_per_s": "eval GFLOP/s",
         "matmul_peak_gflops_per_s": "matmul peak GFLOP/s",
-        "seed_loop_train_images_per_s": "seed-style loop train img/s",
-        "e2e_train_over_seed_loop": "e2e/seed-style",
+        "course_loop_train_images_per_s": "course-style loop train img/s",
+        "e2e_train_over_course_loop": "e2e/course-style",
     }
     body = [[row.get(key, "–") for key in headers] for row in rows]
     return tabulate(body, headers=list(headers.values()), tablefmt="github")
@@ -251,7 +249,7 @@ def run_speed(
     out_dir: str | Path,
     options: TrainerOptions = TrainerOptions(),
     steps: int = 20,
-    seed_loop: bool = False,
+    course_loop: bool = False,
 ) -> list[dict[str, Any]]:
     """Measure every model; writes ``speed.json`` in ``out_dir``. A failing model gets an error row."""
     accelerator = resolve_accelerator(options.accelerator)
@@ -262,7 +260,7 @@ def run_speed(
             rows.append(
                 measure_speed(
                     model_name, protocol=protocol, data=data, options=options, steps=steps, peak_gflops=peak,
-                    seed_loop=seed_loop,
+                    course_loop=course_loop,
                 )
             )
         except Exception as err:  # noqa: BLE001 - one model's failure must not stop the others
