@@ -21,7 +21,7 @@ from bench.report.markdown import ALL_MODELS, ReportOptions, check_gallery_model
 from bench.store import LEADERBOARD_MD, SPEED_FILE, read_records
 from bench.weights import PRETRAINED_CHOICES
 from voc.config import CROP_MODES
-from voc.constants import DIFFICULT_POLICIES, YEARS
+from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
 from voc.errors import VOCDataError
 
 log = logging.getLogger("benchmark")
@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"({_default('crop_mode')})")
     p.add_argument("--difficult", choices=DIFFICULT_POLICIES, default=None,
                    help=f"label of an image whose only objects of a class are difficult ({_default('difficult')})")
+    p.add_argument("--label-source", choices=LABEL_SOURCES, default=None,
+                   help="annotations: labels from Annotations/<id>.xml; imagesets: from the per-class "
+                        f"ImageSets/Main/<class>_<split>.txt lists only, e.g. the official VOC2007 test lists "
+                        f"({_default('label_source')})")
     p.add_argument("--pretrained", default="auto", metavar="{auto,imagenet,none,PATH}",
                    help="auto: timm's ImageNet weights if cached or the hub answers within 2 s, else random init "
                         "(with a warning); imagenet: require them; none: random init; PATH: a weights file "
@@ -170,6 +174,7 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
             crop=args.crop,
             crop_mode=args.crops,
             difficult=args.difficult,
+            label_source=args.label_source,
             precision=args.precision,
             seed=args.seed,
             limit_train_batches=args.limit_train_batches,
