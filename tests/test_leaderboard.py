@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.leaderboard import COLUMNS, LEADERBOARD_CSV, LEADERBOARD_MD, render_markdown, write_leaderboard
-from bench.results import RESULT_FILE, read_runs, write_json_atomic
-from bench.summary import summarize
+from bench.report.leaderboard import COLUMNS, render_markdown, write_leaderboard
+from bench.report.summary import summarize
+from bench.store import LEADERBOARD_CSV, LEADERBOARD_MD, RESULT_FILE, read_runs
 from voc.constants import VOC_CLASSES
+from voc.io import write_json_atomic
 
 
 def _record(model: str, mAP: float | None, status: str = "ok", error: str | None = None) -> dict:

@@ -10,8 +10,8 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image
 
-from bench.gallery import GalleryItem, gallery_figure
-from bench.plots import (
+from bench.report.gallery import GalleryItem, gallery_figure
+from bench.report.plots import (
     ParetoPoint,
     pareto_figure,
     per_class_ap_figure,

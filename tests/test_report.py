@@ -10,17 +10,25 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.cli import main
-from bench.gallery import select
-from bench.leaderboard import LEADERBOARD_CSV, LEADERBOARD_MD, write_leaderboard
-from bench.plots import ParetoPoint, pareto_front
-from bench.report import REPORT_DIR, ReportOptions, write_report
-from bench.results import LABELS_FILE, PREDICTIONS_FILE, RESULT_FILE, read_runs, run_dir_name, write_json_atomic, write_text_atomic
-from bench.summary import summarize
+from bench.report.gallery import select
+from bench.report.leaderboard import write_leaderboard
+from bench.report.markdown import ReportOptions, write_report
+from bench.report.plots import ParetoPoint, pareto_front
+from bench.report.summary import mean_tail_curve, summarize
+from bench.store import (
+    LABELS_FILE,
+    LEADERBOARD_CSV,
+    LEADERBOARD_MD,
+    REPORT_DIR,
+    RESULT_FILE,
+    RunRecord,
+    read_runs,
+    run_dir_name,
+    write_run,
+)
 from voc.constants import VOC_CLASSES
-from voc.dataset import load_labels
+from voc.labels import load_labels
 from voc.metrics import evaluate
-from voc.tables import class_table_csv
 
 TINY = ["--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "--pretrained", "none", "--num-workers", "0"]
 
@@ -28,22 +36,18 @@ TINY = ["--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "-
 def _store_run(out: Path, voc_root: Path, model: str, scores: np.ndarray, seed: int = 0, rate: float = 10.0) -> None:
     """A finished run as the runner writes it: record, predictions and labels of the val split."""
     ids, labels = load_labels(voc_root, "2012", "val")
-    run_dir = out / run_dir_name(model, seed)
-    write_text_atomic(run_dir / PREDICTIONS_FILE, class_table_csv(ids, scores))
-    write_text_atomic(run_dir / LABELS_FILE, class_table_csv(ids, labels.astype(np.int64)))
-    record = {
-        "model": model,
-        "status": "ok",
-        "error": None,
-        "weights": "random init",
-        "dataset": {"root": str(voc_root), "year": "2012", "eval_split": "val", "description": "tiny VOC2012 val"},
-        "config": {"epochs": 1, "seed": seed},
-        "metrics": evaluate(scores, labels),
-        "throughput": {"train_images_per_s": rate, "eval_images_per_s": 4 * rate},
-        "params": 1000,
-        "command": f"python benchmark.py --models {model}",
-    }
-    write_json_atomic(run_dir / RESULT_FILE, record)
+    record = RunRecord(
+        model=model,
+        status="ok",
+        weights="random init",
+        dataset={"root": str(voc_root), "year": "2012", "eval_split": "val", "description": "tiny VOC2012 val"},
+        config={"epochs": 1, "seed": seed},
+        metrics=evaluate(scores, labels),
+        throughput={"train_images_per_s": rate, "eval_images_per_s": 4 * rate},
+        params=1000,
+        command=f"python benchmark.py --models {model}",
+    )
+    write_run(out / run_dir_name(model, seed), record, ids, scores, labels)
 
 
 def _scores(voc_root: Path, quality: float, seed: int) -> np.ndarray:
@@ -126,7 +130,7 @@ def test_seeds_are_one_row_with_mean_and_sd(tiny_voc: Path, tmp_path: Path) -> N
     for seed, quality in ((0, 0.9), (1, 0.6), (2, 0.3)):
         _store_run(out, tiny_voc, "m", _scores(tiny_voc, quality, seed), seed=seed)
     (summary,) = summarize(read_runs(out))
-    maps = [run.record["metrics"]["mAP"] for run in summary.runs]
+    maps = [run.record.metric("mAP") for run in summary.runs]
     assert summary.seeds == [0, 1, 2]
     assert summary.mean["mAP"] == pytest.approx(np.mean(maps))
     assert summary.seed_std["mAP"] == pytest.approx(np.std(maps, ddof=1))
@@ -185,21 +189,29 @@ def test_pareto_front_hand_computed() -> None:
     ],
 )
 def test_bad_report_flags_fail_fast(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.cli import main
+
     assert main([*argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_report_only_needs_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.cli import main
+
     assert main(["--report-only", "--out", str(tmp_path)]) == 2
     assert "no result.json" in capsys.readouterr().err
 
 
 def test_report_only_checks_gallery_models_against_records(three_models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.cli import main
+
     assert main(["--report-only", "--out", str(three_models), "--gallery-models", "nope"]) == 2
     assert "not among the models ['fast', 'good', 'slow_bad']" in capsys.readouterr().err
 
 
 def test_seeds_sweep_then_report_only_rebuilds_the_same_report(tiny_voc: Path, tmp_path: Path) -> None:
+    from bench.cli import main
+
     out = tmp_path / "results"
     args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--seeds", "0", "1",
             "--gallery-classes", "dog"]
@@ -237,8 +249,6 @@ def test_one_model_in_two_configurations_is_told_apart_by_folder(tiny_voc: Path,
 
 
 def test_mean_tail_curve_of_seeds_with_different_grids_hand_computed() -> None:
-    from bench.summary import mean_tail_curve
-
     a = {"thresholds": [0.5, 0.7, 0.9], "values": [0.6, 0.8, 1.0]}
     b = {"thresholds": [0.5, 0.6, 0.7], "values": [0.4, None, 0.6]}  # None: undefined there
     grid, mean = mean_tail_curve([a, b])

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.plots import new_figure, save_figure
+from bench.report.plots import new_figure, save_figure
 from voc.constants import IGNORED, POSITIVE, VOC_CLASSES
 
 DEFAULT_K = 5
+"""Images per gallery row: the k highest- and k lowest-scored (``--gallery-k``)."""
 THUMBNAIL_PX = 192
 """Longest side of a gallery thumbnail."""
 

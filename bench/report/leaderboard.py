@@ -8,6 +8,7 @@ numbers are formatted deterministically, and nothing depends on the clock.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,18 +16,14 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from bench.results import Run, lock_file, read_runs, write_text_atomic
-from bench.summary import CONFIDENT, BootstrapSettings, Summary, display_names, summarize
+from bench.report.summary import CONFIDENT, DEFAULT_BOOTSTRAP, BootstrapSettings, Summary, display_names, summarize
+from bench.store import LEADERBOARD_CSV, LEADERBOARD_LOCK, LEADERBOARD_MD, REPORT_MD, Run, RunRecord, locked, read_runs
 from voc.bootstrap import Interval
 from voc.constants import VOC_CLASSES
+from voc.io import atomic_write
 
 log = logging.getLogger(__name__)
 
-LEADERBOARD_MD = "leaderboard.md"
-LEADERBOARD_CSV = "leaderboard.csv"
-LOCK_FILE = ".leaderboard.lock"
-REPORT_MD = "report.md"
-"""Written by :mod:`bench.report` beside the leaderboard, which links to it."""
 COLUMNS: tuple[str, ...] = (
     "rank",
     "model",
@@ -73,13 +70,13 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
     rows = []
     for rank, s in enumerate(summaries, start=1):
         record = s.record
-        params = record.get("params")
+        params = record.params
         acc_ci, map_ci = s.ci.get("accuracy"), s.ci.get("mAP")
         rows.append(
             {
                 "rank": rank,
                 "model": s.model,
-                "weights": record.get("weights", ""),
+                "weights": record.weights,
                 "params (M)": None if params is None else params / 1e6,
                 "accuracy": s.mean.get("accuracy"),
                 "accuracy_ci_low": acc_ci.low if acc_ci else None,
@@ -94,8 +91,8 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
                 "tail acc.": s.mean.get("tail_accuracy"),
                 "train img/s": s.mean.get("train_images_per_s"),
                 "eval img/s": s.mean.get("eval_images_per_s"),
-                "epochs": (record.get("config") or {}).get("epochs"),
-                "data": (record.get("dataset") or {}).get("description", ""),
+                "epochs": record.epochs,
+                "data": record.data_description,
                 **s.per_class_ap,
             }
         )
@@ -104,7 +101,7 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
 
 def format_value(value: Any, digits: int = 4) -> str:
     """A table cell: ``–`` for a missing or NaN value, floats with ``digits`` decimals."""
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
@@ -129,13 +126,13 @@ def _markdown_rows(summaries: Sequence[Summary]) -> list[list[str]]:
     rows = []
     for rank, (s, name) in enumerate(zip(summaries, display_names(summaries)), start=1):
         record = s.record
-        params = record.get("params")
+        params = record.params
         p = "leader" if rank == 1 else format_value(s.p_not_better, 3)
         rows.append(
             [
                 str(rank),
                 name,
-                format_value(record.get("weights", "")),
+                format_value(record.weights),
                 format_value(None if params is None else params / 1e6, 2),
                 _with_ci(s.mean.get("accuracy"), s.ci.get("accuracy")),
                 _with_ci(s.mean.get("mAP"), s.ci.get("mAP")),
@@ -144,8 +141,8 @@ def _markdown_rows(summaries: Sequence[Summary]) -> list[list[str]]:
                 format_value(s.mean.get("tail_accuracy")),
                 format_value(s.mean.get("train_images_per_s"), 1),
                 format_value(s.mean.get("eval_images_per_s"), 1),
-                format_value((record.get("config") or {}).get("epochs")),
-                format_value((record.get("dataset") or {}).get("description", "")),
+                format_value(record.epochs),
+                format_value(record.data_description),
             ]
         )
     return rows
@@ -153,8 +150,10 @@ def _markdown_rows(summaries: Sequence[Summary]) -> list[list[str]]:
 
 def _explanation(settings: BootstrapSettings | None) -> list[str]:
     lines = [
-        "Ranked by mAP (the mean over seeds where a configuration ran with several). Metrics are fractions "
-        "(see README, *Metrics*); img/s are steady-state, end to end.",
+        (
+            "Ranked by mAP (the mean over seeds where a configuration ran with several). Metrics are fractions "
+            "(see README, *Metrics*); img/s are steady-state, end to end."
+        ),
     ]
     if settings is not None:
         lines.append(
@@ -169,8 +168,8 @@ def _explanation(settings: BootstrapSettings | None) -> list[str]:
 
 
 def render_markdown(
-    summaries: Sequence[Summary], failed: Sequence[dict[str, Any]] = (), commands: Sequence[str] = (),
-    settings: BootstrapSettings | None = BootstrapSettings(),
+    summaries: Sequence[Summary], failed: Sequence[RunRecord] = (), commands: Sequence[str] = (),
+    settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP,
 ) -> str:
     """The leaderboard page: commands, ranked table, failed runs, per-class AP, link to the report."""
     lines = ["# voc-bench leaderboard", ""]
@@ -180,8 +179,10 @@ def render_markdown(
         lines.extend(f"    {c}" for c in commands)
         lines.append("")
     lines += [
-        f"Plots, per-class galleries and the confidence statistics: [{REPORT_MD}]({REPORT_MD}) (rebuilt at the end "
-        "of each sweep, or by `python benchmark.py --report-only`).",
+        (
+            f"Plots, per-class galleries and the confidence statistics: [{REPORT_MD}]({REPORT_MD}) (rebuilt at the end "
+            "of each sweep, or by `python benchmark.py --report-only`)."
+        ),
         "",
     ]
     for line in _explanation(settings):
@@ -195,7 +196,7 @@ def render_markdown(
         lines += ["", *(f"- {note}" for note in notes)]
     if failed:
         lines += ["", "## Failed runs", ""]
-        rows = [[r["model"], r.get("weights") or "–", (r.get("error") or "").replace("\n", " ")] for r in failed]
+        rows = [[r.model, r.weights or "–", (r.error or "").replace("\n", " ")] for r in failed]
         lines.append(tabulate(rows, headers=["model", "weights", "error"], tablefmt="github", disable_numparse=True))
     if summaries:
         lines += ["", "## Per-class AP", ""]
@@ -207,15 +208,15 @@ def render_markdown(
 
 def commands_of(runs: Sequence[Run]) -> list[str]:
     """The distinct commands that wrote ``runs``, sorted."""
-    return sorted({r.record["command"] for r in runs if r.record.get("command")})
+    return sorted({r.record.command for r in runs if r.record.command})
 
 
-def failed_records(runs: Sequence[Run]) -> list[dict[str, Any]]:
+def failed_records(runs: Sequence[Run]) -> list[RunRecord]:
     """Records of the runs that did not finish, by model name."""
-    return sorted((r.record for r in runs if not r.ok), key=lambda r: (r["model"], str(r.get("error"))))
+    return sorted((r.record for r in runs if not r.ok), key=lambda r: (r.model, str(r.error)))
 
 
-def write_leaderboard(out_dir: str | Path, settings: BootstrapSettings | None = BootstrapSettings()) -> tuple[Path, Path]:
+def write_leaderboard(out_dir: str | Path, settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP) -> tuple[Path, Path]:
     """Rebuild ``leaderboard.md`` and ``leaderboard.csv`` in ``out_dir`` from its records (with
     bootstrap intervals from the stored predictions unless ``settings`` is ``None``).
 
@@ -226,15 +227,11 @@ def write_leaderboard(out_dir: str | Path, settings: BootstrapSettings | None = 
     out_dir = Path(out_dir)
     md_path, csv_path = out_dir / LEADERBOARD_MD, out_dir / LEADERBOARD_CSV
     out_dir.mkdir(parents=True, exist_ok=True)
-    lock = lock_file(out_dir / LOCK_FILE, wait=True)
-    try:
+    with locked(out_dir / LEADERBOARD_LOCK):
         runs = read_runs(out_dir)
         summaries = summarize(runs, settings)
-        write_text_atomic(md_path, render_markdown(summaries, failed_records(runs), commands_of(runs), settings))
+        atomic_write(md_path, render_markdown(summaries, failed_records(runs), commands_of(runs), settings))
         frame = leaderboard_frame(summaries)
-        write_text_atomic(csv_path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
-    finally:
-        if lock is not None:
-            lock.close()
+        atomic_write(csv_path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     log.info("leaderboard of %d run(s) written to %s", len(runs), md_path)
     return md_path, csv_path

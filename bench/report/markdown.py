@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from bench.gallery import DEFAULT_K, write_class_gallery
-from bench.leaderboard import LEADERBOARD_MD, LOCK_FILE, REPORT_MD, commands_of, format_value
-from bench.plots import (
+from bench.report.gallery import DEFAULT_K, write_class_gallery
+from bench.report.leaderboard import commands_of, format_value
+from bench.report.plots import (
     ParetoPoint,
     pareto_figure,
     pareto_front,
@@ -24,22 +24,26 @@ from bench.plots import (
     save_figure,
     tail_accuracy_figure,
 )
-from bench.results import (
+from bench.report.summary import CONFIDENT, BootstrapSettings, Summary, display_names, summarize
+from bench.store import (
+    LEADERBOARD_LOCK,
+    LEADERBOARD_MD,
+    REPORT_DIR,
+    REPORT_MD,
     load_eval,
-    lock_file,
+    locked,
     read_runs,
     run_dir_name,
-    write_text_atomic,
 )
-from bench.summary import CONFIDENT, BootstrapSettings, Summary, display_names, summarize
 from voc.constants import CLASS_TO_INDEX, VOC_CLASSES
 from voc.errors import VOCDataError
 from voc.imagesets import find_voc_dir
+from voc.io import atomic_write
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
-"""Folder beside ``report.md`` that holds its PNGs (replaced on every rebuild)."""
+DEFAULT_YEAR = "2012"
+"""The VOC year of a record that names none (records written before the year was recorded)."""
 ALL_MODELS = "all"
 """``--gallery-models all``: a gallery for every model."""
 
@@ -107,12 +111,14 @@ def _confidence_section(summaries: Sequence[Summary], names: Sequence[str], sett
     text = [
         "## Which differences are real",
         "",
-        f"Intervals: percentile bootstrap, {settings.n_resamples} resamples of the eval images (drawn with "
-        f"replacement, seed {settings.seed}); with several seeds, each resample scores every seed's predictions and "
-        "takes their mean. *P(mAP ≤ leader)*: the paired bootstrap the VOC challenge's retrospective used to compare "
-        "entries — the share of the same resamples in which the model's mAP is below the leader's, ties counting half. At "
-        f"{CONFIDENT} or more the model is worse than the leader; below that, the gap may be noise of the eval set. "
-        "*sd over seeds*: how much training itself varies (`--seeds`).",
+        (
+            f"Intervals: percentile bootstrap, {settings.n_resamples} resamples of the eval images (drawn with "
+            f"replacement, seed {settings.seed}); with several seeds, each resample scores every seed's predictions "
+            "and takes their mean. *P(mAP ≤ leader)*: the paired bootstrap the VOC challenge's retrospective used to "
+            "compare entries — the share of the same resamples in which the model's mAP is below the leader's, ties "
+            f"counting half. At {CONFIDENT} or more the model is worse than the leader; below that, the gap may be "
+            "noise of the eval set. *sd over seeds*: how much training itself varies (`--seeds`)."
+        ),
         "",
         tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True),
     ]
@@ -122,11 +128,11 @@ def _confidence_section(summaries: Sequence[Summary], names: Sequence[str], sett
 
 def _image_locator(summary: Summary):
     """``image id -> JPEG path`` in the run's VOC tree; VOCDataError if the tree is not there."""
-    dataset, config = summary.record.get("dataset") or {}, summary.record.get("config") or {}
-    root = dataset.get("root")
+    record = summary.record
+    root = record.dataset_root
     if not root:
         raise VOCDataError("its record names no dataset root")
-    voc_dir = find_voc_dir(root, dataset.get("year", config.get("year", "2012")))
+    voc_dir = find_voc_dir(root, record.year or DEFAULT_YEAR)
     images = voc_dir / "JPEGImages"
     if not images.is_dir():
         raise VOCDataError("no JPEGImages folder to draw the images from", images)
@@ -234,7 +240,7 @@ def _figures(out_dir: Path, summaries: Sequence[Summary], names: Sequence[str]) 
         lines.append(f"Not drawn: {err}.")
         log.warning("report: no precision-recall curves: %s", err)
     else:
-        run_ap = [((leader.runs[0].record.get("metrics") or {}).get("per_class") or {}).get(c, {}).get("ap") for c in VOC_CLASSES]
+        run_ap = [leader.runs[0].record.per_class_ap.get(c) for c in VOC_CLASSES]
         save_figure(pr_curves_figure(name, data.scores, data.labels, run_ap), out_dir / fig_dir / "pr_curves.png")
         seed_note = f" (the run with seed {leader.seeds[0]})" if len(leader.runs) > 1 else ""
         lines.append(f"![Precision–recall curves of {name}]({(fig_dir / 'pr_curves.png').as_posix()}){seed_note}")
@@ -249,8 +255,11 @@ def render_report(out_dir: str | Path, options: ReportOptions = ReportOptions())
     summaries = summarize(runs, options.bootstrap)
     lines = ["# voc-bench report", ""]
     lines += [
-        f"Figures, galleries and confidence statistics for the [leaderboard]({LEADERBOARD_MD}) of this folder, built "
-        f"from its {len(runs)} stored run(s); `python benchmark.py --report-only --out DIR` rebuilds it without training.",
+        (
+            f"Figures, galleries and confidence statistics for the [leaderboard]({LEADERBOARD_MD}) of this folder, "
+            f"built from its {len(runs)} stored run(s); `python benchmark.py --report-only --out DIR` rebuilds it "
+            "without training."
+        ),
         "",
     ]
     commands = commands_of(runs)
@@ -273,12 +282,8 @@ def write_report(out_dir: str | Path, options: ReportOptions = ReportOptions()) 
     """Rebuild ``report.md`` and its figures in ``out_dir`` (under the leaderboard's lock)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lock = lock_file(out_dir / LOCK_FILE, wait=True)
-    try:
-        path = out_dir / REPORT_MD
-        write_text_atomic(path, render_report(out_dir, options))
-    finally:
-        if lock is not None:
-            lock.close()
+    path = out_dir / REPORT_MD
+    with locked(out_dir / LEADERBOARD_LOCK):
+        atomic_write(path, render_report(out_dir, options))
     log.info("report written to %s", path)
     return path

@@ -1,6 +1,6 @@
 """The report's figures, drawn with matplotlib's Agg canvas (no pyplot, no global state).
 
-Each function takes plain data and returns a :class:`~matplotlib.figure.Figure`; :func:`save_png`
+Each function takes plain data and returns a :class:`~matplotlib.figure.Figure`; :func:`save_figure`
 writes it. Sizes grow with the number of models and classes so that no text overlaps.
 """
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.results import LABELS_FILE, PREDICTIONS_FILE, Run, load_eval
+from bench.store import LABELS_FILE, PREDICTIONS_FILE, Run, RunRecord, load_eval
 from voc.bootstrap import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
@@ -48,6 +48,10 @@ class BootstrapSettings:
     level: float = DEFAULT_LEVEL
 
 
+DEFAULT_BOOTSTRAP = BootstrapSettings()
+"""The leaderboard's and the report's intervals unless told otherwise."""
+
+
 @dataclass
 class Summary:
     """The successful runs of one configuration (one per seed) and what they add up to."""
@@ -72,21 +76,21 @@ class Summary:
     """Why an interval or comparison is missing, if one is."""
 
     @property
-    def record(self) -> dict[str, Any]:
+    def record(self) -> RunRecord:
         """The first seed's record (weights, params, config, data are the same for all)."""
         return self.runs[0].record
 
     @property
     def seeds(self) -> list[int]:
-        return [run.record.get("config", {}).get("seed", 0) for run in self.runs]
+        return [run.record.seed for run in self.runs]
 
 
-def config_key(record: dict[str, Any]) -> str:
+def config_key(record: RunRecord) -> str:
     """What makes two records the same configuration: everything but the seed (and the
     environment, timings and results)."""
-    config = {k: v for k, v in (record.get("config") or {}).items() if k != "seed"}
-    dataset = {k: v for k, v in (record.get("dataset") or {}).items() if k not in ("n_train_images", "n_eval_images")}
-    return json.dumps([record.get("model"), record.get("weights"), config, dataset], sort_keys=True, default=str)
+    config = {k: v for k, v in record.config.items() if k != "seed"}
+    dataset = {k: v for k, v in record.dataset.items() if k not in ("n_train_images", "n_eval_images")}
+    return json.dumps([record.model, record.weights, config, dataset], sort_keys=True, default=str)
 
 
 def _finite(values: Sequence[float | None]) -> list[float]:
@@ -103,12 +107,6 @@ def _std(values: Sequence[float | None]) -> float | None:
     return float(np.std(finite, ddof=1)) if len(finite) >= 2 else None
 
 
-def _number(run: Run, section: str, key: str) -> float | None:
-    """``record[section][key]`` as a float (``None`` where absent), e.g. ``("metrics", "mAP")``."""
-    value = (run.record.get(section) or {}).get(key)
-    return None if value is None else float(value)
-
-
 def group_runs(runs: Sequence[Run]) -> list[Summary]:
     """Successful runs grouped by configuration, one run per seed (a second run of the same seed,
     e.g. from a concurrent sweep, is left out with a log line naming both folders)."""
@@ -116,7 +114,7 @@ def group_runs(runs: Sequence[Run]) -> list[Summary]:
     for run in runs:
         if not run.ok:
             continue
-        seed = (run.record.get("config") or {}).get("seed", 0)
+        seed = run.record.seed
         by_seed = groups.setdefault(config_key(run.record), {})
         if seed in by_seed:
             log.info("%s repeats seed %s of %s: the leaderboard uses %s", run.dir, seed, by_seed[seed].dir, by_seed[seed].dir)
@@ -125,23 +123,23 @@ def group_runs(runs: Sequence[Run]) -> list[Summary]:
     summaries = []
     for by_seed in groups.values():
         ordered = [by_seed[s] for s in sorted(by_seed)]
-        summaries.append(_describe(Summary(model=ordered[0].record["model"], runs=ordered)))
+        summaries.append(_fill_means_and_spreads(Summary(model=ordered[0].record.model, runs=ordered)))
     return summaries
 
 
-def _describe(summary: Summary) -> Summary:
-    runs = summary.runs
+def _fill_means_and_spreads(summary: Summary) -> Summary:
+    """Set ``summary``'s means over seeds (metrics, throughput, per-class AP, tail curve) and the
+    seed standard deviations of accuracy and mAP from its runs' records; returns it."""
+    records = [run.record for run in summary.runs]
     for key in ("accuracy", "mAP", "tail_accuracy"):
-        summary.mean[key] = _mean([_number(r, "metrics", key) for r in runs])
+        summary.mean[key] = _mean([r.metric(key) for r in records])
     for key in ("accuracy", "mAP"):
-        summary.seed_std[key] = _std([_number(r, "metrics", key) for r in runs])
+        summary.seed_std[key] = _std([r.metric(key) for r in records])
     for key in ("train_images_per_s", "eval_images_per_s"):
-        summary.mean[key] = _mean([_number(r, "throughput", key) for r in runs])
+        summary.mean[key] = _mean([r.throughput_value(key) for r in records])
     for name in VOC_CLASSES:
-        summary.per_class_ap[name] = _mean(
-            [(((r.record.get("metrics") or {}).get("per_class") or {}).get(name) or {}).get("ap") for r in runs]
-        )
-    summary.tail_curve = mean_tail_curve([(r.record.get("metrics") or {}).get("tail_curve") for r in runs])
+        summary.per_class_ap[name] = _mean([r.per_class_ap.get(name) for r in records])
+    summary.tail_curve = mean_tail_curve([r.tail_curve for r in records])
     return summary
 
 
@@ -248,7 +246,7 @@ def _bootstrap(summary: Summary, settings: BootstrapSettings) -> None:
     summary.ci = {"mAP": percentile_interval(maps, settings.level), "accuracy": percentile_interval(accs, settings.level)}
 
 
-def summarize(runs: Sequence[Run], settings: BootstrapSettings | None = BootstrapSettings()) -> list[Summary]:
+def summarize(runs: Sequence[Run], settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP) -> list[Summary]:
     """Ranked summaries of ``runs``; with ``settings``, each with bootstrap intervals and, for all but
     the leader, the paired probability of being no better than the leader (only where both were
     evaluated on the same images)."""
