@@ -42,8 +42,8 @@ def _sklearn_ap(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def _seed_reference(scores: np.ndarray, labels: np.ndarray) -> tuple[list[list[float]], float]:
-    """Plain-Python rewrite of the seed project's tail-accuracy loop (ignored entries skipped)."""
+def _course_reference(scores: np.ndarray, labels: np.ndarray) -> tuple[list[list[float]], float]:
+    """Plain-Python rewrite of the course project's tail-accuracy loop (ignored entries skipped)."""
     end = max(float(s) for s, y in zip(scores[:, 0], labels[:, 0]) if y != -1)
     curves = []
     for c in range(scores.shape[1]):
@@ -266,13 +266,13 @@ def test_tail_handout_undefined_when_max_at_most_half() -> None:
     assert math.isnan(metrics.tail_accuracy(scores, labels))
 
 
-def test_tail_seed_hand_case() -> None:
+def test_tail_course_hand_case() -> None:
     scores = np.array([[0.8, 0.9], [0.4, 0.7], [0.2, 0.3]])
     labels = np.array([[1, 0], [0, 1], [0, 1]])
     # end = max of class 0 = 0.8 ; thresholds linspace(0, 0.8, 20)[:-1], last = 18*0.8/19 ≈ 0.758
     # class 0 at last: above {0.8+} -> 1/(1+1e-5) ; class 1 at last: above {0.9-} -> 0/(1+1e-5)
     # value = (1/(1+1e-5) + 0)/2
-    curve = metrics.tail_accuracy_curve(scores, labels, convention="seed")
+    curve = metrics.tail_accuracy_curve(scores, labels, convention="course")
     np.testing.assert_allclose(curve.thresholds, np.linspace(0, 0.8, 20)[:-1])
     assert curve.thresholds.shape == (19,)
     np.testing.assert_allclose(curve.per_class_value, [1 / (1 + 1e-5), 0.0])
@@ -283,13 +283,28 @@ def test_tail_seed_hand_case() -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_tail_seed_matches_plain_loop(seed: int) -> None:
+def test_tail_course_matches_plain_loop(seed: int) -> None:
     scores, labels = _random_case(seed, n=40, c=4, decimals=2)
-    curves, value = _seed_reference(scores, labels)
-    curve = metrics.tail_accuracy_curve(scores, labels, convention="seed")
+    curves, value = _course_reference(scores, labels)
+    curve = metrics.tail_accuracy_curve(scores, labels, convention="course")
     np.testing.assert_allclose(curve.per_class, np.array(curves), rtol=1e-12)
     assert curve.value == pytest.approx(value, rel=1e-12)
-    assert metrics.tail_accuracy(scores, labels, convention="seed") == pytest.approx(value, rel=1e-12)
+    assert metrics.tail_accuracy(scores, labels, convention="course") == pytest.approx(value, rel=1e-12)
+
+
+def test_tail_convention_seed_is_a_deprecated_name_of_course() -> None:
+    scores, labels = _random_case(0, n=30, c=3, decimals=2)
+    with pytest.warns(DeprecationWarning, match=r"convention 'seed' is deprecated .*use 'course'"):
+        old = metrics.tail_accuracy_curve(scores, labels, convention="seed")
+    new = metrics.tail_accuracy_curve(scores, labels, convention="course")
+    np.testing.assert_array_equal(old.per_class, new.per_class)
+    assert old.value == new.value
+    with pytest.warns(DeprecationWarning):
+        assert metrics.tail_accuracy(scores, labels, convention="seed") == new.value
+    with pytest.warns(DeprecationWarning):
+        report = metrics.evaluate(np.tile(scores, (1, 7))[:, :20], np.tile(labels, (1, 7))[:, :20], tail_convention="seed")
+    assert "seed" not in metrics.TAIL_CONVENTIONS and "course" in metrics.TAIL_CONVENTIONS
+    assert report["tail_accuracy"] is not None
 
 
 def test_tail_curve_is_frozen() -> None:

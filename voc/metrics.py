@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +21,15 @@ from voc.constants import IGNORED, NEGATIVE, POSITIVE, VOC_CLASSES
 
 logger = logging.getLogger(__name__)
 
-TAIL_CONVENTIONS: tuple[str, ...] = ("handout", "seed")
-"""Accepted values of ``convention`` in :func:`tail_accuracy_curve`."""
+TAIL_CONVENTIONS: tuple[str, ...] = ("handout", "course")
+"""Accepted values of ``convention`` in :func:`tail_accuracy_curve` (``"seed"``, the old name of
+``"course"``, is still accepted with a DeprecationWarning)."""
 
-_SEED_EPS = 1e-5
-"""The constant the seed project adds to the tail-accuracy denominator."""
+_DEPRECATED_CONVENTIONS: dict[str, str] = {"seed": "course"}
+"""Old convention name -> new name; accepted for one release with a DeprecationWarning."""
+
+_COURSE_EPS = 1e-5
+"""The constant the course project's code adds to the tail-accuracy denominator."""
 
 
 # --------------------------------------------------------------------------- validation
@@ -235,18 +240,18 @@ def _tail_handout(s: np.ndarray, y: np.ndarray, num_thresholds: int) -> TailCurv
     return TailCurve(thresholds, mean, per_class, per_class_value, _mean_or_nan(mean))
 
 
-def _tail_seed(s: np.ndarray, y: np.ndarray, num_thresholds: int) -> TailCurve:
-    """Tail accuracy as the seed project's code computes it."""
+def _tail_course(s: np.ndarray, y: np.ndarray, num_thresholds: int) -> TailCurve:
+    """Tail accuracy as the course project's code computes it."""
     n_classes = s.shape[1]
     first, _ = _class_entries(s, y, 0)
     if first.size == 0:
-        logger.warning("seed tail accuracy undefined: every entry of the first class is ignored")
+        logger.warning("course tail accuracy undefined: every entry of the first class is ignored")
         return _empty_tail_curve(n_classes)
     thresholds = np.linspace(0.0, float(first.max()), num_thresholds)[:-1]
     per_class = np.empty((n_classes, thresholds.size))
     for c in range(n_classes):
         hits, counts = _tail_counts(*_class_entries(s, y, c), thresholds)
-        per_class[c] = hits / (counts + _SEED_EPS)
+        per_class[c] = hits / (counts + _COURSE_EPS)
     per_class_value = per_class[:, -1].copy()
     return TailCurve(thresholds, per_class.mean(axis=0), per_class, per_class_value, float(per_class_value.mean()))
 
@@ -269,20 +274,37 @@ def tail_accuracy_curve(
     over the thresholds where it is defined; a class's own value is the mean of its
     defined points (NaN if none).
 
-    ``convention="seed"`` (the original course project's code): thresholds
+    ``convention="course"`` (the original course project's code; formerly ``"seed"``, still
+    accepted with a DeprecationWarning): thresholds
     ``np.linspace(0, end, K)[:-1]`` with ``end`` the highest non-ignored score of the
     first class (column 0); Tailacc(t) = Σ 1[s>t]·1[y=1] / (Σ 1[s>t] + 1e-5), always
     defined; a class's own value is its value at the last threshold; ``value`` is the
     mean of the classes' own values; ``mean`` is the mean over classes per threshold.
     """
     s, y = _check_inputs(scores, labels)
-    if convention not in TAIL_CONVENTIONS:
-        raise ValueError(f"unknown tail-accuracy convention {convention!r}; expected one of {TAIL_CONVENTIONS}")
+    convention = _check_convention(convention)
     if int(num_thresholds) != num_thresholds or num_thresholds < 2:
         raise ValueError(f"num_thresholds must be an integer >= 2, got {num_thresholds!r}")
-    if convention == "seed":
-        return _tail_seed(s, y, int(num_thresholds))
+    if convention == "course":
+        return _tail_course(s, y, int(num_thresholds))
     return _tail_handout(s, y, int(num_thresholds))
+
+
+def _check_convention(convention: str) -> str:
+    """``convention``, with a deprecated name replaced by its new one (and a DeprecationWarning);
+    ValueError for an unknown name, listing the valid ones."""
+    if convention in _DEPRECATED_CONVENTIONS:
+        new = _DEPRECATED_CONVENTIONS[convention]
+        warnings.warn(
+            f"tail-accuracy convention {convention!r} is deprecated and will be removed in the next release; "
+            f"use {new!r} (the same computation)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return new
+    if convention not in TAIL_CONVENTIONS:
+        raise ValueError(f"unknown tail-accuracy convention {convention!r}; expected one of {TAIL_CONVENTIONS}")
+    return convention
 
 
 def tail_accuracy(scores: np.ndarray, labels: np.ndarray, convention: str = "handout") -> float:
