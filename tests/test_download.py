@@ -37,7 +37,7 @@ def test_download_and_extract(tmp_path: Path, name: str) -> None:
     root = tmp_path / "data"
     voc_dir = download_voc("2012", root, archives=[(archive.as_uri(), name, _md5(archive))])
     assert voc_dir == root / "VOCdevkit" / "VOC2012"
-    assert (root / name).is_file() and not (root / f"{name}.part").exists()
+    assert (root / name).is_file() and not list(root.glob(".*.tmp"))
     ds = VOCClassification(root, "2012", "train")
     assert ds.ids == ["2008_000001", "2008_000002"]
 
@@ -82,7 +82,20 @@ def test_missing_source(tmp_path: Path) -> None:
     url = (tmp_path / "nothing.tar").as_uri()
     with pytest.raises(VOCDataError, match=r"nothing\.tar: download from file://.* failed"):
         download_voc("2012", tmp_path / "data", archives=[(url, "nothing.tar", "0" * 32)])
-    assert list((tmp_path / "data").iterdir()) == []  # no .part left behind
+    assert list((tmp_path / "data").iterdir()) == []  # no temp file left behind
+
+
+def test_interrupted_transfer_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = _make_archive(tmp_path, "a.tar")
+
+    def cut(source: object, out: object, length: int = 0) -> None:
+        out.write(b"the first megabyte")  # type: ignore[attr-defined]
+        raise ConnectionResetError("connection reset by peer")
+
+    monkeypatch.setattr("voc.download.shutil.copyfileobj", cut)
+    with pytest.raises(VOCDataError, match=r"a\.tar: download from file://.* failed: connection reset"):
+        download_voc("2012", tmp_path / "data", archives=[(archive.as_uri(), "a.tar", _md5(archive))])
+    assert list((tmp_path / "data").iterdir()) == []
 
 
 def test_bad_arguments(tmp_path: Path) -> None:

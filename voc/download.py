@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 from urllib.parse import unquote, urlparse
 
 from torchvision.datasets.utils import calculate_md5, check_integrity, extract_archive
 
 from voc.constants import VOC_ARCHIVES
 from voc.errors import VOCDataError
+from voc.io import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -71,20 +72,22 @@ def download_voc(
 
 
 def _fetch(url: str, dest: Path, timeout: float) -> None:
-    """Copy ``url`` (http, https or file) to ``dest`` via a ``.part`` file, so an
-    interrupted transfer never leaves a file under the final name."""
-    part = dest.with_name(dest.name + ".part")
+    """Stream ``url`` (http, https or file) into ``dest`` through ``voc.io.atomic_output``, so an
+    interrupted transfer never leaves a file under the final name (nor a temp file)."""
     parsed = urlparse(url)
+    if parsed.scheme not in ("file", "http", "https"):
+        raise ValueError(f"Unsupported url scheme {parsed.scheme!r} in {url!r}: use http, https or file.")
     try:
-        if parsed.scheme == "file":
-            shutil.copyfile(Path(unquote(parsed.path)), part)
-        elif parsed.scheme in ("http", "https"):
-            request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-            with urllib.request.urlopen(request, timeout=timeout) as response, part.open("wb") as out:
-                shutil.copyfileobj(response, out, _CHUNK)
-        else:
-            raise ValueError(f"Unsupported url scheme {parsed.scheme!r} in {url!r}: use http, https or file.")
-        os.replace(part, dest)
+        with _open_source(url, timeout) as source, atomic_output(dest, "wb") as out:
+            shutil.copyfileobj(source, out, _CHUNK)
     except OSError as err:
-        part.unlink(missing_ok=True)
         raise VOCDataError(f"download from {url} failed: {err}", dest) from None
+
+
+def _open_source(url: str, timeout: float) -> IO[bytes]:
+    """``url`` opened for reading: a local file for ``file://``, else an HTTP response."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path)).open("rb")
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    return urllib.request.urlopen(request, timeout=timeout)
