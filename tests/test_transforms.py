@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from voc.transforms import CROP_MODES, build_transform, num_crops, resized_size
+from voc.config import CROP_MODES, INTERPOLATION_NAMES, TransformConfig, num_crops
+from voc.transforms import INTERPOLATIONS, MultiCropTransform, build_transform, resized_size
+
+
+def _transform(train: bool, **config: object) -> MultiCropTransform:
+    return build_transform(TransformConfig(**config), train=train)
 
 
 def _image(width: int = 50, height: int = 40) -> Image.Image:
@@ -21,14 +28,14 @@ def _image(width: int = 50, height: int = 40) -> Image.Image:
 )
 @pytest.mark.parametrize("train", [False, True])
 def test_output_shape_per_crop_mode(mode: str, shape: tuple[int, ...], train: bool) -> None:
-    out = build_transform(train=train, resize=20, crop=16, crop_mode=mode)(_image())
+    out = _transform(train, resize=20, crop=16, crop_mode=mode)(_image())
     assert out.shape == shape
     assert out.dtype == torch.float32
     assert num_crops(mode) == shape[0]
 
 
-def test_seed_default_is_resize_400_five_crop_224() -> None:
-    out = build_transform(train=False)(_image(500, 375))
+def test_course_default_is_resize_400_five_crop_224() -> None:
+    out = _transform(False)(_image(500, 375))
     assert out.shape == (5, 3, 224, 224)
 
 
@@ -44,7 +51,7 @@ def test_five_crop_corners_and_normalisation_by_hand() -> None:
     # 4x4 image, crop 2: the top-left crop is pixels [0:2, 0:2]; normalised = (x/255 - mean) / std.
     pixels = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3) * 5
     mean, std = (0.5, 0.25, 0.0), (0.5, 0.25, 1.0)
-    out = build_transform(train=False, resize=4, crop=2, crop_mode="five", mean=mean, std=std, interpolation="nearest")(
+    out = _transform(False, resize=4, crop=2, crop_mode="five", mean=mean, std=std, interpolation="nearest")(
         Image.fromarray(pixels)
     )
     top_left = pixels[0:2, 0:2].transpose(2, 0, 1) / 255.0
@@ -55,7 +62,7 @@ def test_five_crop_corners_and_normalisation_by_hand() -> None:
 
 
 def test_ten_crop_adds_mirrored_crops() -> None:
-    out = build_transform(train=False, resize=20, crop=16, crop_mode="ten")(_image(40, 40))
+    out = _transform(False, resize=20, crop=16, crop_mode="ten")(_image(40, 40))
     # torchvision's ten_crop: the five crops of the mirrored image; its top-left crop is the
     # mirror of the original's top-right crop, and the centre crops mirror each other.
     torch.testing.assert_close(out[5], out[1].flip(-1))
@@ -64,9 +71,9 @@ def test_ten_crop_adds_mirrored_crops() -> None:
 
 def test_eval_transform_is_deterministic_and_train_is_random() -> None:
     image = _image()
-    ev = build_transform(train=False, resize=20, crop=16)
+    ev = _transform(False, resize=20, crop=16)
     torch.testing.assert_close(ev(image), ev(image))
-    tr = build_transform(train=True, resize=20, crop=16)
+    tr = _transform(True, resize=20, crop=16)
     torch.manual_seed(0)
     outs = [tr(image) for _ in range(4)]
     assert any(not torch.equal(outs[0], o) for o in outs[1:])
@@ -76,8 +83,8 @@ def test_eval_transform_is_deterministic_and_train_is_random() -> None:
 
 def test_no_augmentation_when_disabled() -> None:
     image = _image()
-    plain = build_transform(train=True, resize=20, crop=16, hflip=False, rotation=0.0)
-    torch.testing.assert_close(plain(image), build_transform(train=False, resize=20, crop=16)(image))
+    plain = _transform(True, resize=20, crop=16, hflip=False, rotation=0.0)
+    torch.testing.assert_close(plain(image), _transform(False, resize=20, crop=16)(image))
 
 
 @pytest.mark.parametrize(
@@ -91,8 +98,23 @@ def test_no_augmentation_when_disabled() -> None:
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        build_transform(train=False, **kwargs)
+        _transform(False, **kwargs)
 
 
 def test_all_modes_listed() -> None:
     assert set(CROP_MODES) == {"five", "ten", "center", "full"}
+
+
+def test_every_interpolation_name_has_a_pil_filter() -> None:
+    assert tuple(INTERPOLATIONS) == INTERPOLATION_NAMES
+
+
+def test_transform_pickles_with_its_config() -> None:
+    transform = _transform(True, resize=20, crop=16, crop_mode="ten", mean=[0.5, 0.5, 0.5])
+    copy = pickle.loads(pickle.dumps(transform))
+    assert copy == transform and copy.config.mean == (0.5, 0.5, 0.5) and copy.train
+    assert copy.num_crops == 10 and copy.decode_size(50, 40) == (25, 20)
+    torch.manual_seed(1)
+    a = transform(_image())
+    torch.manual_seed(1)
+    torch.testing.assert_close(copy(_image()), a)

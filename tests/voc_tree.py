@@ -115,3 +115,26 @@ def write_lines(path: Path, lines: Sequence[str], newline: str = "\n") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes("".join(f"{line}{newline}" for line in lines).encode("utf-8"))
     return path
+
+
+MIXED_IMAGES: dict[str, list[tuple[str, bool]]] = {
+    "2008_000001": [("dog", False), ("cat", True)],
+    "2008_000002": [("cat", False), ("cat", True)],
+    "2008_000003": [],
+    "2008_000004": [("chair", True)],
+}
+"""Four images covering the label cases: a positive beside a difficult-only class (dog, cat), a
+positive with a difficult twin (cat), no object at all, and only a difficult object (chair)."""
+
+
+def corrupt(path: Path, kind: str) -> None:
+    """Break an image file: ``zero-bytes``, ``truncated`` (first half kept) or ``text``."""
+    if kind == "zero-bytes":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "text":
+        path.write_text("this is not a JPEG\n")
+    else:
+        raise ValueError(f"unknown corruption {kind!r}; use zero-bytes, truncated or text")

@@ -12,20 +12,11 @@ import numpy as np
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import parse as safe_parse
 
-from voc.constants import (
-    CLASS_TO_INDEX,
-    DIFFICULT_POLICIES,
-    IGNORED,
-    NEGATIVE,
-    NUM_CLASSES,
-    POSITIVE,
-    VOC_CLASSES,
-)
+from voc.config import difficult_only_label
+from voc.constants import CLASS_TO_INDEX, NEGATIVE, NUM_CLASSES, POSITIVE, VOC_CLASSES
 from voc.errors import VOCDataError
 
 logger = logging.getLogger(__name__)
-
-_DIFFICULT_ONLY_LABEL: dict[str, int] = {"negative": NEGATIVE, "ignore": IGNORED, "positive": POSITIVE}
 
 
 @dataclass(frozen=True)
@@ -51,19 +42,6 @@ class VOCAnnotation:
     height: int
     depth: int
     objects: tuple[VOCObject, ...]
-
-
-def difficult_only_label(policy: str) -> int:
-    """The label for a class whose only objects in an image are difficult, under ``policy``.
-
-    Raises ValueError for an unknown policy, listing the valid ones.
-    """
-    try:
-        return _DIFFICULT_ONLY_LABEL[policy]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"Unknown difficult policy {policy!r}. Valid values are {list(DIFFICULT_POLICIES)}."
-        ) from None
 
 
 def parse_annotation(path: str | Path) -> VOCAnnotation:
@@ -159,6 +137,6 @@ def _int_field(parent: Element | None, tag: str, default: int | None, path: Path
         return default
     try:
         # Some third-party VOC-style files write coordinates as "273.0".
-        return int(round(float(text)))
+        return round(float(text))
     except (ValueError, OverflowError):
         raise VOCDataError(f"<{tag}> is not a number: {text.strip()!r}", path) from None

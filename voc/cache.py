@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from voc.images import load_rgb
+from voc.io import atomic_output, atomic_write
 from voc.transforms import INTERPOLATIONS, resized_size
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,11 @@ class ResizedImageCache:
         if data_path.is_file() and index_path.is_file():
             index = json.loads(index_path.read_text(encoding="utf-8"))
             return cls(data_path, np.array(index["shapes"], dtype=np.int64), np.array(index["offsets"], dtype=np.int64))
-        return cls._build(cache_dir, data_path, index_path, paths, resize, crop_mode, interpolation)
+        return cls._build(data_path, index_path, paths, resize, crop_mode, interpolation)
 
     @classmethod
     def _build(
         cls,
-        cache_dir: Path,
         data_path: Path,
         index_path: Path,
         paths: Sequence[Path],
@@ -91,32 +90,23 @@ class ResizedImageCache:
         crop_mode: str,
         interpolation: str,
     ) -> ResizedImageCache:
-        from voc.dataset import load_rgb
-
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        """Decode and resize every image once into ``data_path``, then write the index (shapes and
+        byte offsets) to ``index_path``; both atomically, the index last, so a cache whose index
+        exists is complete."""
         log.info("Caching %d resized images in %s ...", len(paths), data_path)
         shapes, offsets, offset = [], [], 0
-        fd, tmp = tempfile.mkstemp(prefix=".cache.", dir=cache_dir)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for path in paths:
-                    image = load_rgb(path, lambda w, h: resized_size(w, h, resize, crop_mode))
-                    size = resized_size(image.width, image.height, resize, crop_mode)
-                    if image.size != size:
-                        image = image.resize(size, INTERPOLATIONS[interpolation])
-                    pixels = np.asarray(image, dtype=np.uint8)
-                    fh.write(pixels.tobytes())
-                    shapes.append(pixels.shape[:2])
-                    offsets.append(offset)
-                    offset += pixels.size
-            os.replace(tmp, data_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        index = {"shapes": [list(s) for s in shapes], "offsets": offsets}
-        tmp_index = index_path.with_suffix(".json.tmp")
-        tmp_index.write_text(json.dumps(index), encoding="utf-8")
-        os.replace(tmp_index, index_path)
+        with atomic_output(data_path, "wb") as fh:
+            for path in paths:
+                image = load_rgb(path, lambda w, h: resized_size(w, h, resize, crop_mode))
+                size = resized_size(image.width, image.height, resize, crop_mode)
+                if image.size != size:
+                    image = image.resize(size, INTERPOLATIONS[interpolation])
+                pixels = np.asarray(image, dtype=np.uint8)
+                fh.write(pixels.tobytes())
+                shapes.append(pixels.shape[:2])
+                offsets.append(offset)
+                offset += pixels.size
+        atomic_write(index_path, json.dumps({"shapes": [list(s) for s in shapes], "offsets": offsets}))
         return cls(data_path, np.array(shapes, dtype=np.int64), np.array(offsets, dtype=np.int64))
 
 

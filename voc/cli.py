@@ -22,7 +22,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_labels(args: argparse.Namespace) -> int:
-    from voc.dataset import load_labels
+    from voc.labels import load_labels
 
     ids, labels = load_labels(args.root, args.year, args.split, source=args.source, difficult=args.difficult)
     sys.stdout.write(class_table_csv(ids, labels))

@@ -36,13 +36,18 @@ SPLITS: dict[str, tuple[str, ...]] = {
 }
 """Image sets with public labels, per VOC year."""
 
-DIFFICULT_POLICIES: tuple[str, ...] = ("negative", "ignore", "positive")
-"""How an image whose only objects of a class are ``difficult`` is labelled for that class."""
-
-LABEL_SOURCES: tuple[str, ...] = ("annotations", "imagesets")
-
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
 """Label values: present, absent, left out of the loss and of every metric."""
+
+DIFFICULT_ONLY_LABELS: dict[str, int] = {"negative": NEGATIVE, "ignore": IGNORED, "positive": POSITIVE}
+"""The difficult-object policies: policy name -> label of a class whose only objects in an image
+are ``difficult`` (look it up, with validation, through ``voc.config.difficult_only_label``)."""
+
+DIFFICULT_POLICIES: tuple[str, ...] = tuple(DIFFICULT_ONLY_LABELS)
+"""The policy names, in order: negative, ignore, positive."""
+
+LABEL_SOURCES: tuple[str, ...] = ("annotations", "imagesets")
+"""Where labels are read from: the ``Annotations`` XML files, or the per-class ``ImageSets/Main`` lists."""
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)

@@ -11,8 +11,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from voc.constants import IMAGENET_MEAN, IMAGENET_STD
 from voc.cache import ResizedImageCache
+from voc.config import LabelConfig, TransformConfig
 from voc.dataset import VOCClassification
 from voc.transforms import build_transform
 
@@ -46,10 +46,14 @@ def default_num_workers() -> int:
 class VOCDataModule(pl.LightningDataModule):
     """VOC train/eval splits as loaders of ``(index, crops [B, K, 3, H, W], targets [B, 20])``.
 
-    ``prepare_data`` does nothing: the data must already be on disk (``python -m voc download``
-    or ``python -m voc synth``). With ``cache_dir``, each split's images are decoded and resized
-    once into a memory-mapped cache there (``voc.cache``) and later epochs read that. The eval split serves ``val_dataloader``, ``test_dataloader``
-    and ``predict_dataloader`` alike.
+    ``labels`` (``voc.config.LabelConfig``; by default images without a positive label are left
+    out) and ``transform`` (``voc.config.TransformConfig``) apply to both splits; the train split
+    gets the random augmentation, the eval split does not. ``exclude`` maps a split to the ids to
+    leave out of it and why. ``prepare_data`` does nothing: the data must already be on disk
+    (``python -m voc download`` or ``python -m voc synth``). With ``cache_dir``, each split's
+    images are decoded and resized once into a memory-mapped cache there (``voc.cache``) and
+    later epochs read that. The train loader shuffles with a generator seeded by ``seed``. The
+    eval split serves ``val_dataloader``, ``test_dataloader`` and ``predict_dataloader`` alike.
     """
 
     def __init__(
@@ -59,55 +63,32 @@ class VOCDataModule(pl.LightningDataModule):
         year: str = "2012",
         train_split: str = "train",
         eval_split: str = "val",
+        labels: LabelConfig = LabelConfig(positive_only=True),  # noqa: B008 - frozen dataclass, immutable
+        transform: TransformConfig = TransformConfig(),  # noqa: B008 - frozen dataclass, immutable
         batch_size: int = 8,
         eval_batch_size: int | None = None,
-        resize: int = 400,
-        crop: int = 224,
-        crop_mode: str = "five",
-        mean: tuple[float, ...] = IMAGENET_MEAN,
-        std: tuple[float, ...] = IMAGENET_STD,
-        interpolation: str = "bilinear",
-        hflip: bool = True,
-        rotation: float = 25.0,
-        difficult: str = "negative",
-        label_source: str = "annotations",
-        positive_only: bool = True,
-        skip_bad_images: bool = False,
-        exclude: Mapping[str, Mapping[str, str]] | None = None,
         num_workers: int | None = None,
         cache_dir: str | Path | None = None,
         seed: int = 0,
+        skip_bad_images: bool = False,
+        exclude: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
         self.year = year
         self.train_split = train_split
         self.eval_split = eval_split
+        self.label_config = labels
+        self.transform_config = transform
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.seed = seed
+        self.skip_bad_images = skip_bad_images
         self.exclude = dict(exclude or {})
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.cache_settings = dict(resize=resize, crop_mode=crop_mode, interpolation=interpolation)
-        self.dataset_kwargs = dict(
-            label_source=label_source,
-            difficult=difficult,
-            positive_only=positive_only,
-            skip_bad_images=skip_bad_images,
-        )
-        transform_kwargs = dict(
-            resize=resize,
-            crop=crop,
-            crop_mode=crop_mode,
-            mean=mean,
-            std=std,
-            interpolation=interpolation,
-            hflip=hflip,
-            rotation=rotation,
-        )
-        self.train_transform: Callable = build_transform(train=True, **transform_kwargs)
-        self.eval_transform: Callable = build_transform(train=False, **transform_kwargs)
+        self.train_transform: Callable = build_transform(transform, train=True)
+        self.eval_transform: Callable = build_transform(transform, train=False)
         self.train_set: VOCClassification | None = None
         self.eval_set: VOCClassification | None = None
 
@@ -119,11 +100,20 @@ class VOCDataModule(pl.LightningDataModule):
 
     def _dataset(self, split: str, transform: Callable) -> VOCClassification:
         dataset = VOCClassification(
-            self.root, self.year, split, transform=transform, exclude=self.exclude.get(split), **self.dataset_kwargs
+            self.root,
+            self.year,
+            split,
+            labels=self.label_config,
+            transform=transform,
+            skip_bad_images=self.skip_bad_images,
+            exclude=self.exclude.get(split),
         )
         if self.cache_dir is not None:
             paths = [dataset.image_path(i) for i in range(len(dataset))]
-            dataset.image_cache = ResizedImageCache.open_or_build(self.cache_dir, paths, **self.cache_settings)
+            config = self.transform_config
+            dataset.image_cache = ResizedImageCache.open_or_build(
+                self.cache_dir, paths, resize=config.resize, crop_mode=config.crop_mode, interpolation=config.interpolation
+            )
         return dataset
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:

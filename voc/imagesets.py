@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voc.annotations import difficult_only_label
+from voc.config import difficult_only_label
 from voc.constants import NEGATIVE, NUM_CLASSES, POSITIVE, SPLITS, VOC_CLASSES
 from voc.errors import VOCDataError
 

@@ -1,6 +1,6 @@
 """Image transforms of the VOC protocol: resize, augment, multi-crop, normalize.
 
-The seed project's pipeline is the default: resize the shortest edge to 400, FiveCrop 224, stack
+The course project's pipeline is the default: resize the shortest edge to 400, FiveCrop 224, stack
 the crops to ``[5, 3, 224, 224]`` and normalize with the backbone's mean/std. Training adds a
 random horizontal flip and a random rotation of up to ±25°, applied to the resized image before
 cropping (so every crop of one image sees the same augmentation).
@@ -16,11 +16,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
-from voc.constants import IMAGENET_MEAN, IMAGENET_STD
-
-CROP_MODES: tuple[str, ...] = ("five", "ten", "center", "full")
-"""``five``: FiveCrop (4 corners + centre); ``ten``: those and their mirror images; ``center``:
-the centre crop; ``full``: the whole image resized to ``resize × resize`` (aspect ratio not kept)."""
+from voc.config import TransformConfig
 
 INTERPOLATIONS: dict[str, Image.Resampling] = {
     "nearest": Image.Resampling.NEAREST,
@@ -28,17 +24,7 @@ INTERPOLATIONS: dict[str, Image.Resampling] = {
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
-
-
-def num_crops(crop_mode: str) -> int:
-    """Number of crops ``K`` a crop mode produces per image."""
-    return {"five": 5, "ten": 10, "center": 1, "full": 1}[_check_crop_mode(crop_mode)]
-
-
-def _check_crop_mode(crop_mode: str) -> str:
-    if crop_mode not in CROP_MODES:
-        raise ValueError(f"Unknown crop mode {crop_mode!r}. Valid values are {list(CROP_MODES)}.")
-    return crop_mode
+"""PIL's filter for each of ``voc.config.INTERPOLATION_NAMES`` (a test checks they match)."""
 
 
 def resized_size(width: int, height: int, resize: int, crop_mode: str) -> tuple[int, int]:
@@ -53,40 +39,20 @@ def resized_size(width: int, height: int, resize: int, crop_mode: str) -> tuple[
 
 @dataclass(frozen=True)
 class MultiCropTransform:
-    """PIL image → float tensor ``[K, 3, crop, crop]`` (``[1, 3, resize, resize]`` in ``full`` mode).
+    """PIL image → float tensor ``[K, 3, crop, crop]`` (``[1, 3, resize, resize]`` in ``full`` mode),
+    by ``config`` (``voc.config.TransformConfig``, which validated the settings); ``train`` adds
+    the random flip and rotation.
 
     Picklable, so DataLoader workers can use it; randomness comes from ``torch``'s generator,
     which Lightning seeds per worker.
     """
 
+    config: TransformConfig
     train: bool
-    resize: int = 400
-    crop: int = 224
-    crop_mode: str = "five"
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
-    interpolation: str = "bilinear"
-    hflip: bool = True
-    rotation: float = 25.0
-
-    def __post_init__(self) -> None:
-        _check_crop_mode(self.crop_mode)
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(
-                f"Unknown interpolation {self.interpolation!r}. Valid values are {list(INTERPOLATIONS)}."
-            )
-        if self.resize < 1 or self.crop < 1:
-            raise ValueError(f"resize and crop must be positive, got resize={self.resize}, crop={self.crop}")
-        if self.crop_mode != "full" and self.crop > self.resize:
-            raise ValueError(
-                f"crop ({self.crop}) must not exceed resize ({self.resize}): the crops are cut from the resized image"
-            )
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise ValueError(f"mean and std need 3 values each, got {self.mean} and {self.std}")
 
     @property
     def num_crops(self) -> int:
-        return num_crops(self.crop_mode)
+        return self.config.num_crops
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         image = self._resize(image)
@@ -98,61 +64,41 @@ class MultiCropTransform:
 
     def decode_size(self, width: int, height: int) -> tuple[int, int]:
         """The smallest decoded size this transform needs from a ``width × height`` image; loaders
-        may decode JPEGs at a reduced scale that covers it (see ``voc.dataset.load_rgb``)."""
-        return resized_size(width, height, self.resize, self.crop_mode)
+        may decode JPEGs at a reduced scale that covers it (see ``voc.images.load_rgb``)."""
+        return resized_size(width, height, self.config.resize, self.config.crop_mode)
 
     def _resize(self, image: Image.Image) -> Image.Image:
-        width, height = resized_size(image.width, image.height, self.resize, self.crop_mode)
+        width, height = self.decode_size(image.width, image.height)
         image = image.convert("RGB")
         if image.size != (width, height):
-            image = image.resize((width, height), INTERPOLATIONS[self.interpolation])
+            image = image.resize((width, height), INTERPOLATIONS[self.config.interpolation])
         return image
 
     def _augment(self, image: Image.Image) -> Image.Image:
-        if self.hflip and torch.rand(()).item() < 0.5:
+        if self.config.hflip and torch.rand(()).item() < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        if self.rotation > 0:
-            angle = (torch.rand(()).item() * 2.0 - 1.0) * self.rotation
+        if self.config.rotation > 0:
+            angle = (torch.rand(()).item() * 2.0 - 1.0) * self.config.rotation
             if not math.isclose(angle, 0.0):
                 image = image.rotate(angle, resample=Image.Resampling.BILINEAR)
         return image
 
     def _crops(self, pixels: torch.Tensor) -> torch.Tensor:
-        if self.crop_mode == "full":
+        mode, size = self.config.crop_mode, [self.config.crop, self.config.crop]
+        if mode == "full":
             return pixels.unsqueeze(0)
-        if self.crop_mode == "center":
-            return F.center_crop(pixels, [self.crop, self.crop]).unsqueeze(0)
-        if self.crop_mode == "five":
-            return torch.stack(F.five_crop(pixels, [self.crop, self.crop]))
-        return torch.stack(F.ten_crop(pixels, [self.crop, self.crop]))
+        if mode == "center":
+            return F.center_crop(pixels, size).unsqueeze(0)
+        if mode == "five":
+            return torch.stack(F.five_crop(pixels, size))
+        return torch.stack(F.ten_crop(pixels, size))
 
     def _normalize(self, crops: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        mean = torch.tensor(self.config.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(self.config.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
         return (crops.float() - mean) / std
 
 
-def build_transform(
-    *,
-    train: bool,
-    resize: int = 400,
-    crop: int = 224,
-    crop_mode: str = "five",
-    mean: tuple[float, ...] = IMAGENET_MEAN,
-    std: tuple[float, ...] = IMAGENET_STD,
-    interpolation: str = "bilinear",
-    hflip: bool = True,
-    rotation: float = 25.0,
-) -> MultiCropTransform:
-    """The protocol's transform; ``train=True`` adds the random flip and rotation."""
-    return MultiCropTransform(
-        train=train,
-        resize=resize,
-        crop=crop,
-        crop_mode=crop_mode,
-        mean=tuple(float(m) for m in mean),
-        std=tuple(float(s) for s in std),
-        interpolation=interpolation,
-        hflip=hflip,
-        rotation=rotation,
-    )
+def build_transform(config: TransformConfig, *, train: bool) -> MultiCropTransform:
+    """The transform of ``config``; ``train=True`` adds the random flip and rotation."""
+    return MultiCropTransform(config=config, train=train)
