@@ -14,7 +14,9 @@ from PIL import Image
 
 from voc import synthetic as syn
 from voc.constants import VOC_CLASSES
-from voc.shapes import GLYPH_ASPECT, GLYPHS
+from voc.labels import load_labels
+from voc.synthetic import paint, stats, writer
+from voc.synthetic.shapes import GLYPH_ASPECT, GLYPHS
 
 N_TRAIN, N_VAL, N_TEST = 24, 16, 8
 BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
@@ -221,12 +223,11 @@ def test_imagesets_agree_with_xml(tree2007: Path, tree2012: Path, year: str, spl
 @pytest.mark.parametrize("year", ["2007", "2012"])
 def test_project_readers_agree(tree2007: Path, tree2012: Path, year: str) -> None:
     """The project's own label loader reads the same labels from both sources."""
-    dataset = pytest.importorskip("voc.dataset")
     root = tree2007 if year == "2007" else tree2012
     voc_dir = _voc_dir(root, year)
     for split in ("train", "val", "trainval"):
-        ids_xml, from_xml = dataset.load_labels(root, year, split, source="annotations", difficult="ignore")
-        ids_sets, from_sets = dataset.load_labels(root, year, split, source="imagesets", difficult="ignore")
+        ids_xml, from_xml = load_labels(root, year, split, source="annotations", difficult="ignore")
+        ids_sets, from_sets = load_labels(root, year, split, source="imagesets", difficult="ignore")
         assert ids_xml == ids_sets == _split_ids(voc_dir, split)
         np.testing.assert_array_equal(from_xml, from_sets)
         mapping = {1: 1, 0: -1, -1: 0}  # ImageSets value -> label under difficult="ignore"
@@ -278,7 +279,7 @@ def test_interrupted_generation_is_not_complete(tmp_path: Path, monkeypatch: pyt
     def boom(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(syn, "_write_imagesets", boom)
+    monkeypatch.setattr(writer, "_write_imagesets", boom)
     with pytest.raises(KeyboardInterrupt):
         syn.generate_synthetic_voc(tmp_path, 2, 2, year="2012")
     assert not syn.is_complete_synthetic_voc(tmp_path, 2, 2, 0, "2012")
@@ -316,7 +317,7 @@ def test_class_set_statistics_match_voc2007() -> None:
 def test_exact_marginals_of_corrected_weights() -> None:
     weights = np.array(syn.class_weights())
     target = np.array([syn.CLASS_PRIORS[c] for c in VOC_CLASSES])
-    np.testing.assert_allclose(syn._marginals(weights), target, rtol=1e-4)
+    np.testing.assert_allclose(stats._marginals(weights), target, rtol=1e-4)
     assert sum(syn.CLASS_PRIORS.values()) == pytest.approx(
         sum((k + 1) * p for k, p in enumerate(syn.CARDINALITY_PROBS)), abs=1e-3)
 
@@ -339,6 +340,6 @@ def test_every_class_has_its_own_texture_pattern() -> None:
     assert len(set(syn.CLASS_PATTERNS.values())) == len(VOC_CLASSES)
     rng = np.random.default_rng(0)
     for kind in syn.PATTERN_KINDS:
-        pattern = syn._pattern(kind, 16.0, (64, 48), rng)
+        pattern = paint._pattern(kind, 16.0, (64, 48), rng)
         assert pattern.shape == (48, 64) and pattern.dtype == bool
         assert 0.05 < pattern.mean() < 0.95, kind  # a texture, not a flat fill
