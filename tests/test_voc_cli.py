@@ -133,6 +133,27 @@ def test_missing_root_error_says_how_to_get_voc(tmp_path: Path) -> None:
         [sys.executable, "-m", "voc", "labels", "--root", str(tmp_path / "nope"), "--year", "2012", "--split", "train"],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert "python -m voc download" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_evaluate_loads_neither_torch_nor_lightning(tmp_path: Path) -> None:
+    """``python -m voc evaluate`` scores a CSV pair without importing torch or Lightning (seconds to import)."""
+    rng = np.random.default_rng(0)
+    ids = [f"img{i}" for i in range(8)]
+    s = _write_csv(tmp_path / "s.csv", ids, rng.random((8, 20)))
+    l = _write_csv(tmp_path / "l.csv", ids, (rng.random((8, 20)) < 0.5).astype(int))
+    script = (
+        "import sys\n"
+        "from voc.cli import main\n"
+        f"status = main(['evaluate', '--scores', {str(s)!r}, '--labels', {str(l)!r}])\n"
+        "heavy = sorted(m for m in ('torch', 'torchvision', 'pytorch_lightning', 'lightning') if m in sys.modules)\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+        "sys.exit(status or (3 if heavy else 0))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert "HEAVY []" in proc.stderr, proc.stderr
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["n_images"] == 8
