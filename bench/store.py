@@ -341,7 +341,9 @@ def _labels_from_dataset(run: Run) -> pd.DataFrame:
     record = run.record
     root = record.dataset_root
     if not root or not Path(root).exists():
-        raise VOCDataError(f"no {LABELS_FILE} in {run.dir}, and the run's dataset root {root!r} is not there to read them from")
+        raise VOCDataError(
+            f"no {LABELS_FILE} in {run.dir}, and the run's dataset root {root!r} is not there to read them from"
+        )
     ids, labels = load_labels(
         root, record.year, record.eval_split,
         source=record.config.get("label_source", "annotations"), difficult=record.config.get("difficult", "negative"),

@@ -45,7 +45,11 @@ def _write(out: Path, records: list[dict]) -> None:
 def test_ranked_by_map_with_failed_runs_apart(tmp_path: Path) -> None:
     _write(
         tmp_path,
-        [_record("low", 0.51234), _record("high", 0.72864), _record("broken", None, "failed", "NonFiniteLossError: loss nan")],
+        [
+            _record("low", 0.51234),
+            _record("high", 0.72864),
+            _record("broken", None, "failed", "NonFiniteLossError: loss nan"),
+        ],
     )
     md_path, csv_path = write_leaderboard(tmp_path)
     md = md_path.read_text()
@@ -58,7 +62,9 @@ def test_ranked_by_map_with_failed_runs_apart(tmp_path: Path) -> None:
     assert "broken" in failed and "loss nan" in failed
     assert "## Per-class AP" in md
     header = next(line for line in md.splitlines() if line.startswith("| rank"))
-    for col in ("rank", "model", "weights", "params (M)", "accuracy", "mAP", "tail acc.", "train img/s", "eval img/s", "epochs", "data"):
+    columns = ("rank", "model", "weights", "params (M)", "accuracy", "mAP", "tail acc.", "train img/s", "eval img/s",
+               "epochs", "data")
+    for col in columns:
         assert col in header
     frame = pd.read_csv(csv_path)
     assert list(frame["model"]) == ["high", "low"]

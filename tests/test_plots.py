@@ -26,7 +26,7 @@ MODELS = [f"model_{k}_with_a_longish_name" for k in range(10)]
 
 def _in_view(locations: np.ndarray, labels: list[Text], limits: tuple[float, float]) -> list[Text]:
     lo, hi = sorted(limits)
-    return [label for loc, label in zip(locations, labels) if lo - 1e-9 <= loc <= hi + 1e-9]
+    return [label for loc, label in zip(locations, labels, strict=False) if lo - 1e-9 <= loc <= hi + 1e-9]
 
 
 def _visible_texts(figure: Figure) -> list[Text]:
@@ -76,7 +76,9 @@ def test_tail_accuracy_and_pareto_figures_are_labelled_without_overlaps() -> Non
     assert "threshold" in xlabel and "Tailacc" in ylabel
 
     # a trade-off: each faster model is less accurate, so all but the last (dominated) are on the front
-    points = [ParetoPoint(m, 2.0 * (k + 1), 0.8 - 0.03 * k, 0.75 - 0.03 * k, 0.85 - 0.03 * k) for k, m in enumerate(MODELS)]
+    points = [
+        ParetoPoint(m, 2.0 * (k + 1), 0.8 - 0.03 * k, 0.75 - 0.03 * k, 0.85 - 0.03 * k) for k, m in enumerate(MODELS)
+    ]
     points[-1] = ParetoPoint(MODELS[-1], 1.0, 0.1)
     figure = pareto_figure(points)
     assert _overlapping(figure) == []

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from bench.cli import main
 from bench.report.gallery import select
 from bench.report.leaderboard import write_leaderboard
 from bench.report.markdown import ReportOptions, write_report
@@ -30,7 +31,9 @@ from voc.constants import VOC_CLASSES
 from voc.labels import load_labels
 from voc.metrics import evaluate
 
-TINY = ["--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "--pretrained", "none", "--num-workers", "0"]
+TINY = [
+    "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "--pretrained", "none", "--num-workers", "0",
+]
 
 
 def _store_run(out: Path, voc_root: Path, model: str, scores: np.ndarray, seed: int = 0, rate: float = 10.0) -> None:
@@ -77,7 +80,8 @@ def test_report_figures_and_galleries_exist_and_open(three_models: Path) -> None
     for name in ("tail_accuracy.png", "per_class_ap.png", "map_vs_throughput.png", "pr_curves.png"):
         assert f"{REPORT_DIR}/{name}" in links
     galleries = [link for link in links if "/gallery/" in link]
-    assert sorted(galleries) == [f"{REPORT_DIR}/gallery/good/cat.jpg", f"{REPORT_DIR}/gallery/good/dog.jpg"]  # leader only
+    # the leader only
+    assert sorted(galleries) == [f"{REPORT_DIR}/gallery/good/cat.jpg", f"{REPORT_DIR}/gallery/good/dog.jpg"]
     for link in links:
         with Image.open(three_models / link) as image:
             image.verify()
@@ -91,7 +95,8 @@ def test_gallery_for_every_model_and_all_classes(three_models: Path) -> None:
         assert f"### {model}" in md
         assert len(list((three_models / REPORT_DIR / "gallery" / model).glob("*.jpg"))) == len(VOC_CLASSES)
     names = ("good", "slow_bad")
-    md = write_report(three_models, ReportOptions(gallery_models=(*names, "crashed"), gallery_classes=("dog",))).read_text()
+    options = ReportOptions(gallery_models=(*names, "crashed"), gallery_classes=("dog",))
+    md = write_report(three_models, options).read_text()
     assert [line for line in md.splitlines() if line.startswith("### ")] == [f"### {m}" for m in names]
     assert "No gallery for crashed: no successful run in this folder." in md
 
@@ -188,30 +193,26 @@ def test_pareto_front_hand_computed() -> None:
         (["--models", "resnet18", "--gallery-models", "resnet50"], "--gallery-models: ['resnet50'] not among"),
     ],
 )
-def test_bad_report_flags_fail_fast(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.cli import main
-
+def test_bad_report_flags_fail_fast(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([*argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_report_only_needs_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.cli import main
-
     assert main(["--report-only", "--out", str(tmp_path)]) == 2
     assert "no result.json" in capsys.readouterr().err
 
 
-def test_report_only_checks_gallery_models_against_records(three_models: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.cli import main
-
+def test_report_only_checks_gallery_models_against_records(
+    three_models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--report-only", "--out", str(three_models), "--gallery-models", "nope"]) == 2
     assert "not among the models ['fast', 'good', 'slow_bad']" in capsys.readouterr().err
 
 
 def test_seeds_sweep_then_report_only_rebuilds_the_same_report(tiny_voc: Path, tmp_path: Path) -> None:
-    from bench.cli import main
-
     out = tmp_path / "results"
     args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--seeds", "0", "1",
             "--gallery-classes", "dog"]

@@ -51,8 +51,8 @@ print(" ".join(sorted(name for name in sys.modules if name.split(".")[0] in {hea
 def test_report_and_store_load_no_training_stack(tmp_path: Path) -> None:
     script = _SCRIPT.replace("{heavy}", repr(set(HEAVY)))
     done = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "results")], cwd=REPO, capture_output=True, text=True, timeout=300,
-        check=False,
+        [sys.executable, "-c", script, str(tmp_path / "results")],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"the reporting side imported {done.stdout.strip()}"

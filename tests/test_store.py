@@ -190,8 +190,10 @@ def test_locked_releases_on_an_exception(tmp_path: Path) -> None:
     lock = tmp_path / ".lock"
     with pytest.raises(RuntimeError), locked(lock):
         raise RuntimeError("boom")
-    out = subprocess.run([sys.executable, "-c", _HOLDER, str(lock)], cwd=REPO, input="\n", capture_output=True, text=True,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _HOLDER, str(lock)], cwd=REPO, input="\n", capture_output=True, text=True, timeout=60,
+        check=True,
+    )
     assert out.stdout.strip() == "held"
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from PIL import Image
 
 from bench.report.plots import new_figure, save_figure
@@ -72,7 +73,7 @@ def _verdict(label: int) -> str:
 def gallery_figure(
     model: str, class_name: str, top: Sequence[GalleryItem], bottom: Sequence[GalleryItem],
     image_path: Callable[[str], Path],
-):
+) -> Figure:
     """Two rows: the highest-scored images, then the lowest. Each panel: the image, its score for
     ``class_name`` and whether the class is present, and the image's true labels."""
     k = max(len(top), len(bottom), 1)

@@ -124,7 +124,7 @@ def _seed_spread(s: Summary) -> str:
 
 def _markdown_rows(summaries: Sequence[Summary]) -> list[list[str]]:
     rows = []
-    for rank, (s, name) in enumerate(zip(summaries, display_names(summaries)), start=1):
+    for rank, (s, name) in enumerate(zip(summaries, display_names(summaries), strict=True), start=1):
         record = s.record
         params = record.params
         p = "leader" if rank == 1 else format_value(s.p_not_better, 3)
@@ -157,7 +157,8 @@ def _explanation(settings: BootstrapSettings | None) -> list[str]:
     ]
     if settings is not None:
         lines.append(
-            f"`± h`: half-width of the {settings.level:.0%} bootstrap interval ({settings.n_resamples} resamples of the "
+            f"`± h`: half-width of the {settings.level:.0%} bootstrap interval ({settings.n_resamples} resamples of "
+            "the "
             f"eval images, seed {settings.seed}). *P(mAP ≤ leader)*: share of the same resamples in which the model's "
             "mAP is below the leader's, ties counting half (paired bootstrap); below "
             f"{CONFIDENT} the two are not reliably apart. "
@@ -190,8 +191,9 @@ def render_markdown(
     if not summaries:
         lines.append("No successful runs yet.")
     else:
-        lines.append(tabulate(_markdown_rows(summaries), headers=list(COLUMNS), tablefmt="github", disable_numparse=True))
-    notes = [f"{name}: {s.note}" for s, name in zip(summaries, display_names(summaries)) if s.note]
+        table = _markdown_rows(summaries)
+        lines.append(tabulate(table, headers=list(COLUMNS), tablefmt="github", disable_numparse=True))
+    notes = [f"{name}: {s.note}" for s, name in zip(summaries, display_names(summaries), strict=True) if s.note]
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]
     if failed:
@@ -201,7 +203,10 @@ def render_markdown(
     if summaries:
         lines += ["", "## Per-class AP", ""]
         names = display_names(summaries)
-        rows = [[name, *(format_value(s.per_class_ap.get(c)) for c in VOC_CLASSES)] for s, name in zip(summaries, names)]
+        rows = [
+            [name, *(format_value(s.per_class_ap.get(c)) for c in VOC_CLASSES)]
+            for s, name in zip(summaries, names, strict=True)
+        ]
         lines.append(tabulate(rows, headers=["model", *VOC_CLASSES], tablefmt="github", disable_numparse=True))
     return "\n".join(lines) + "\n"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,7 +98,7 @@ def _verdict(rank: int, s: Summary) -> str:
 
 def _confidence_section(summaries: Sequence[Summary], names: Sequence[str], settings: BootstrapSettings) -> list[str]:
     rows = []
-    for rank, (s, name) in enumerate(zip(summaries, names), start=1):
+    for rank, (s, name) in enumerate(zip(summaries, names, strict=True), start=1):
         std = s.seed_std.get("mAP")
         rows.append([
             str(rank), name, " ".join(str(seed) for seed in s.seeds),
@@ -122,11 +122,11 @@ def _confidence_section(summaries: Sequence[Summary], names: Sequence[str], sett
         "",
         tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True),
     ]
-    notes = [f"- {name}: {s.note}" for s, name in zip(summaries, names) if s.note]
+    notes = [f"- {name}: {s.note}" for s, name in zip(summaries, names, strict=True) if s.note]
     return text + ([""] + notes if notes else [])
 
 
-def _image_locator(summary: Summary):
+def _image_locator(summary: Summary) -> Callable[[str], Path]:
     """``image id -> JPEG path`` in the run's VOC tree; VOCDataError if the tree is not there."""
     record = summary.record
     root = record.dataset_root
@@ -188,7 +188,7 @@ def _figures(out_dir: Path, summaries: Sequence[Summary], names: Sequence[str]) 
     lines: list[str] = []
 
     curves, undefined = [], []
-    for s, n in zip(summaries, names):
+    for s, n in zip(summaries, names, strict=True):
         if s.tail_curve is not None and not np.isnan(s.tail_curve[1]).all():
             curves.append((n, s.tail_curve[0], s.tail_curve[1]))
         else:
@@ -213,7 +213,7 @@ def _figures(out_dir: Path, summaries: Sequence[Summary], names: Sequence[str]) 
     lines += ["## Per-class AP", "", f"![Per-class AP of every model]({(fig_dir / 'per_class_ap.png').as_posix()})", ""]
 
     points, left_out = [], []
-    for s, n in zip(summaries, names):
+    for s, n in zip(summaries, names, strict=True):
         rate, value = s.mean.get("train_images_per_s"), s.mean.get("mAP")
         if rate is None or value is None or rate <= 0:
             left_out.append(n)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
@@ -41,7 +42,8 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     if path.suffix.lower() in (".jpg", ".jpeg"):
         figure.savefig(path, format="jpeg", dpi=DPI, pil_kwargs={"quality": JPEG_QUALITY})
     else:
-        figure.savefig(path, format="png", dpi=DPI, metadata={"Software": None})  # no version stamp: same bytes each time
+        # no version stamp: the same bytes each time
+        figure.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     return path
 
 
@@ -52,18 +54,20 @@ def _colors(n: int) -> list[tuple[float, float, float, float]]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def _legend_below(figure: Figure, ax) -> None:
+def _legend_below(figure: Figure, ax: Axes) -> None:
     """The axes' legend under the plot, outside it, in up to three columns."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        figure.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 3), frameon=False, fontsize=9)
+        figure.legend(
+            handles, labels, loc="outside lower center", ncols=min(len(handles), 3), frameon=False, fontsize=9
+        )
 
 
 def tail_accuracy_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> Figure:
     """Mean tail accuracy over classes against the threshold t, one line per (name, t, values)."""
     figure = new_figure(7.5, 4.8 + 0.25 * ((len(curves) + 2) // 3))
     ax = figure.add_subplot()
-    for (name, thresholds, values), color, marker in zip(curves, _colors(len(curves)), _MARKERS * 10):
+    for (name, thresholds, values), color, marker in zip(curves, _colors(len(curves)), _MARKERS * 10, strict=False):
         ax.plot(thresholds, values, label=name, color=color, marker=marker, markersize=4, linewidth=1.5)
     ax.set_xlabel("threshold t on the predicted probability")
     ax.set_ylabel("mean tail accuracy over classes, Tailacc(t)")
@@ -84,7 +88,7 @@ def per_class_ap_figure(
     figure = new_figure(8.0, 1.5 + n_classes * max(0.32, 0.14 * n_models))
     ax = figure.add_subplot()
     centers = np.arange(n_classes)
-    for m, (name, color) in enumerate(zip(models, _colors(n_models))):
+    for m, (name, color) in enumerate(zip(models, _colors(n_models), strict=True)):
         values = np.array([np.nan if v is None else v for v in ap[m]], dtype=np.float64)
         offsets = centers - 0.4 + bar * (m + 0.5)
         ax.barh(offsets, np.nan_to_num(values), height=bar, color=color, label=name)
@@ -131,7 +135,7 @@ def pareto_figure(points: Sequence[ParetoPoint]) -> Figure:
     figure = new_figure(7.5, 4.8 + 0.25 * ((len(points) + 2) // 3))
     ax = figure.add_subplot()
     front = pareto_front(points)
-    for i, (p, color, marker) in enumerate(zip(points, _colors(len(points)), _MARKERS * 10)):
+    for i, (p, color, marker) in enumerate(zip(points, _colors(len(points)), _MARKERS * 10, strict=False)):
         yerr = None
         if p.map_low is not None and p.map_high is not None:
             yerr = [[max(p.map - p.map_low, 0.0)], [max(p.map_high - p.map, 0.0)]]
@@ -154,7 +158,11 @@ def pareto_figure(points: Sequence[ParetoPoint]) -> Figure:
 
 
 def pr_curves_figure(
-    model: str, scores: np.ndarray, labels: np.ndarray, ap: Sequence[float | None], class_names: Sequence[str] = VOC_CLASSES
+    model: str,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    ap: Sequence[float | None],
+    class_names: Sequence[str] = VOC_CLASSES,
 ) -> Figure:
     """Precision against recall of one model, one small panel per class (4 x 5 for VOC), each
     titled with the class and its AP; ignored (-1) entries left out."""

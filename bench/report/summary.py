@@ -117,7 +117,8 @@ def group_runs(runs: Sequence[Run]) -> list[Summary]:
         seed = run.record.seed
         by_seed = groups.setdefault(config_key(run.record), {})
         if seed in by_seed:
-            log.info("%s repeats seed %s of %s: the leaderboard uses %s", run.dir, seed, by_seed[seed].dir, by_seed[seed].dir)
+            kept = by_seed[seed].dir
+            log.info("%s repeats seed %s of %s: the leaderboard uses %s", run.dir, seed, kept, kept)
             continue
         by_seed[seed] = run
     summaries = []
@@ -243,7 +244,10 @@ def _bootstrap(summary: Summary, settings: BootstrapSettings) -> None:
     maps = np.mean([r.map for r in per_seed], axis=0)
     accs = np.mean([r.accuracy for r in per_seed], axis=0)
     summary.eval_ids, summary.map_replicates = ids, maps
-    summary.ci = {"mAP": percentile_interval(maps, settings.level), "accuracy": percentile_interval(accs, settings.level)}
+    summary.ci = {
+        "mAP": percentile_interval(maps, settings.level),
+        "accuracy": percentile_interval(accs, settings.level),
+    }
 
 
 def summarize(runs: Sequence[Run], settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP) -> list[Summary]:
