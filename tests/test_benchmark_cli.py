@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import bench.model
+import bench.weights
 from bench.cli import build_parser, main
-from bench.leaderboard import LEADERBOARD_CSV, LEADERBOARD_MD
+from bench.store import LEADERBOARD_CSV, LEADERBOARD_MD
 from voc.cli import main as voc_main
 from voc.constants import VOC_CLASSES
 
-TINY = ["--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "--pretrained", "none", "--num-workers", "0"]
+TINY = [
+    "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "--pretrained", "none", "--num-workers", "0",
+]
 QUICK = [*TINY, "--no-report"]
 """TINY without report.md and its figures (tests/test_report.py covers those)."""
 
@@ -76,7 +80,7 @@ def test_failing_model_does_not_stop_the_sweep(
             raise MemoryError("simulated out of memory")
         return real_build(model_name, *args, **kwargs)
 
-    monkeypatch.setattr("bench.runner.build_classifier", build)
+    monkeypatch.setattr("bench.train.experiment.build_classifier", build)
     out = tmp_path / "results"
     code = main(["--models", "test_efficientnet", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK])
     assert code == 1
@@ -90,7 +94,8 @@ def test_failing_model_does_not_stop_the_sweep(
 
 def test_non_finite_loss_fails_that_model(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK, "--lr", "1e9", "--epochs", "3"]
+    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK]
+    args += ["--lr", "1e9", "--epochs", "3"]
     assert main(args) == 1
     record = json.loads((out / "test_resnet" / "result.json").read_text())
     assert record["status"] == "failed" and "not finite" in record["error"]
@@ -120,7 +125,9 @@ def test_help_explains_every_flag() -> None:
         assert flag in text
 
 
-def test_undecodable_jpeg_stops_the_run_before_training(tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_undecodable_jpeg_stops_the_run_before_training(
+    tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import shutil
 
     spoiled = tmp_path / "voc"
@@ -140,39 +147,54 @@ def test_resume_continues_interrupted_model_and_skips_complete_ones(
     from voc.module import MultiLabelClassifier
 
     out = tmp_path / "results"
-    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK, "--epochs", "2", "--no-baseline"]
-    real_start = MultiLabelClassifier.on_train_epoch_start
+    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK]
+    args += ["--epochs", "2", "--no-baseline"]
+    real_start, real_step = MultiLabelClassifier.on_train_epoch_start, MultiLabelClassifier.training_step
+    trained: list[tuple[int, int]] = []  # (epoch, global step) of every training step
+
+    def recorded_step(self: MultiLabelClassifier, batch, batch_idx: int):  # noqa: ANN001, ANN202
+        trained.append((self.current_epoch, self.global_step))
+        return real_step(self, batch, batch_idx)
 
     def crash_in_second_epoch(self: MultiLabelClassifier) -> None:
         if self.current_epoch == 1:
             raise RuntimeError("simulated kill")
         real_start(self)
 
+    monkeypatch.setattr(MultiLabelClassifier, "training_step", recorded_step)
     monkeypatch.setattr(MultiLabelClassifier, "on_train_epoch_start", crash_in_second_epoch)
     assert main(args) == 1
     assert (out / "test_resnet" / "checkpoints" / "last.ckpt").is_file()
+    # 20 train images in batches of 8 (the course protocol's): 3 steps, all of epoch 0
+    assert trained == [(0, 0), (0, 1), (0, 2)]
     monkeypatch.setattr(MultiLabelClassifier, "on_train_epoch_start", real_start)
 
+    trained.clear()
     with caplog.at_level("INFO"):
         assert main([*args, "--resume"]) == 0
     assert "resuming from" in caplog.text
+    # the resumed run trains epoch 1 only, counting steps on from the checkpoint: epoch 0 is not retrained
+    assert trained == [(1, 3), (1, 4), (1, 5)]
     assert sorted(p.name for p in (out / "test_resnet" / "checkpoints").iterdir()) == ["last.ckpt"]
     record = json.loads((out / "test_resnet" / "result.json").read_text())
     assert record["status"] == "ok"
-    steps = pd.read_csv(out / "test_resnet" / "logs" / "metrics.csv")["epoch"].dropna().astype(int)
-    assert set(steps) >= {1}
+    logged = pd.read_csv(out / "test_resnet" / "logs" / "metrics.csv").dropna(subset=["train_loss_epoch"])
+    assert list(logged["epoch"].astype(int))[-1] == 1  # the last logged epoch is the second one
 
+    trained.clear()
     caplog.clear()
     with caplog.at_level("INFO"):
         assert main([*args, "--resume"]) == 0
     assert "skipped (--resume)" in caplog.text
+    assert trained == []
     assert json.loads((out / "test_resnet" / "result.json").read_text()) == record
 
-    # another config (3 epochs) is not the same record: it trains again
+    # another config (3 epochs) is not the same record: it trains again, from the start
     caplog.clear()
     with caplog.at_level("INFO"):
         assert main([*args[:-3], "--epochs", "3", "--no-baseline", "--resume"]) == 0
-    assert "skipped (--resume)" not in caplog.text
+    assert "skipped (--resume)" not in caplog.text and "resuming from" not in caplog.text
+    assert [epoch for epoch, _ in trained] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
 
 
 def test_skip_bad_images_goes_on_and_reports_them(
@@ -186,7 +208,8 @@ def test_skip_bad_images_goes_on_and_reports_them(
     (images / "img021.jpg").write_bytes(b"")  # zero bytes: does not decode (val)
     (images / "img003.jpg").unlink()  # missing (train)
     out = tmp_path / "results"
-    assert main(["--models", "test_resnet", "--data", str(spoiled), "--out", str(out), *QUICK, "--skip-bad-images"]) == 0
+    args = ["--models", "test_resnet", "--data", str(spoiled), "--out", str(out), *QUICK, "--skip-bad-images"]
+    assert main(args) == 0
     err = capsys.readouterr().err
     assert "img021" in err and "img003" in err
     record = json.loads((out / "test_resnet" / "result.json").read_text())
@@ -202,8 +225,8 @@ def test_same_command_twice_gives_identical_metrics(tiny_voc: Path, tmp_path: Pa
     runs = []
     for name, extra in (("a", []), ("b", []), ("c", ["--deterministic"])):
         out = tmp_path / name
-        args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK, "--epochs", "2", "--no-baseline"]
-        assert main([*args, *extra]) == 0
+        args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK]
+        assert main([*args, "--epochs", "2", "--no-baseline", *extra]) == 0
         runs.append(json.loads((out / "test_resnet" / "result.json").read_text())["metrics"])
     assert runs[0] == runs[1]
     assert runs[2] == runs[0]  # on the CPU the default algorithms are already deterministic
@@ -223,3 +246,50 @@ def test_resume_with_a_damaged_checkpoint_starts_over(
         assert main([*args, "--resume"]) == 0
     assert "is damaged" in caplog.text
     assert json.loads((run / "result.json").read_text())["status"] == "ok"
+
+
+def test_cache_dir_holds_the_resized_images_and_changes_no_metric(tiny_voc: Path, tmp_path: Path) -> None:
+    metrics = []
+    for name, extra in (("plain", []), ("cached", ["--cache-dir", str(tmp_path / "cache")])):
+        out = tmp_path / name
+        args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK, "--no-baseline"]
+        assert main([*args, *extra]) == 0
+        record = json.loads((out / "test_resnet" / "result.json").read_text())
+        assert record["status"] == "ok", record["error"]
+        metrics.append(record["metrics"])
+    assert metrics[0] == metrics[1]
+    # one uint8 file per split at the protocol's size: 32 x 32 RGB ("full") = 3072 bytes per image
+    sizes = sorted(p.stat().st_size for p in (tmp_path / "cache").glob("*.u8"))
+    assert sizes == [7 * 3072, 20 * 3072]  # val, train
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 2
+
+
+def test_missing_pretrained_file_stops_before_any_work(
+    tiny_voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_baseline(**kwargs):  # noqa: ANN003, ANN202
+        raise AssertionError("the baseline ran")
+
+    monkeypatch.setattr("bench.train.runner.run_prior_baseline", no_baseline)
+    out = tmp_path / "results"
+    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK]
+    assert main([*args, "--pretrained", "/no/such/file"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--pretrained '/no/such/file': no such file" in err
+    assert "Traceback" not in err
+    assert not out.exists()  # no record, no leaderboard, no baseline folder
+
+
+def test_imagenet_offline_stops_within_seconds_before_any_work(
+    tiny_voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench.weights, "hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setattr(bench.weights, "_cached_file", lambda cfg: None)
+    out = tmp_path / "results"
+    args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *QUICK]
+    started = time.perf_counter()
+    assert main([*args, "--pretrained", "imagenet"]) == 2
+    assert time.perf_counter() - started < 5
+    err = capsys.readouterr().err
+    assert "ImageNet weights for test_resnet" in err and "--pretrained none" in err
+    assert not out.exists()

@@ -14,6 +14,7 @@ import torch
 from voc_tree import write_voc_tree
 
 from bench.model import build_classifier
+from bench.protocol import COURSE_PROTOCOL
 from bench.weights import Weights
 from voc.constants import VOC_CLASSES
 from voc.datamodule import VOCDataModule
@@ -49,9 +50,13 @@ def test_ddp_two_processes_match_single_process_eval(tmp_path: Path) -> None:
     module = MultiLabelClassifier.load_from_checkpoint(
         out / "test_resnet" / "checkpoints" / "last.ckpt", model=model, map_location="cpu"
     )
+    protocol = COURSE_PROTOCOL.with_overrides(resize=32, crop=32, crop_mode="full")  # what the command ran
     datamodule = VOCDataModule(
-        tmp_path / "voc", resize=32, crop=32, crop_mode="full", mean=cfg.mean, std=cfg.std,
-        interpolation=cfg.interpolation, eval_batch_size=3, num_workers=0,
+        tmp_path / "voc",
+        labels=protocol.label_config(),
+        transform=protocol.transform_config(cfg.mean, cfg.std, cfg.interpolation),
+        eval_batch_size=3,
+        num_workers=0,
     )
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, precision="32-true")
     torch.manual_seed(0)

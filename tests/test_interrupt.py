@@ -17,8 +17,8 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 def _command(tiny_voc: Path, out: Path, *models: str, epochs: int, baseline: bool = False) -> list[str]:
     cmd = [
         sys.executable, str(ROOT / "benchmark.py"), "--models", *models, "--data", str(tiny_voc), "--out", str(out),
-        "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", str(epochs), "--pretrained", "none", "--no-report",
-        "--num-workers", "0",
+        "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", str(epochs), "--pretrained", "none",
+        "--no-report", "--num-workers", "0",
     ]
     return cmd if baseline else [*cmd, "--no-baseline"]
 

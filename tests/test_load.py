@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from bench.cli import main
 
@@ -27,7 +28,7 @@ def test_ten_tiny_models_two_epochs(tiny_voc: Path, tmp_path: Path) -> None:
     assert list(frame["rank"]) == list(range(1, 11))
     by_model = {r["model"]: r for r in records}
     for _, row in frame.iterrows():
-        assert row["mAP"] == by_model[row["model"]]["metrics"]["mAP"] or abs(row["mAP"] - by_model[row["model"]]["metrics"]["mAP"]) < 1e-5
+        assert row["mAP"] == pytest.approx(by_model[row["model"]]["metrics"]["mAP"], abs=1e-5)
     # memory does not grow from model to model: each record's peak RSS stays near the first ones'
     peaks = [r["peak_rss_mb"] for r in records]
     assert all(p is not None and p > 0 for p in peaks)

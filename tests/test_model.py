@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -86,14 +88,50 @@ def test_timm_backbone_in_crop_max_wrapper(name: str) -> None:
     assert count_parameters(model) > 0
 
 
-def test_lightning_module_training_step_is_the_loss() -> None:
+class _FixedLogits(nn.Module):
+    """A stand-in model that returns the same chosen logits for any crops."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(logits.clone())
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.logits
+
+
+def _bce(logit: float, target: float) -> float:
+    """-[y log p + (1 - y) log(1 - p)] with p = 1 / (1 + e^-x), by the formula."""
+    p = 1 / (1 + math.exp(-logit))
+    return -(target * math.log(p) + (1 - target) * math.log(1 - p))
+
+
+def test_lightning_module_training_step_is_the_mean_bce_over_labelled_entries() -> None:
+    logits = torch.tensor([[0.0, 2.0, -1.0], [1.0, -3.0, 0.5]])
+    targets = torch.tensor([[1.0, 0.0, -1.0], [0.0, 1.0, 1.0]])  # -1: ignored, left out of the mean
+    module = MultiLabelClassifier(_FixedLogits(logits))
+    module.log = lambda *a, **k: None  # no trainer attached
+    loss = module.training_step((torch.arange(2), torch.zeros(2, 1, 3, 4, 4), targets), 0)
+    labelled = [(0.0, 1), (2.0, 0), (1.0, 0), (-3.0, 1), (0.5, 1)]
+    expected = sum(_bce(x, y) for x, y in labelled) / len(labelled)
+    assert expected == pytest.approx(1.5312, abs=1e-4)  # (0.6931 + 2.1269 + 1.3133 + 3.0486 + 0.4741) / 5
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()  # the loss is the one the optimiser follows: its gradient reaches the model
+    assert module.model.logits.grad is not None
+    # d loss / d x = (sigmoid(x) - y) / 5 on a labelled entry, 0 on the ignored one
+    assert module.model.logits.grad[0, 2].item() == 0.0
+    assert module.model.logits.grad[0, 0].item() == pytest.approx((0.5 - 1) / 5, rel=1e-6)
+
+
+def test_lightning_module_training_step_of_a_timm_backbone_is_bce_on_its_probabilities() -> None:
     torch.manual_seed(0)
     model, _ = build_classifier("test_resnet", RANDOM)
     module = MultiLabelClassifier(model)
+    module.log = lambda *a, **k: None
     crops = torch.randn(2, 1, 3, 64, 64)
-    targets = torch.tensor([[1.0] * 10 + [0.0] * 10, [0.0] * 20])
-    module.log = lambda *a, **k: None  # no trainer attached
+    targets = torch.tensor([[1.0] * 10 + [0.0] * 10, [0.0] * 19 + [-1.0]])
     loss = module.training_step((torch.arange(2), crops, targets), 0)
     with torch.no_grad():
-        expected = multilabel_bce_loss(module(crops), targets)
-    torch.testing.assert_close(loss.detach(), expected)
+        probs = torch.sigmoid(model(crops)).double()
+    keep = targets != -1
+    expected = nn.BCELoss()(probs[keep], targets[keep].double())  # the 39 labelled entries
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 
 import bench.weights as weights_mod
 from bench.model import build_classifier
-from bench.weights import Weights, WeightsUnavailableError, resolve_weights
+from bench.weights import Weights, WeightsUnavailableError, resolve_all_weights, resolve_weights
 
 
 @pytest.fixture()
@@ -78,10 +79,19 @@ def test_file_weights_load_into_backbone_with_fresh_head(tmp_path: Path) -> None
 
 
 class _RunsCode:
+    """Unpickling this object calls ``Path.write_text(marker, "pwned")``: code execution."""
+
     marker: Path
 
     def __reduce__(self):  # noqa: ANN204
         return (Path.write_text, (self.marker, "pwned"))
+
+
+def _unpickling_error(err: BaseException | None) -> pickle.UnpicklingError | None:
+    """The ``pickle.UnpicklingError`` in ``err``'s chain of causes (timm wraps torch's in a RuntimeError)."""
+    while err is not None and not isinstance(err, pickle.UnpicklingError):
+        err = err.__cause__ or err.__context__
+    return err
 
 
 def test_malicious_pickle_does_not_run(tmp_path: Path) -> None:
@@ -89,8 +99,33 @@ def test_malicious_pickle_does_not_run(tmp_path: Path) -> None:
     evil = _RunsCode()
     evil.marker = marker
     path = tmp_path / "evil.pth"
-    with path.open("wb") as fh:
-        pickle.dump({"conv1.0.weight": evil}, fh)
-    with pytest.raises(Exception):
+    torch.save({"conv1.0.weight": evil}, path)  # a real torch checkpoint, as an attacker would ship it
+    with pytest.raises((RuntimeError, pickle.UnpicklingError)) as raised:
         build_classifier("test_resnet", Weights("file", "file evil.pth", file=str(path)))
     assert not marker.exists()
+    # refused by torch's weights-only unpickler for the global it would have called, not for any other reason
+    cause = _unpickling_error(raised.value)
+    assert cause is not None, repr(raised.value)
+    assert "Weights only load failed" in str(cause)
+    assert re.search(r"Unsupported global: GLOBAL (getattr|pathlib\.\w*Path)", str(cause)), str(cause)
+
+
+def test_resolve_all_weights_asks_the_hub_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[float] = []
+
+    def hub(timeout: float = 2.0) -> bool:
+        asked.append(timeout)
+        return False
+
+    monkeypatch.setattr(weights_mod, "hub_reachable", hub)
+    monkeypatch.setattr(weights_mod, "_cached_file", lambda cfg: None)
+    resolved = resolve_all_weights(["test_resnet", "test_efficientnet", "test_vit"], "auto", hub_timeout=0.5)
+    assert asked == [0.5]
+    assert [(m, w.source) for m, w in resolved.items()] == [
+        ("test_resnet", "random"), ("test_efficientnet", "random"), ("test_vit", "random")
+    ]
+
+
+def test_resolve_all_weights_stops_at_the_first_unavailable_model(offline: None) -> None:
+    with pytest.raises(WeightsUnavailableError, match="test_resnet"):
+        resolve_all_weights(["test_resnet", "test_vit"], "imagenet")
