@@ -18,16 +18,13 @@ from bench.data import SYNTHETIC_ROOT, SYNTHETIC_SIZE, DataSource, resolve_data
 from bench.protocol import COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL, PRECISIONS, Protocol
 from bench.report.gallery import DEFAULT_K
 from bench.report.markdown import ALL_MODELS, ReportOptions, check_gallery_models
-from bench.store import LEADERBOARD_MD, SPEED_FILE, read_records
+from bench.store import BASELINE_NAME, LEADERBOARD_MD, SPEED_FILE, read_records
 from bench.weights import PRETRAINED_CHOICES
 from voc.config import CROP_MODES
 from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
 from voc.errors import VOCDataError
 
 log = logging.getLogger("benchmark")
-
-BASELINE_NAME = "prior-baseline"
-"""The label-prior baseline's model name (``bench.train.baseline``, which this module does not import)."""
 
 _C, _S = COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL
 
@@ -162,7 +159,7 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
     """The data's default protocol (the course protocol for ``--speed``) with every explicit flag applied."""
     base = CPU_SYNTHETIC_PROTOCOL if data.is_synthetic and not args.speed else COURSE_PROTOCOL
     try:
-        return base.with_overrides(
+        protocol = base.with_overrides(
             year=args.year,
             train_split=args.train_split,
             eval_split=args.eval_split,
@@ -180,8 +177,11 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
             limit_train_batches=args.limit_train_batches,
             limit_eval_batches=args.limit_eval_batches,
         )
+        protocol.label_config()
+        protocol.transform_config()
     except ValueError as err:
-        raise UsageError(str(err)) from None
+        raise UsageError(f"--resize/--crop/--crops/--difficult/--label-source/--precision: {err}") from None
+    return protocol
 
 
 def protocol_summary(protocol: Protocol) -> str:
@@ -287,9 +287,9 @@ def _speed(models: list[str], protocol: Protocol, data: DataSource, options, arg
 
 
 def _run(args: argparse.Namespace, command: str) -> int:
+    report = check_flags(args)
     if args.leaderboard_only:
         return _leaderboard_only(args)
-    report = check_flags(args)
     if args.report_only:
         return _report_only(args, report)
     models = _resolve_models(args.models)

@@ -57,6 +57,9 @@ REPORT_DIR = "report"
 """In the results folder: the PNGs and galleries of ``report.md`` (replaced on every rebuild)."""
 SPEED_FILE = "speed.json"
 """In the results folder: the ``--speed`` measurements."""
+BASELINE_NAME = "prior-baseline"
+"""Model name and run folder of the label-prior baseline (every eval image scored with the training
+split's class frequencies): every table's floor."""
 
 DEFAULT_SEED_FOLDER = 0
 """Runs of this seed (the protocol's default) are stored under the bare model name."""

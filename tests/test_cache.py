@@ -45,8 +45,8 @@ def test_datamodule_with_cache_yields_same_eval_batches(tiny_voc: Path, tmp_path
     kwargs = {"transform": TransformConfig(resize=32, crop=32, crop_mode="full"), "num_workers": 0, "eval_batch_size": 4}
     plain = VOCDataModule(tiny_voc, **kwargs)
     cached = VOCDataModule(tiny_voc, cache_dir=tmp_path / "cache", **kwargs)
-    for a, b in zip(plain.val_dataloader(), cached.val_dataloader()):
-        for x, y in zip(a, b):
+    for a, b in zip(plain.val_dataloader(), cached.val_dataloader(), strict=False):
+        for x, y in zip(a, b, strict=False):
             torch.testing.assert_close(x, y)
 
 

@@ -98,14 +98,6 @@ def test_the_light_imports_load_no_training_stack(tmp_path: Path) -> None:
     assert proc.stdout.strip() == "[]"
 
 
-def test_cli_baseline_name_is_the_baseline_runs_name() -> None:
-    """bench.cli keeps its own copy (to stay light); the two must not drift apart."""
-    import bench.cli
-    import bench.train.baseline
-
-    assert bench.cli.BASELINE_NAME == bench.train.baseline.BASELINE_NAME
-
-
 BAD_FLAGS: dict[str, tuple[list[str], list[str]]] = {
     # case: (flags, texts the error message must contain)
     "seed-and-seeds": (["--seed", "1", "--seeds", "0", "1"], ["--seed", "--seeds"]),

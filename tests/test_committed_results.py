@@ -16,7 +16,15 @@ import pytest
 
 from bench.cli import main as benchmark_main
 from bench.data import SYNTHETIC_ROOT, SYNTHETIC_SIZE
-from bench.store import LABELS_FILE, LEADERBOARD_CSV, LEADERBOARD_MD, PREDICTIONS_FILE, REPORT_DIR, REPORT_MD, RESULT_FILE
+from bench.store import (
+    LABELS_FILE,
+    LEADERBOARD_CSV,
+    LEADERBOARD_MD,
+    PREDICTIONS_FILE,
+    REPORT_DIR,
+    REPORT_MD,
+    RESULT_FILE,
+)
 from voc.cli import main as voc_main
 from voc.synthetic import generate_synthetic_voc
 

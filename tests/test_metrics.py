@@ -44,14 +44,14 @@ def _sklearn_ap(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def _course_reference(scores: np.ndarray, labels: np.ndarray) -> tuple[list[list[float]], float]:
     """Plain-Python rewrite of the course project's tail-accuracy loop (ignored entries skipped)."""
-    end = max(float(s) for s, y in zip(scores[:, 0], labels[:, 0]) if y != -1)
+    end = max(float(s) for s, y in zip(scores[:, 0], labels[:, 0], strict=False) if y != -1)
     curves = []
     for c in range(scores.shape[1]):
         vals = []
         for t in np.linspace(0, end, 20)[:-1]:
             num = 0
             den = 0
-            for s, y in zip(scores[:, c], labels[:, c]):
+            for s, y in zip(scores[:, c], labels[:, c], strict=False):
                 if y == -1:
                     continue
                 if s > t:

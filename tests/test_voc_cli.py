@@ -27,7 +27,7 @@ def _write_csv(path: Path, ids: list[str], values: np.ndarray, columns: tuple[st
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["image_id", *columns])
-        for image_id, row in zip(ids, values):
+        for image_id, row in zip(ids, values, strict=False):
             writer.writerow([image_id, *row])
     return path
 
@@ -45,7 +45,7 @@ def test_labels_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: 
         capsys, "--root", str(tmp_path), "--year", "2012", "--split", "train", "--source", source, "--difficult", policy
     )
     assert rows[0] == ["image_id", *VOC_CLASSES]
-    by_id = {r[0]: dict(zip(VOC_CLASSES, r[1:])) for r in rows[1:]}
+    by_id = {r[0]: dict(zip(VOC_CLASSES, r[1:], strict=False)) for r in rows[1:]}
     assert list(by_id) == ["a1", "a2", "a3"]
     assert by_id["a1"]["dog"] == "1" and by_id["a1"]["person"] == person_a1
     assert by_id["a2"]["cat"] == "1"  # one non-difficult cat is enough

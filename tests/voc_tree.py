@@ -96,7 +96,7 @@ def write_annotation(
     ET.SubElement(annotation, "folder").text = "VOC"
     ET.SubElement(annotation, "filename").text = f"{image_id}.jpg"
     size_el = ET.SubElement(annotation, "size")
-    for tag, value in zip(("width", "height", "depth"), (*size, 3)):
+    for tag, value in zip(("width", "height", "depth"), (*size, 3), strict=False):
         ET.SubElement(size_el, tag).text = str(value)
     for name, difficult in objects:
         obj = ET.SubElement(annotation, "object")
@@ -104,7 +104,7 @@ def write_annotation(
         ET.SubElement(obj, "truncated").text = "0"
         ET.SubElement(obj, "difficult").text = str(int(difficult))
         box = ET.SubElement(obj, "bndbox")
-        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), (1, 1, size[0], size[1])):
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), (1, 1, size[0], size[1]), strict=False):
             ET.SubElement(box, tag).text = str(value)
     ET.ElementTree(annotation).write(path, encoding="utf-8", xml_declaration=True)
     return path

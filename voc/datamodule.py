@@ -63,8 +63,8 @@ class VOCDataModule(pl.LightningDataModule):
         year: str = "2012",
         train_split: str = "train",
         eval_split: str = "val",
-        labels: LabelConfig = LabelConfig(positive_only=True),  # noqa: B008 - frozen dataclass, immutable
-        transform: TransformConfig = TransformConfig(),  # noqa: B008 - frozen dataclass, immutable
+        labels: LabelConfig = LabelConfig(positive_only=True),
+        transform: TransformConfig = TransformConfig(),
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int | None = None,

@@ -49,7 +49,7 @@ class VOCClassification(Dataset):
         year: str | int = "2012",
         split: str = "train",
         *,
-        labels: LabelConfig = LabelConfig(),  # noqa: B008 - frozen dataclass, immutable
+        labels: LabelConfig = LabelConfig(),
         transform: Callable[[Image.Image], Any] | None = None,
         skip_bad_images: bool = False,
         exclude: Mapping[str, str] | None = None,
@@ -80,7 +80,7 @@ class VOCClassification(Dataset):
         if labels.positive_only:
             keep &= (label_rows == POSITIVE).any(axis=1)
 
-        self.ids: list[str] = [i for i, k in zip(ids, keep) if k]
+        self.ids: list[str] = [i for i, k in zip(ids, keep, strict=False) if k]
         self.labels: np.ndarray = label_rows[keep]
         self.skipped: list[tuple[str, str]] = skipped
         self.image_cache: ResizedImageCache | None = None

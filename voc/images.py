@@ -105,7 +105,7 @@ def find_bad_images(
             raise ValueError(f"{len(ids)} ids for {len(paths)} image paths: give one id per path")
     with _strict_truncation():
         problems = [_decode_problem(p) for p in paths]
-    bad = [(i, reason) for i, reason in zip(ids, problems) if reason is not None]
+    bad = [(i, reason) for i, reason in zip(ids, problems, strict=False) if reason is not None]
     if bad:
         logger.warning("%d of %d images do not decode, e.g. %s", len(bad), len(paths), bad[0][1])
     return bad

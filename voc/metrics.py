@@ -402,7 +402,7 @@ def evaluate(
     ap07 = average_precision_voc07(s, y)
     tail = tail_accuracy_curve(s, y, convention=tail_convention)
     precision, recall = per_class_precision_recall(s, y)
-    missing = [name for name, a in zip(names, ap) if math.isnan(a)]
+    missing = [name for name, a in zip(names, ap, strict=False) if math.isnan(a)]
     if missing:
         logger.warning("classes without positives, left out of mAP: %s", ", ".join(missing))
     report: dict[str, Any] = {

@@ -30,7 +30,7 @@ def class_table_csv(ids: Sequence[str], values: np.ndarray, class_names: Sequenc
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["image_id", *class_names])
-    for image_id, row in zip(ids, values.tolist()):
+    for image_id, row in zip(ids, values.tolist(), strict=False):
         writer.writerow([image_id, *(as_text(v) for v in row)])
     return buf.getvalue()
 

@@ -9,15 +9,12 @@ import numpy as np
 
 from bench.data import DataSource
 from bench.protocol import Protocol
-from bench.store import RunRecord, write_run
+from bench.store import BASELINE_NAME, RunRecord, write_run
 from bench.train.checks import protocol_dataset
 from bench.train.experiment import is_global_zero
 from voc.metrics import evaluate
 
 log = logging.getLogger(__name__)
-
-BASELINE_NAME = "prior-baseline"
-"""Model name and folder of the baseline row: every table's floor."""
 
 
 def new_record(name: str, protocol: Protocol, data: DataSource, command: str | None) -> RunRecord:

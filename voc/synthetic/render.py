@@ -200,7 +200,7 @@ def _add_object(
     size = img.size
     short = min(size)
     truncate = bool(rng.random() < TRUNCATION_PROB) and not want_difficult
-    for attempt in range(12):
+    for _attempt in range(12):
         layer = _make_layer(name, scale * short, rng)
         spot = _place(layer, size, placed, truncate, rng)
         if spot is not None and _is_difficult(spot[1], short) == want_difficult:

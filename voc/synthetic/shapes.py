@@ -286,9 +286,9 @@ def _person(p: _Pen, rng: np.random.Generator) -> Keypoints:
     knees = [(0.34, 0.77), (0.66, 0.77)]
     p.circle(*head, 0.1)
     p.line([neck, hip], 0.12)
-    for elbow, hand in zip(elbows, hands):
+    for elbow, hand in zip(elbows, hands, strict=False):
         p.line([(0.5, 0.25), elbow, hand], 0.08)
-    for knee, foot in zip(knees, feet):
+    for knee, foot in zip(knees, feet, strict=False):
         p.line([hip, knee, foot], 0.09)
     to_px = p.xy
     r_hand, r_foot = p.px(0.04), p.px(0.035)
@@ -431,7 +431,7 @@ def draw_distractor(
         n = 3 if kind == "triangle" else int(rng.integers(5, 9))
         angles = np.sort(rng.uniform(0, 2 * math.pi, n))
         radii = rng.uniform(0.5, 1.0, n) * r
-        pts = [(cx + rad * math.cos(a), cy + rad * math.sin(a)) for a, rad in zip(angles, radii)]
+        pts = [(cx + rad * math.cos(a), cy + rad * math.sin(a)) for a, rad in zip(angles, radii, strict=False)]
         draw.polygon(pts, fill=color)
     elif kind == "squiggle":
         n = int(rng.integers(3, 7))

@@ -223,7 +223,7 @@ def generate_synthetic_voc(
                 len(tasks), elapsed, 1000 * elapsed / max(1, len(tasks)), workers, voc_dir)
 
     labels: dict[str, dict[str, tuple[int, ...]]] = {s: {} for s in ("train", "val", "test") if counts[s] > 0}
-    for (_, _, split, index, _), lab in zip(tasks, results):
+    for (_, _, split, index, _), lab in zip(tasks, results, strict=False):
         labels[split][image_id(year, split, index)] = lab
     labels["trainval"] = {**labels["train"], **labels["val"]}
     if n_test == 0:
