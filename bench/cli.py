@@ -80,10 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-split", default=None, help=f"split to train on ({_default('train_split')})")
     p.add_argument("--eval-split", default=None, help=f"split to evaluate on ({_default('eval_split')})")
     p.add_argument("--epochs", type=int, default=None, help=f"training epochs ({_default('epochs')})")
-    p.add_argument("--batch-size", type=int, default=None, help=f"training batch size, images ({_default('batch_size')})")
-    p.add_argument("--eval-batch-size", type=int, default=None, help=f"evaluation batch size ({_default('eval_batch_size')})")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"training batch size, images ({_default('batch_size')})")
+    p.add_argument("--eval-batch-size", type=int, default=None,
+                   help=f"evaluation batch size ({_default('eval_batch_size')})")
     p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate ({_default('lr')})")
-    p.add_argument("--resize", type=int, default=None, help=f"shortest image edge after resizing, px ({_default('resize')})")
+    p.add_argument("--resize", type=int, default=None,
+                   help=f"shortest image edge after resizing, px ({_default('resize')})")
     p.add_argument("--crop", type=int, default=None, help=f"crop size, px ({_default('crop')})")
     p.add_argument("--crops", choices=CROP_MODES, default=None,
                    help=f"crop mode: five (FiveCrop), ten, center, or full (whole image at resize x resize) "
@@ -144,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images per gallery row: the k highest- and k lowest-scored eval images of a class")
     p.add_argument("--speed", action="store_true",
                    help="measure throughput instead of training: model-only (random tensors) against end-to-end "
-                        "(our real pipeline), train and eval, at the protocol's shapes (default: the course protocol's, "
-                        "400 -> 5 x 224, batch 8, whatever the data); prints a table, writes OUT/speed.json")
+                        "(our real pipeline), train and eval, at the protocol's shapes (default: the course "
+                        "protocol's, 400 -> 5 x 224, batch 8, whatever the data); prints a table, writes "
+                        "OUT/speed.json")
     p.add_argument("--speed-course-loop", "--speed-seed-loop", dest="speed_course_loop", action="store_true",
                    help="with --speed, also time a straightforward course-style training loop (fp32, NCHW, PIL "
                         "transforms, a Python loop of 20 BCE calls) for comparison; slow (--speed-seed-loop is "
@@ -243,7 +247,8 @@ def _report_only(args: argparse.Namespace, report: ReportOptions) -> int:
     records = read_records(args.out)
     if not records:
         raise UsageError(
-            f"--report-only: no result.json under {args.out}; run the benchmark first, or point --out at its results folder"
+            f"--report-only: no result.json under {args.out}; run the benchmark first, "
+            "or point --out at its results folder"
         )
     _check_gallery_models(report.gallery_models, [r.model for r in records if r.ok])
     write_leaderboard(args.out)
@@ -275,7 +280,8 @@ def _resolve_weights(models: Sequence[str], pretrained: str):  # noqa: ANN202 - 
 def _speed(models: list[str], protocol: Protocol, data: DataSource, options, args: argparse.Namespace) -> int:  # noqa: ANN001
     from bench.train.speed import run_speed, speed_table
 
-    log.info("Speed at %s on %s", protocol_summary(protocol), data.describe(protocol.year, protocol.train_split, protocol.eval_split))
+    log.info("Speed at %s on %s", protocol_summary(protocol),
+             data.describe(protocol.year, protocol.train_split, protocol.eval_split))
     rows = run_speed(models, protocol=protocol, data=data, out_dir=args.out, options=options, steps=args.speed_steps,
                      course_loop=args.speed_course_loop)
     print(speed_table(rows))
@@ -310,7 +316,8 @@ def _run(args: argparse.Namespace, command: str) -> int:
     if skipped:
         data = replace(data, skipped=skipped)
         for split, bad in skipped.items():
-            print(f"--skip-bad-images: {len(bad)} image(s) of {split} left out: {', '.join(sorted(bad))}", file=sys.stderr)
+            print(f"--skip-bad-images: {len(bad)} image(s) of {split} left out: {', '.join(sorted(bad))}",
+                  file=sys.stderr)
     options = TrainerOptions(
         accelerator=args.accelerator,
         devices=args.devices,
@@ -324,8 +331,8 @@ def _run(args: argparse.Namespace, command: str) -> int:
         return _speed(models, protocol, data, options, args)
     if data.is_synthetic:
         log.info(
-            "No real VOC found at ./data/VOCdevkit or $VOC_ROOT (or --data synthetic): using the synthetic VOC set at %s "
-            "(%s) with the CPU-sized protocol: %s. Real VOC: see README, 'VOC data'.",
+            "No real VOC found at ./data/VOCdevkit or $VOC_ROOT (or --data synthetic): "
+            "using the synthetic VOC set at %s (%s) with the CPU-sized protocol: %s. Real VOC: see README, 'VOC data'.",
             data.root, ", ".join(f"{k} {v}" for k, v in SYNTHETIC_SIZE.items()), protocol_summary(protocol),
         )
     else:
@@ -362,7 +369,8 @@ def _run(args: argparse.Namespace, command: str) -> int:
         print((args.out / LEADERBOARD_MD).read_text(encoding="utf-8"))
     failed = [r.model for r in records if not r.ok]
     if failed:
-        print(f"error: {len(failed)} run(s) failed: {', '.join(failed)} (see {args.out / LEADERBOARD_MD})", file=sys.stderr)
+        print(f"error: {len(failed)} run(s) failed: {', '.join(failed)} (see {args.out / LEADERBOARD_MD})",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -372,7 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed, 2 for a usage or data error found before any work, 130 when interrupted."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
     command = "python benchmark.py" + ("" if not argv else " " + shlex.join(argv))
     try:
         return _run(args, command)

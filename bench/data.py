@@ -74,7 +74,8 @@ def synthetic_source(
     if is_complete_synthetic_voc(root, n_train, n_val, 0, year, seed):
         log.info("Using the cached synthetic VOC set at %s", root)
     else:
-        log.info("Generating the synthetic VOC set at %s (%d train / %d val images, seed %d) ...", root, n_train, n_val, seed)
+        log.info("Generating the synthetic VOC set at %s (%d train / %d val images, seed %d) ...",
+                 root, n_train, n_val, seed)
         generate_synthetic_voc(root, n_train, n_val, year=year, seed=seed, workers=min(4, os.cpu_count() or 1))
     return DataSource(root=root, synthetic={"seed": seed, "n_train": n_train, "n_val": n_val, "year": year})
 

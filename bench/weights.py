@@ -150,7 +150,9 @@ def resolve_weights(
     return Weights("random", "random init (imagenet unavailable)")
 
 
-def resolve_all_weights(models: Sequence[str], pretrained: str, *, hub_timeout: float = HUB_TIMEOUT_S) -> dict[str, Weights]:
+def resolve_all_weights(
+    models: Sequence[str], pretrained: str, *, hub_timeout: float = HUB_TIMEOUT_S
+) -> dict[str, Weights]:
     """:func:`resolve_weights` for every model, before any work: the hub is asked at most once.
 
     Raises WeightsUnavailableError for the first model whose weights cannot be had.

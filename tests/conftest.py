@@ -26,7 +26,10 @@ def tiny_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 train / 7 val images of 64x48 with 1-2 objects each (7 val: DDP's sampler pads it)."""
     root = tmp_path_factory.mktemp("voc")
     rng = random.Random(0)
-    images = {f"img{k:03d}": [(rng.choice(VOC_CLASSES), False), (rng.choice(VOC_CLASSES), rng.random() < 0.2)] for k in range(27)}
+    images = {
+        f"img{k:03d}": [(rng.choice(VOC_CLASSES), False), (rng.choice(VOC_CLASSES), rng.random() < 0.2)]
+        for k in range(27)
+    }
     ids = list(images)
     write_voc_tree(root, images, splits={"train": ids[:20], "val": ids[20:]}, image_size=(64, 48))
     return root

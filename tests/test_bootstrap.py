@@ -29,7 +29,9 @@ def _data(n: int = 60, c: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     return scores, labels
 
 
-def _sklearn_map_of_resample(scores: np.ndarray, labels: np.ndarray, counts_row: np.ndarray) -> tuple[list[float], float]:
+def _sklearn_map_of_resample(
+    scores: np.ndarray, labels: np.ndarray, counts_row: np.ndarray
+) -> tuple[list[float], float]:
     """The independent reference: build the resampled set, then sklearn AP per class."""
     idx = np.repeat(np.arange(len(scores)), counts_row)
     s, y = scores[idx], labels[idx]

@@ -42,7 +42,9 @@ def test_cache_is_reused_and_keyed_by_settings(tiny_voc: Path, tmp_path: Path) -
 
 
 def test_datamodule_with_cache_yields_same_eval_batches(tiny_voc: Path, tmp_path: Path) -> None:
-    kwargs = {"transform": TransformConfig(resize=32, crop=32, crop_mode="full"), "num_workers": 0, "eval_batch_size": 4}
+    kwargs = {
+        "transform": TransformConfig(resize=32, crop=32, crop_mode="full"), "num_workers": 0, "eval_batch_size": 4
+    }
     plain = VOCDataModule(tiny_voc, **kwargs)
     cached = VOCDataModule(tiny_voc, cache_dir=tmp_path / "cache", **kwargs)
     for a, b in zip(plain.val_dataloader(), cached.val_dataloader(), strict=False):

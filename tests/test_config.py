@@ -23,7 +23,10 @@ def test_label_config_defaults_and_frozen() -> None:
     ("kwargs", "match"),
     [
         ({"source": "xml"}, r"Unknown label source 'xml'\. Valid values are \['annotations', 'imagesets'\]\."),
-        ({"difficult": "drop"}, r"Unknown difficult policy 'drop'\. Valid values are \['negative', 'ignore', 'positive'\]\."),
+        (
+            {"difficult": "drop"},
+            r"Unknown difficult policy 'drop'\. Valid values are \['negative', 'ignore', 'positive'\]\.",
+        ),
     ],
 )
 def test_label_config_rejects_unknown_values(kwargs: dict, match: str) -> None:
@@ -45,7 +48,9 @@ def test_transform_config_defaults_are_the_course_protocol() -> None:
     assert (config.num_crops, config.input_size) == (5, 224)
 
 
-@pytest.mark.parametrize(("mode", "crops", "size"), [("five", 5, 16), ("ten", 10, 16), ("center", 1, 16), ("full", 1, 20)])
+@pytest.mark.parametrize(
+    ("mode", "crops", "size"), [("five", 5, 16), ("ten", 10, 16), ("center", 1, 16), ("full", 1, 20)]
+)
 def test_num_crops_and_input_size(mode: str, crops: int, size: int) -> None:
     config = TransformConfig(resize=20, crop=16, crop_mode=mode)
     assert config.num_crops == num_crops(mode) == crops

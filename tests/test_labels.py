@@ -49,7 +49,9 @@ def test_load_labels_missing_xml(voc_dir: Path, tmp_path: Path) -> None:
 
 
 def test_load_labels_bad_arguments(voc_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"Unknown label source 'xml'\. Valid values are \['annotations', 'imagesets'\]"):
+    with pytest.raises(
+        ValueError, match=r"Unknown label source 'xml'\. Valid values are \['annotations', 'imagesets'\]"
+    ):
         load_labels(tmp_path, "2012", "train", source="xml")
     with pytest.raises(ValueError, match=r"Unknown difficult policy"):
         load_labels(tmp_path, "2012", "train", difficult="drop")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,7 +111,9 @@ def test_ap_ignored_entries_have_no_effect() -> None:
     assert ignored.any()
     changed[ignored] = 1.0 - changed[ignored]
     np.testing.assert_allclose(metrics.average_precision(changed, labels), base)
-    np.testing.assert_allclose(metrics.average_precision_voc07(changed, labels), metrics.average_precision_voc07(scores, labels))
+    np.testing.assert_allclose(
+        metrics.average_precision_voc07(changed, labels), metrics.average_precision_voc07(scores, labels)
+    )
     assert metrics.accuracy(changed, labels) == metrics.accuracy(scores, labels)
     assert metrics.multilabel_prf(changed, labels) == metrics.multilabel_prf(scores, labels)
     for conv in metrics.TAIL_CONVENTIONS:
@@ -302,7 +306,9 @@ def test_tail_convention_seed_is_a_deprecated_name_of_course() -> None:
     with pytest.warns(DeprecationWarning):
         assert metrics.tail_accuracy(scores, labels, convention="seed") == new.value
     with pytest.warns(DeprecationWarning):
-        report = metrics.evaluate(np.tile(scores, (1, 7))[:, :20], np.tile(labels, (1, 7))[:, :20], tail_convention="seed")
+        report = metrics.evaluate(
+            np.tile(scores, (1, 7))[:, :20], np.tile(labels, (1, 7))[:, :20], tail_convention="seed"
+        )
     assert "seed" not in metrics.TAIL_CONVENTIONS and "course" in metrics.TAIL_CONVENTIONS
     assert report["tail_accuracy"] is not None
 
@@ -392,7 +398,7 @@ PUBLIC_FUNCTIONS = [
 
 @pytest.mark.parametrize("func", PUBLIC_FUNCTIONS)
 @pytest.mark.parametrize(("scores", "labels", "match"), BAD_INPUTS)
-def test_bad_inputs_raise(func, scores: np.ndarray, labels: np.ndarray, match: str) -> None:
+def test_bad_inputs_raise(func: Callable[..., Any], scores: np.ndarray, labels: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         func(scores, labels)
 
@@ -408,6 +414,6 @@ def test_bad_inputs_raise(func, scores: np.ndarray, labels: np.ndarray, match: s
         pytest.param(lambda: metrics.accuracy(GOOD_S, GOOD_Y, threshold=float("nan")), "threshold", id="threshold"),
     ],
 )
-def test_bad_arguments_raise(call, match: str) -> None:
+def test_bad_arguments_raise(call: Callable[[], Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()

@@ -57,7 +57,9 @@ def test_five_crop_corners_and_normalisation_by_hand() -> None:
     top_left = pixels[0:2, 0:2].transpose(2, 0, 1) / 255.0
     expected = (top_left - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]
     np.testing.assert_allclose(out[0].numpy(), expected, rtol=1e-5, atol=1e-5)
-    bottom_right = (pixels[2:4, 2:4].transpose(2, 0, 1) / 255.0 - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]
+    bottom_right = (
+        (pixels[2:4, 2:4].transpose(2, 0, 1) / 255.0 - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]
+    )
     np.testing.assert_allclose(out[3].numpy(), bottom_right, rtol=1e-5, atol=1e-5)
 
 

@@ -39,7 +39,9 @@ def _labels_csv(capsys: pytest.CaptureFixture[str], *args: str) -> list[list[str
 
 @pytest.mark.parametrize(("policy", "person_a1"), [("negative", "0"), ("ignore", "-1"), ("positive", "1")])
 @pytest.mark.parametrize("source", ["annotations", "imagesets"])
-def test_labels_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str, person_a1: str, source: str) -> None:
+def test_labels_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str, person_a1: str, source: str
+) -> None:
     write_voc_tree(tmp_path, IMAGES, splits={"train": ["a1", "a2", "a3"]})
     rows = _labels_csv(
         capsys, "--root", str(tmp_path), "--year", "2012", "--split", "train", "--source", source, "--difficult", policy
@@ -52,7 +54,9 @@ def test_labels_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: 
     assert by_id["a3"]["person"] == "1" and by_id["a3"]["car"] == "1" and by_id["a3"]["dog"] == "0"
 
 
-def test_labels_from_imagesets_need_no_annotations_or_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_labels_from_imagesets_need_no_annotations_or_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_voc_tree(tmp_path, IMAGES, splits={"val": ["a1", "a2"]}, jpegs=False, annotations=False)
     rows = _labels_csv(capsys, "--root", str(tmp_path), "--year", "2012", "--split", "val", "--source", "imagesets")
     assert [r[0] for r in rows[1:]] == ["a1", "a2"]
@@ -98,8 +102,8 @@ def test_evaluate_matches_independent_sklearn(tmp_path: Path, capsys: pytest.Cap
 
 def test_evaluate_mismatched_ids_is_an_error_naming_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     s = _write_csv(tmp_path / "s.csv", ["x1", "x2"], np.full((2, 20), 0.5))
-    l = _write_csv(tmp_path / "l.csv", ["x1", "x3"], np.zeros((2, 20), dtype=int))
-    assert main(["evaluate", "--scores", str(s), "--labels", str(l)]) == 2
+    labels_path = _write_csv(tmp_path / "l.csv", ["x1", "x3"], np.zeros((2, 20), dtype=int))
+    assert main(["evaluate", "--scores", str(s), "--labels", str(labels_path)]) == 2
     err = capsys.readouterr().err
     assert "x3" in err and "x2" in err and "Traceback" not in err
 
@@ -108,23 +112,28 @@ def test_evaluate_mismatched_ids_is_an_error_naming_them(tmp_path: Path, capsys:
     ("content", "match"),
     [
         ("image_id,aeroplane\nx1,0.5\n", "lacks column"),
-        ("image_id," + ",".join(VOC_CLASSES) + "\nx1," + ",".join(["0.5"] * 20) + "\nx1," + ",".join(["0.5"] * 20) + "\n", "listed twice"),
+        (
+            "image_id," + ",".join(VOC_CLASSES)
+            + "\nx1," + ",".join(["0.5"] * 20)
+            + "\nx1," + ",".join(["0.5"] * 20) + "\n",
+            "listed twice",
+        ),
         ("image_id," + ",".join(VOC_CLASSES) + "\nx1," + ",".join(["abc"] * 20) + "\n", "not a number"),
     ],
 )
 def test_evaluate_bad_scores_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, match: str) -> None:
     s = tmp_path / "s.csv"
     s.write_text(content)
-    l = _write_csv(tmp_path / "l.csv", ["x1"], np.zeros((1, 20), dtype=int))
-    assert main(["evaluate", "--scores", str(s), "--labels", str(l)]) == 2
+    labels_path = _write_csv(tmp_path / "l.csv", ["x1"], np.zeros((1, 20), dtype=int))
+    assert main(["evaluate", "--scores", str(s), "--labels", str(labels_path)]) == 2
     err = capsys.readouterr().err
     assert match in err and str(s) in err
 
 
 def test_evaluate_scores_out_of_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     s = _write_csv(tmp_path / "s.csv", ["x1"], np.full((1, 20), 1.5))
-    l = _write_csv(tmp_path / "l.csv", ["x1"], np.zeros((1, 20), dtype=int))
-    assert main(["evaluate", "--scores", str(s), "--labels", str(l)]) == 2
+    labels_path = _write_csv(tmp_path / "l.csv", ["x1"], np.zeros((1, 20), dtype=int))
+    assert main(["evaluate", "--scores", str(s), "--labels", str(labels_path)]) == 2
     assert "[0, 1]" in capsys.readouterr().err
 
 
@@ -144,11 +153,11 @@ def test_evaluate_loads_neither_torch_nor_lightning(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     ids = [f"img{i}" for i in range(8)]
     s = _write_csv(tmp_path / "s.csv", ids, rng.random((8, 20)))
-    l = _write_csv(tmp_path / "l.csv", ids, (rng.random((8, 20)) < 0.5).astype(int))
+    labels_path = _write_csv(tmp_path / "l.csv", ids, (rng.random((8, 20)) < 0.5).astype(int))
     script = (
         "import sys\n"
         "from voc.cli import main\n"
-        f"status = main(['evaluate', '--scores', {str(s)!r}, '--labels', {str(l)!r}])\n"
+        f"status = main(['evaluate', '--scores', {str(s)!r}, '--labels', {str(labels_path)!r}])\n"
         "heavy = sorted(m for m in ('torch', 'torchvision', 'pytorch_lightning', 'lightning') if m in sys.modules)\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
         "sys.exit(status or (3 if heavy else 0))\n"

@@ -99,7 +99,9 @@ def bootstrap_map(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray) ->
         return np.where(defined.any(axis=1), np.nansum(ap, axis=1) / np.maximum(defined.sum(axis=1), 1), np.nan)
 
 
-def bootstrap_accuracy(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+def bootstrap_accuracy(
+    scores: np.ndarray, labels: np.ndarray, counts: np.ndarray, threshold: float = 0.5
+) -> np.ndarray:
     """Entry-wise accuracy (as :func:`voc.metrics.accuracy`) of each resample, ``[B]``."""
     s, y = _check_inputs(scores, labels)
     counts = _check_counts(counts, s.shape[0])

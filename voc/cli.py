@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--val", required=True, type=int, help="number of val images")
     synth.add_argument("--test", type=int, default=0, help="number of test images (default: 0, no test split)")
     synth.add_argument("--year", choices=YEARS, default="2012", help="VOC year layout (default: 2012)")
-    synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files (default: 0)")
+    synth.add_argument("--seed", type=int, default=0,
+                       help="random seed; the same seed gives identical files (default: 0)")
     synth.set_defaults(func=_cmd_synth)
 
     labels = sub.add_parser("labels", help="print a split's labels as CSV: image_id + 20 classes, values 1/0/-1")
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     labels.add_argument("--year", required=True, choices=YEARS)
     labels.add_argument("--split", required=True, help="image set, e.g. train, val, trainval, test")
     labels.add_argument("--source", choices=LABEL_SOURCES, default="annotations",
-                        help="annotations: the XML files; imagesets: the per-class ImageSets/Main lists (default: annotations)")
+                        help="annotations: the XML files; imagesets: the per-class ImageSets/Main lists "
+                             "(default: annotations)")
     labels.add_argument("--difficult", choices=DIFFICULT_POLICIES, default="negative",
                         help="label of a class whose only objects in an image are difficult (default: negative)")
     labels.set_defaults(func=_cmd_labels)

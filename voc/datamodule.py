@@ -112,7 +112,8 @@ class VOCDataModule(pl.LightningDataModule):
             paths = [dataset.image_path(i) for i in range(len(dataset))]
             config = self.transform_config
             dataset.image_cache = ResizedImageCache.open_or_build(
-                self.cache_dir, paths, resize=config.resize, crop_mode=config.crop_mode, interpolation=config.interpolation
+                self.cache_dir, paths, resize=config.resize, crop_mode=config.crop_mode,
+                interpolation=config.interpolation,
             )
         return dataset
 

@@ -64,7 +64,9 @@ def read_class_csv(path: str | Path, what: str) -> pd.DataFrame:
     return frame
 
 
-def align(scores: pd.DataFrame, labels: pd.DataFrame, scores_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+def align(
+    scores: pd.DataFrame, labels: pd.DataFrame, scores_path: Path, labels_path: Path
+) -> tuple[np.ndarray, np.ndarray]:
     """Scores and labels as arrays in the labels' row order; every id must be in both files."""
     only_scores = scores.index.difference(labels.index).tolist()
     only_labels = labels.index.difference(scores.index).tolist()
@@ -72,10 +74,13 @@ def align(scores: pd.DataFrame, labels: pd.DataFrame, scores_path: Path, labels_
         parts = []
         if only_labels:
             parts.append(
-                f"{len(only_labels)} id(s) of {labels_path} missing from {scores_path}, e.g. {only_labels[:_MAX_LISTED]}"
+                f"{len(only_labels)} id(s) of {labels_path} missing from {scores_path}, "
+                f"e.g. {only_labels[:_MAX_LISTED]}"
             )
         if only_scores:
-            parts.append(f"{len(only_scores)} id(s) of {scores_path} not in {labels_path}, e.g. {only_scores[:_MAX_LISTED]}")
+            parts.append(
+                f"{len(only_scores)} id(s) of {scores_path} not in {labels_path}, e.g. {only_scores[:_MAX_LISTED]}"
+            )
         raise VOCDataError("image ids do not match: " + "; ".join(parts))
     label_values = labels.to_numpy()
     if not np.isin(label_values, (-1, 0, 1)).all():

@@ -65,7 +65,8 @@ def check_data(
         if size <= 0:
             raise VOCDataError(
                 f"split {split!r} has no usable image"
-                + (" with a positive label (images without one are left out: positive_only)" if protocol.positive_only else ""),
+                + (" with a positive label (images without one are left out: positive_only)"
+                   if protocol.positive_only else ""),
                 dataset.voc_dir / "ImageSets" / "Main" / f"{split}.txt",
             )
         sizes[split] = size

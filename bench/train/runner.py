@@ -104,7 +104,8 @@ def _run_model_in(
     resume: bool,
 ) -> RunRecord:
     record = new_record(model_name, protocol, data, command)
-    record.config_hash = config_hash({"model": model_name, "pretrained": pretrained}, protocol.to_dict(), record.dataset)
+    record.config_hash = config_hash({"model": model_name, "pretrained": pretrained}, protocol.to_dict(),
+                                     record.dataset)
     if resume:
         previous = _complete_record(run_dir, record.config_hash)
         if previous is not None:
@@ -120,8 +121,11 @@ def _run_model_in(
     labels: np.ndarray | None = None
     try:
         record.weights = weights.description
-        experiment = build_experiment(model_name, protocol=protocol, data=data, weights=weights, options=options, run_dir=run_dir)
-        module, datamodule, trainer, meter = experiment.module, experiment.datamodule, experiment.trainer, experiment.meter
+        experiment = build_experiment(model_name, protocol=protocol, data=data, weights=weights, options=options,
+                                      run_dir=run_dir)
+        module, datamodule, trainer, meter = (
+            experiment.module, experiment.datamodule, experiment.trainer, experiment.meter
+        )
         record.environment = environment(experiment.accelerator, experiment.precision)
         record.params = experiment.params
         log.info("%s: %s, %s, %d parameters", model_name, weights.description, experiment.precision, record.params)

@@ -37,7 +37,9 @@ ID_STRIDE = 3
 MAX_IMAGE_NUMBER = 999_999
 LIST_EOL: dict[str, str] = {"2007": "\r\n", "2012": "\n"}
 """Line ending of ImageSets files (the real VOC2007 lists are CRLF)."""
-XML_OWNER: tuple[str, ...] = ("\t<owner>", "\t\t<flickrid>voc-bench</flickrid>", "\t\t<name>synthetic</name>", "\t</owner>")
+XML_OWNER: tuple[str, ...] = (
+    "\t<owner>", "\t\t<flickrid>voc-bench</flickrid>", "\t\t<name>synthetic</name>", "\t</owner>"
+)
 """The ``<owner>`` block that the VOC2007 files have (VOC2012 files have none)."""
 XML_SOURCE: dict[str, tuple[str, str]] = {
     "2007": ("The VOC2007 Database", "PASCAL VOC2007"),
