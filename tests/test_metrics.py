@@ -323,10 +323,10 @@ def test_tail_curve_is_frozen() -> None:
 
 
 EVALUATE_KEYS = {
-    "accuracy", "mAP", "map_voc07", "tail_accuracy", "CP", "CR", "CF1", "OP", "OR", "OF1",
+    "accuracy", "mAP", "map_voc07", "map_voc12", "tail_accuracy", "CP", "CR", "CF1", "OP", "OR", "OF1",
     "n_images", "tail_curve", "per_class", "classes_without_positives",
 }  # fmt: skip
-PER_CLASS_KEYS = {"ap", "ap_voc07", "tail_accuracy", "precision", "recall", "n_positive", "n_ignored"}
+PER_CLASS_KEYS = {"ap", "ap_voc07", "ap_voc12", "tail_accuracy", "precision", "recall", "n_positive", "n_ignored"}
 
 
 @pytest.mark.parametrize("convention", metrics.TAIL_CONVENTIONS)

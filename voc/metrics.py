@@ -146,6 +146,19 @@ def _binary_ap_voc07(s: np.ndarray, pos: np.ndarray) -> float:
     return total / 11.0
 
 
+def _binary_ap_voc12(s: np.ndarray, pos: np.ndarray) -> float:
+    """Area under the monotone precision envelope (VOC2010+ devkit) of one class; NaN without positives."""
+    n_pos = int(pos.sum())
+    if n_pos == 0:
+        return math.nan
+    tp, fp = _pr_points(s, pos)
+    precision = tp / (tp + fp)
+    recall = tp / n_pos
+    # envelope: at each point, the highest precision at this recall or beyond (running max from the end)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    return float(np.sum(np.diff(recall, prepend=0.0) * envelope))
+
+
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-class non-interpolated average precision, shape ``[C]``.
 
@@ -184,6 +197,26 @@ def average_precision_voc07(scores: np.ndarray, labels: np.ndarray) -> np.ndarra
 def map_voc07(scores: np.ndarray, labels: np.ndarray) -> float:
     """Mean of :func:`average_precision_voc07` over classes with a positive; NaN if none has."""
     return _mean_or_nan(average_precision_voc07(scores, labels))
+
+
+def average_precision_voc12(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-class VOC2010+ average precision (the devkit's ``VOCap``), shape ``[C]``.
+
+    For each class, over its non-ignored entries, with the precision/recall points (P_n, R_n)
+    of :func:`average_precision` (distinct score thresholds in decreasing order, tied scores
+    one point, R_0 = 0): the precision is first made monotone, P̂_n = max_{m >= n} P_m (the
+    envelope), and AP = Σ_n (R_n − R_{n−1}) · P̂_n, the area under that envelope. Since
+    P̂_n >= P_n this is never below the non-interpolated AP. The official devkit ranks the
+    entries one by one, so where scores tie its value depends on their order in the list; here
+    tied scores form one threshold and the value does not. A class with no positive gets NaN.
+    """
+    s, y = _check_inputs(scores, labels)
+    return np.array([_binary_ap_voc12(*_class_entries(s, y, c)) for c in range(s.shape[1])])
+
+
+def map_voc12(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mean of :func:`average_precision_voc12` over classes with a positive; NaN if none has."""
+    return _mean_or_nan(average_precision_voc12(scores, labels))
 
 
 # --------------------------------------------------------------------------- tail accuracy
@@ -386,11 +419,12 @@ def evaluate(
 ) -> dict[str, Any]:
     """Every metric of this module in one JSON-serialisable dict (NaN becomes None).
 
-    Keys: accuracy, mAP, map_voc07, tail_accuracy, CP, CR, CF1, OP, OR, OF1 (threshold
-    0.5), n_images, tail_curve {"thresholds", "values"} (the mean tail-accuracy curve),
-    per_class {name: {ap, ap_voc07, tail_accuracy, precision, recall, n_positive,
-    n_ignored}} and classes_without_positives, the names of the classes left out of
-    mAP and map_voc07 (also logged as a warning).
+    Keys: accuracy, mAP (non-interpolated, as sklearn), map_voc07 (11-point), map_voc12
+    (VOC2010+ envelope), tail_accuracy, CP, CR, CF1, OP, OR, OF1 (threshold 0.5), n_images,
+    tail_curve {"thresholds", "values"} (the mean tail-accuracy curve), per_class {name: {ap,
+    ap_voc07, ap_voc12, tail_accuracy, precision, recall, n_positive, n_ignored}} and
+    classes_without_positives, the names of the classes left out of the three mAPs (also
+    logged as a warning).
     """
     s, y = _check_inputs(scores, labels)
     names = list(class_names)
@@ -400,6 +434,7 @@ def evaluate(
         raise ValueError(f"class_names must be unique, got {names}")
     ap = average_precision(s, y)
     ap07 = average_precision_voc07(s, y)
+    ap12 = average_precision_voc12(s, y)
     tail = tail_accuracy_curve(s, y, convention=tail_convention)
     precision, recall = per_class_precision_recall(s, y)
     missing = [name for name, a in zip(names, ap, strict=False) if math.isnan(a)]
@@ -409,6 +444,7 @@ def evaluate(
         "accuracy": _json_float(accuracy(s, y)),
         "mAP": _json_float(_mean_or_nan(ap)),
         "map_voc07": _json_float(_mean_or_nan(ap07)),
+        "map_voc12": _json_float(_mean_or_nan(ap12)),
         "tail_accuracy": _json_float(tail.value),
     }
     report.update({k: _json_float(v) for k, v in multilabel_prf(s, y).items()})
@@ -421,6 +457,7 @@ def evaluate(
         name: {
             "ap": _json_float(ap[c]),
             "ap_voc07": _json_float(ap07[c]),
+            "ap_voc12": _json_float(ap12[c]),
             "tail_accuracy": _json_float(tail.per_class_value[c]),
             "precision": float(precision[c]),
             "recall": float(recall[c]),
