@@ -25,7 +25,7 @@ FLAGS = [
     ("--batch-size", "5", "batch_size", 5),
     ("--eval-batch-size", "7", "eval_batch_size", 7),
     ("--lr", "0.5", "lr", 0.5),
-    ("--resize", "50", "resize", 50),
+    ("--resize", "300", "resize", 300),
     ("--crop", "40", "crop", 40),
     ("--crops", "ten", "crop_mode", "ten"),
     ("--difficult", "ignore", "difficult", "ignore"),
@@ -68,7 +68,7 @@ def test_explicit_flag_wins_over_the_default(
 
 def test_every_flag_of_the_table_is_a_protocol_field() -> None:
     covered = {name for _, _, name, _ in FLAGS}
-    not_flags = {"optimizer", "weight_decay", "hflip", "rotation", "positive_only"}  # fixed by the protocol
+    not_flags = {"name", "optimizer", "weight_decay", "hflip", "rotation", "positive_only"}  # fixed by the protocol
     assert covered | not_flags == {f.name for f in fields(Protocol)}
 
 
