@@ -19,20 +19,33 @@ class CropMaxClassifier(nn.Module):
     """Runs a backbone on every crop and keeps, per class, the highest logit over the crops.
 
     Input ``[B, K, 3, H, W]`` → backbone on the ``B·K`` crops → max over the ``K`` crops →
-    logits ``[B, C]``. Probabilities are ``sigmoid(logits)``: since sigmoid is increasing this
-    equals the seed project's max over the crops' probabilities.
+    logits ``[B, C]``, always float32. Probabilities are ``sigmoid(logits)``: since sigmoid is
+    increasing this equals the course project's max over the crops' probabilities.
+
+    The head of a timm backbone (``forward_head``: pooling, any head norm, the classifier) runs in
+    float32 with autocast off, on float32 features. Under bf16 autocast a bf16 classifier's logits
+    carry 8 bits of mantissa, and thousands of eval images then share a score, which makes AP
+    depend on how ties are treated; the features stay in the autocast precision, the cheap head
+    does not. A backbone without ``forward_features``/``forward_head`` runs whole, its output cast
+    to float32.
     """
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
+        self._split_head = hasattr(backbone, "forward_features") and hasattr(backbone, "forward_head")
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         if crops.dim() != 5:
             raise ValueError(f"expected crops of shape [B, K, 3, H, W], got {tuple(crops.shape)}")
         batch, num_crops = crops.shape[:2]
         flat = crops.flatten(0, 1).contiguous(memory_format=torch.channels_last)
-        logits = self.backbone(flat)
+        if self._split_head:
+            features = self.backbone.forward_features(flat)
+            with torch.autocast(device_type=flat.device.type, enabled=False):
+                logits = self.backbone.forward_head(features.float())
+        else:
+            logits = self.backbone(flat).float()
         return logits.view(batch, num_crops, -1).amax(dim=1)
 
 

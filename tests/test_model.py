@@ -135,3 +135,25 @@ def test_lightning_module_training_step_of_a_timm_backbone_is_bce_on_its_probabi
     keep = targets != -1
     expected = nn.BCELoss()(probs[keep], targets[keep].double())  # the 39 labelled entries
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["test_resnet", "test_vit"])
+def test_bf16_autocast_logits_do_not_tie_where_fp32_does_not(name: str) -> None:
+    """The head runs in fp32 under bf16 autocast: no ties that the fp32 model does not have."""
+    torch.manual_seed(0)
+    classifier, _ = build_classifier(name, Weights("random", "random init"), input_size=64)
+    classifier.eval()
+    crops = torch.randn(64, 1, 3, 64, 64)
+    with torch.inference_mode():
+        fp32 = classifier(crops)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = classifier(crops)
+    assert bf16.dtype == torch.float32
+
+    def tied(logits: torch.Tensor) -> int:
+        return sum(int(len(col) - len(torch.unique(col))) for col in logits.T)
+
+    assert tied(fp32) == 0
+    assert tied(bf16) == 0
+    # a bf16 classifier output (what the head gave before) ties many of these same images
+    assert tied(bf16.to(torch.bfloat16).float()) > 0
