@@ -23,11 +23,12 @@ from bench.data import DataSource
 from bench.hardware import resolve_accelerator, resolve_precision
 from bench.model import CropMaxClassifier, build_classifier
 from bench.protocol import Protocol
-from bench.store import SPEED_FILE, write_json_atomic
+from bench.store import SPEED_FILE
 from bench.train.experiment import TrainerOptions, build_experiment
 from bench.train.throughput import WARMUP_BATCHES
 from bench.weights import Weights
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
+from voc.io import write_json_atomic
 from voc.module import multilabel_bce_loss
 
 log = logging.getLogger(__name__)
