@@ -55,7 +55,7 @@ def test_ranked_by_map_with_failed_runs_apart(tmp_path: Path) -> None:
     md = md_path.read_text()
     assert "python benchmark.py --models a b" in md
     assert md.index("| high") < md.index("| low")
-    assert "0.7286" in md and "0.5123" in md  # four decimals, like the seed's 0.7286
+    assert "0.7286" in md and "0.5123" in md  # four decimals, like the course project's 0.7286
     table = md.split("## Failed runs")[0]
     assert "broken" not in table
     failed = md.split("## Failed runs")[1].split("## Per-class AP")[0]

@@ -1,5 +1,5 @@
 """Per-class galleries: a model's k highest- and k lowest-scored eval images of a class, with their
-scores and true labels, as one grid image per class (the seed project's top-5 / bottom-5 views)."""
+scores and true labels, as one grid image per class (the course project's top-5 / bottom-5 views)."""
 
 from __future__ import annotations
 
