@@ -120,15 +120,22 @@ def _pr_points(s: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tps[last_of_group], fps[last_of_group]
 
 
-def _binary_ap(s: np.ndarray, pos: np.ndarray) -> float:
-    """Step-wise (non-interpolated) AP of one class; NaN without positives."""
+def _area_under(s: np.ndarray, pos: np.ndarray, *, envelope: bool) -> float:
+    """Σ_n (R_n − R_{n−1}) · P_n over the distinct thresholds, with P_n made monotone first
+    (max over m >= n) when ``envelope``; NaN without positives."""
     n_pos = int(pos.sum())
     if n_pos == 0:
         return math.nan
     tp, fp = _pr_points(s, pos)
     precision = tp / (tp + fp)
-    recall = tp / n_pos
-    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    if envelope:  # the highest precision at this recall or beyond: a running max from the end
+        precision = np.maximum.accumulate(precision[::-1])[::-1]
+    return float(np.sum(np.diff(tp / n_pos, prepend=0.0) * precision))
+
+
+def _binary_ap(s: np.ndarray, pos: np.ndarray) -> float:
+    """Step-wise (non-interpolated) AP of one class; NaN without positives."""
+    return _area_under(s, pos, envelope=False)
 
 
 def _binary_ap_voc07(s: np.ndarray, pos: np.ndarray) -> float:
@@ -148,15 +155,7 @@ def _binary_ap_voc07(s: np.ndarray, pos: np.ndarray) -> float:
 
 def _binary_ap_voc12(s: np.ndarray, pos: np.ndarray) -> float:
     """Area under the monotone precision envelope (VOC2010+ devkit) of one class; NaN without positives."""
-    n_pos = int(pos.sum())
-    if n_pos == 0:
-        return math.nan
-    tp, fp = _pr_points(s, pos)
-    precision = tp / (tp + fp)
-    recall = tp / n_pos
-    # envelope: at each point, the highest precision at this recall or beyond (running max from the end)
-    envelope = np.maximum.accumulate(precision[::-1])[::-1]
-    return float(np.sum(np.diff(recall, prepend=0.0) * envelope))
+    return _area_under(s, pos, envelope=True)
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
