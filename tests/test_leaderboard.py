@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from bench.report.leaderboard import COLUMNS, render_markdown, write_leaderboard
 from bench.report.summary import summarize
@@ -126,3 +127,20 @@ def test_two_concurrent_sweeps_lose_no_row(tmp_path: Path) -> None:
     assert a.exitcode == 0 and b.exitcode == 0
     frame = pd.read_csv(tmp_path / LEADERBOARD_CSV)
     assert sorted(frame["model"]) == sorted([f"a{i}" for i in range(15)] + [f"b{i}" for i in range(15)])
+
+
+def test_csv_carries_all_three_ap_definitions_as_means_over_seeds(tmp_path: Path) -> None:
+    runs = []
+    for seed, (ap, ap07, ap12) in enumerate([(0.50, 0.52, 0.53), (0.60, 0.61, 0.64)]):
+        r = _record("m", ap)
+        r["metrics"].update(map_voc07=ap07, map_voc12=ap12)
+        r["config"] = {"epochs": 2, "seed": seed}
+        runs.append(r)
+    for seed, r in enumerate(runs):
+        write_json_atomic(tmp_path / f"m-seed{seed}" / RESULT_FILE, r)
+    _, csv_path = write_leaderboard(tmp_path, settings=None)
+    frame = pd.read_csv(csv_path)
+    assert frame.loc[0, "mAP"] == pytest.approx(0.55)
+    assert frame.loc[0, "map_voc07"] == pytest.approx(0.565)
+    assert frame.loc[0, "map_voc12"] == pytest.approx(0.585)
+    assert list(frame.columns).index("map_voc07") == list(frame.columns).index("mAP_ci_high") + 1

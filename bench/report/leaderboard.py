@@ -51,6 +51,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "mAP",
     "mAP_ci_low",
     "mAP_ci_high",
+    "map_voc07",
+    "map_voc12",
     "p_map_not_better_than_leader",
     "seeds",
     "mAP_seed_std",
@@ -62,7 +64,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "data",
     *VOC_CLASSES,
 )
-"""The CSV's columns: unformatted numbers, interval bounds instead of ± text, per-class AP."""
+"""The CSV's columns: unformatted numbers, interval bounds instead of ± text, the VOC07 11-point and VOC2010+
+mAPs next to the non-interpolated one (means over seeds), per-class AP."""
 
 
 def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
@@ -84,6 +87,8 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
                 "mAP": s.mean.get("mAP"),
                 "mAP_ci_low": map_ci.low if map_ci else None,
                 "mAP_ci_high": map_ci.high if map_ci else None,
+                "map_voc07": s.mean.get("map_voc07"),
+                "map_voc12": s.mean.get("map_voc12"),
                 "p_map_not_better_than_leader": s.p_not_better,
                 "seeds": " ".join(str(seed) for seed in s.seeds),
                 "mAP_seed_std": s.seed_std.get("mAP"),

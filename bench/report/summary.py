@@ -60,7 +60,7 @@ class Summary:
     runs: list[Run]
     """Sorted by seed."""
     mean: dict[str, float | None] = field(default_factory=dict)
-    """accuracy, mAP, tail_accuracy, train/eval img/s: means over seeds."""
+    """accuracy, mAP, map_voc07, map_voc12, tail_accuracy, train/eval img/s: means over seeds."""
     seed_std: dict[str, float | None] = field(default_factory=dict)
     """accuracy, mAP: sample standard deviation over seeds (``None`` with one seed)."""
     per_class_ap: dict[str, float | None] = field(default_factory=dict)
@@ -132,7 +132,7 @@ def _fill_means_and_spreads(summary: Summary) -> Summary:
     """Set ``summary``'s means over seeds (metrics, throughput, per-class AP, tail curve) and the
     seed standard deviations of accuracy and mAP from its runs' records; returns it."""
     records = [run.record for run in summary.runs]
-    for key in ("accuracy", "mAP", "tail_accuracy"):
+    for key in ("accuracy", "mAP", "map_voc07", "map_voc12", "tail_accuracy"):
         summary.mean[key] = _mean([r.metric(key) for r in records])
     for key in ("accuracy", "mAP"):
         summary.seed_std[key] = _std([r.metric(key) for r in records])
