@@ -15,7 +15,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.data import SYNTHETIC_ROOT, SYNTHETIC_SIZE, DataSource, resolve_data
-from bench.protocol import COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL, PRECISIONS, Protocol
+from bench.protocol import (
+    COURSE_PROTOCOL,
+    CPU_SYNTHETIC_PROTOCOL,
+    FROZEN_PROTOCOLS,
+    LINEAR_PROTOCOL,
+    LOWSHOT_K_VALUES,
+    PRECISIONS,
+    PROBE_RECIPES,
+    PROBES,
+    PROTOCOL_NAMES,
+    LinearProtocol,
+    Protocol,
+    frozen_protocol,
+)
 from bench.report.gallery import DEFAULT_K
 from bench.report.markdown import ALL_MODELS, ReportOptions, check_gallery_models
 from bench.store import BASELINE_NAME, LEADERBOARD_MD, SPEED_FILE, read_records
@@ -58,6 +71,34 @@ def _devices(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+COURSE_ONLY_FLAGS: tuple[tuple[str, str], ...] = (
+    ("epochs", "--epochs"),
+    ("lr", "--lr"),
+    ("batch_size", "--batch-size"),
+    ("limit_train_batches", "--limit-train-batches"),
+    ("limit_eval_batches", "--limit-eval-batches"),
+)
+"""(argument, flag) of the settings only fine-tuning has: an error with a frozen protocol."""
+FROZEN_ONLY_FLAGS: tuple[tuple[str, str], ...] = (
+    ("probe", "--probe"),
+    ("probe_costs", "--probe-costs"),
+    ("feature_cache", "--feature-cache"),
+    ("n_jobs", "--n-jobs"),
+    ("lowshot_k", "--lowshot-k"),
+)
+"""(argument, flag) of the settings only the frozen protocols have: an error with ``--protocol course``."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="benchmark.py",
@@ -69,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--protocol", choices=PROTOCOL_NAMES, default="course",
+                   help="course: fine-tune every backbone (the course project's protocol); linear: freeze it, cache "
+                        "its pooled pre-logits features once per image and fit a linear probe per class on them "
+                        "(VISSL's VOC07 benchmark: VOC2007 trainval -> test, 224 x 224 whole image; train -> val "
+                        "on the synthetic set); lowshot: probes on k-shot samples of the same cached features "
+                        "(see README, 'Frozen-feature protocols')")
     p.add_argument("--models", nargs="+", default=["resnet50"], metavar="NAME",
                    help="timm model names (optionally with a pretrained tag, e.g. resnet50.a1_in1k) or fnmatch "
                         "wildcards over timm.list_models, e.g. 'efficientnet_b*' (quote them)")
@@ -127,6 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
                    help="train every model once per seed (e.g. --seeds 0 1 2); the leaderboard shows the mean and "
                         "standard deviation over seeds. Seed k other than 0 is stored in <model>-seed<k>")
+    p.add_argument("--probe", choices=PROBES, default=None,
+                   help="linear/lowshot: svm (VISSL: L2-normalised features, LinearSVC, C by 3-fold CV on the "
+                        "training split) or logreg (standardised features, L2 logistic regression, C by 5-fold CV) "
+                        "(default: svm)")
+    p.add_argument("--probe-costs", type=_positive_float, nargs="+", default=None, metavar="C",
+                   help="linear: the grid C is chosen from by CV on the training split (default: svm "
+                        f"{list(PROBE_RECIPES['svm'].costs)}, VISSL's; logreg 1e-6 ... 1e5, one per decade); "
+                        f"lowshot: the one fixed C of every fit (default: {LINEAR_PROTOCOL.fixed_cost:g})")
+    p.add_argument("--feature-cache", type=Path, default=None, metavar="DIR",
+                   help="linear/lowshot: where cached features are kept (default: OUT/.features; delete the folder "
+                        "to clear it)")
+    p.add_argument("--lowshot-k", type=int, nargs="+", default=None, metavar="K",
+                   help=f"lowshot: the k values, positives per class in a sample (default: {list(LOWSHOT_K_VALUES)}, "
+                        "VISSL's; a k some class cannot serve is skipped and the record says why)")
+    p.add_argument("--n-jobs", type=int, default=None,
+                   help="linear/lowshot: processes the probe fits the classes over (default: -1, every core)")
     p.add_argument("--no-baseline", action="store_true", help="skip the label-prior baseline row")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder")
     p.add_argument("--resume", action="store_true",
@@ -214,6 +277,7 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
         raise UsageError("--seeds does not apply to --speed (it measures throughput, not results); use --seed")
     if args.gallery_models and ALL_MODELS in args.gallery_models and len(args.gallery_models) > 1:
         raise UsageError(f"--gallery-models: '{ALL_MODELS}' stands alone")
+    _check_protocol_flags(args)
     try:
         return ReportOptions(
             gallery_classes=tuple(args.gallery_classes) if args.gallery_classes else None,
@@ -222,6 +286,86 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def _check_protocol_flags(args: argparse.Namespace) -> None:
+    """Flags of one protocol given with another, and the frozen protocols' own combinations."""
+    if args.protocol not in FROZEN_PROTOCOLS:
+        given = [flag for name, flag in FROZEN_ONLY_FLAGS if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only for --protocol linear or lowshot (this run fine-tunes)")
+        return
+    what = f"--protocol {args.protocol}"
+    given = [flag for name, flag in COURSE_ONLY_FLAGS if getattr(args, name) is not None]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: {what} trains no backbone, so there is nothing to set; "
+            "--eval-batch-size sets the feature-extraction batch"
+        )
+    if args.speed or args.speed_course_loop:
+        raise UsageError(f"--speed measures fine-tuning throughput; it does not combine with {what}")
+    if args.deterministic:
+        raise UsageError(f"--deterministic: {what} runs no training; its features are computed once and cached")
+    if args.devices != "auto" or args.num_nodes != 1 or args.strategy != "auto":
+        raise UsageError(f"--devices/--num-nodes/--strategy: {what} extracts features in one process")
+    negative = [seed for seed in [args.seed, *(args.seeds or [])] if seed is not None and seed < 0]
+    if negative:
+        raise UsageError(f"--seed/--seeds: {what} seeds numpy's generators, which take no negative seed {negative}")
+    if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
+        raise UsageError(f"--n-jobs: give -1 (every core) or a positive number of processes, not {args.n_jobs}")
+    if args.protocol != "lowshot" and args.lowshot_k is not None:
+        raise UsageError(f"--lowshot-k: only for --protocol lowshot, not {what}")
+    if args.protocol == "lowshot" and args.probe_costs is not None and len(args.probe_costs) != 1:
+        raise UsageError(
+            f"--probe-costs: --protocol lowshot fits every sample with one fixed C (no C is chosen on the eval "
+            f"split, and k = 1 is too few for cross-validation); give one value, not {len(args.probe_costs)}"
+        )
+    frozen_protocol_from_args(args, DataSource(root=Path(".")))  # bad values stop here, before any data work
+
+
+def frozen_protocol_from_args(args: argparse.Namespace, data: DataSource) -> LinearProtocol:
+    """The data's default ``linear`` or ``lowshot`` protocol with every explicit flag applied."""
+    base = frozen_protocol(args.protocol, data.is_synthetic)
+    costs = args.probe_costs
+    try:
+        protocol = base.with_overrides(
+            year=args.year,
+            train_split=args.train_split,
+            eval_split=args.eval_split,
+            batch_size=args.eval_batch_size,
+            resize=args.resize,
+            crop=args.crop,
+            crop_mode=args.crops,
+            difficult=args.difficult,
+            label_source=args.label_source,
+            precision=args.precision,
+            seed=args.seed,
+            probe=args.probe,
+            costs=tuple(costs) if costs is not None and args.protocol == "linear" else None,
+            fixed_cost=costs[0] if costs is not None and args.protocol == "lowshot" else None,
+            k_values=None if args.lowshot_k is None else tuple(args.lowshot_k),
+        )
+        protocol.label_config()
+        protocol.transform_config()
+    except ValueError as err:
+        raise UsageError(
+            f"--resize/--crop/--crops/--difficult/--label-source/--precision/--seed/--eval-batch-size/--lowshot-k: "
+            f"{err}"
+        ) from None
+    return protocol
+
+
+def frozen_protocol_summary(protocol: LinearProtocol) -> str:
+    """One line for the console: view, probe and its C, precision, seed."""
+    p = protocol
+    if p.name == "linear":
+        probe = f"{p.probe} probe, C by {p.recipe.folds}-fold CV over {len(p.cost_grid)} values"
+    else:
+        probe = f"{p.probe} probe, C {p.fixed_cost:g}, k {list(p.k_values)} x {p.samples} samples"
+    return (
+        f"{p.name}: frozen features of resize {p.resize} -> {p.crop_mode} crop {p.crop} (mean over crops), "
+        f"{probe}, precision {p.precision}, seed {p.seed}"
+    )
 
 
 def _check_gallery_models(requested: Sequence[str] | None, available: Sequence[str]) -> None:
@@ -292,6 +436,82 @@ def _speed(models: list[str], protocol: Protocol, data: DataSource, options, arg
     return 0
 
 
+def _checked_data(
+    protocol: Protocol | LinearProtocol, data: DataSource, args: argparse.Namespace
+) -> tuple[dict[str, int], DataSource]:
+    """The up-front data check (``bench.train.checks``): images per split, and ``data`` with the
+    images ``--skip-bad-images`` leaves out."""
+    from bench.train.checks import check_data
+
+    try:
+        sizes, skipped = check_data(protocol, data, skip_bad_images=args.skip_bad_images)
+    except ValueError as err:  # a label setting the data cannot serve
+        raise UsageError(str(err)) from None
+    if skipped:
+        data = replace(data, skipped=skipped)
+        for split, bad in skipped.items():
+            print(f"--skip-bad-images: {len(bad)} image(s) of {split} left out: {', '.join(sorted(bad))}",
+                  file=sys.stderr)
+    return sizes, data
+
+
+def _run_frozen(
+    args: argparse.Namespace,
+    command: str,
+    report: ReportOptions,
+    models: list[str],
+    weights,  # noqa: ANN001 - dict[str, Weights], lazily imported
+    data: DataSource,
+) -> int:
+    """--protocol linear / lowshot: cached frozen features and linear probes for every model."""
+    protocol = frozen_protocol_from_args(args, data)
+    sizes, data = _checked_data(protocol, data, args)
+    where = "the synthetic VOC set at" if data.is_synthetic else "VOC at"
+    log.info("%s %s, protocol %s", where, data.root, frozen_protocol_summary(protocol))
+    log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
+    log.info("Models: %s; weights: --pretrained %s", ", ".join(models), args.pretrained)
+
+    from bench.report.leaderboard import write_leaderboard
+    from bench.report.markdown import write_report
+    from bench.train.frozen import FrozenOptions, run_frozen_sweep
+
+    options = FrozenOptions(
+        accelerator=args.accelerator,
+        num_workers=args.num_workers,
+        cache_dir=args.cache_dir,
+        feature_cache=args.feature_cache,
+        n_jobs=-1 if args.n_jobs is None else args.n_jobs,
+    )
+    try:
+        records = run_frozen_sweep(
+            models,
+            protocol=protocol,
+            data=data,
+            out_dir=args.out,
+            weights=weights,
+            pretrained=args.pretrained,
+            options=options,
+            command=command,
+            baseline=not args.no_baseline,
+            resume=args.resume,
+            seeds=args.seeds,
+            on_record=lambda record: write_leaderboard(args.out),
+        )
+        if not args.no_report:
+            write_report(args.out, report)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished records and the leaderboard in {args.out} are kept; "
+              "rerun the same command with --resume to continue", file=sys.stderr)
+        return 130
+    print((args.out / LEADERBOARD_MD).read_text(encoding="utf-8"))
+    failed = [r.model for r in records if not r.ok]
+    if failed:
+        print(f"error: {len(failed)} run(s) failed: {', '.join(failed)} (see {args.out / LEADERBOARD_MD})",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _run(args: argparse.Namespace, command: str) -> int:
     report = check_flags(args)
     if args.leaderboard_only:
@@ -304,20 +524,13 @@ def _run(args: argparse.Namespace, command: str) -> int:
     if args.speed and args.pretrained not in PRETRAINED_CHOICES:
         _resolve_weights(models[:1], args.pretrained)  # --speed runs random init; a missing file is still an error
     data = resolve_data(args.data, year=args.year or COURSE_PROTOCOL.year)
+    if args.protocol in FROZEN_PROTOCOLS:
+        return _run_frozen(args, command, report, models, weights, data)
     protocol = protocol_from_args(args, data)
 
-    from bench.train.checks import check_data
     from bench.train.experiment import TrainerOptions, is_global_zero
 
-    try:
-        sizes, skipped = check_data(protocol, data, skip_bad_images=args.skip_bad_images)
-    except ValueError as err:  # a label setting the data cannot serve
-        raise UsageError(str(err)) from None
-    if skipped:
-        data = replace(data, skipped=skipped)
-        for split, bad in skipped.items():
-            print(f"--skip-bad-images: {len(bad)} image(s) of {split} left out: {', '.join(sorted(bad))}",
-                  file=sys.stderr)
+    sizes, data = _checked_data(protocol, data, args)
     options = TrainerOptions(
         accelerator=args.accelerator,
         devices=args.devices,

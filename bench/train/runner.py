@@ -65,7 +65,7 @@ def run_model(
     record of the same config (protocol, data, model, weights choice) is kept as it is, and an
     interrupted run of the same config continues from its last epoch checkpoint.
     """
-    with _claimed_run_dir(Path(out_dir), run_dir_name(model_name, protocol.seed)) as run_dir:
+    with claimed_run_dir(Path(out_dir), run_dir_name(model_name, protocol.seed)) as run_dir:
         return _run_model_in(
             run_dir, model_name, protocol=protocol, data=data, weights=weights, pretrained=pretrained,
             options=options, command=command, resume=resume,
@@ -73,7 +73,7 @@ def run_model(
 
 
 @contextlib.contextmanager
-def _claimed_run_dir(out_dir: Path, base: str) -> Iterator[Path]:
+def claimed_run_dir(out_dir: Path, base: str) -> Iterator[Path]:
     """The run folder ``base``, locked for the duration. Where another live sweep holds
     ``<base>``, the next free ``<base>~2``, ``<base>~3``, ...: concurrent sweeps of one model lose
     no record. Only rank 0 locks (the only writer); the other ranks use the plain name."""
@@ -107,7 +107,7 @@ def _run_model_in(
     record.config_hash = config_hash({"model": model_name, "pretrained": pretrained}, protocol.to_dict(),
                                      record.dataset)
     if resume:
-        previous = _complete_record(run_dir, record.config_hash)
+        previous = complete_record(run_dir, record.config_hash)
         if previous is not None:
             log.info("%s: complete record of the same config in %s, skipped (--resume)", model_name, run_dir)
             return previous
@@ -169,7 +169,7 @@ def _run_model_in(
     return record
 
 
-def _complete_record(run_dir: Path, expected_hash: str) -> RunRecord | None:
+def complete_record(run_dir: Path, expected_hash: str) -> RunRecord | None:
     """The run's finished ``ok`` record if it was made with the same config, else ``None``."""
     record = read_record(run_dir)
     if record is not None and record.ok and record.config_hash == expected_hash:

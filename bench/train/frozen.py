@@ -1,0 +1,410 @@
+"""The frozen-backbone protocols (``linear``, ``lowshot``) on each backbone: its features computed
+once per image and cached on disk, linear probes fitted on them, one record per run; a failure
+becomes a record and the sweep goes on.
+
+Features are timm's pooled pre-logits, ``forward_head(forward_features(x), pre_logits=True)``, of
+the backbone in eval mode under ``torch.inference_mode`` (the head, i.e. pooling and any head norm,
+in float32 as in ``bench.model``), through the same datamodule and
+transforms as every run (no augmentation), the mean over the view's crops, stored as float32. The
+cache (``voc.feature_cache``, default ``<out>/.features``) is keyed by the model, its weights,
+the data (root, record, split, the images' files), the view (the whole transform config),
+the precision and device, and the format version.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.data import DataSource
+from bench.hardware import environment, peak_rss_mb, reset_peak_rss, resolve_accelerator, resolve_precision
+from bench.lowshot import run_lowshot
+from bench.model import build_classifier, count_parameters
+from bench.probe import SCORE_MAP, fit_probe, merged_classes, to_unit_interval
+from bench.protocol import LinearProtocol, config_hash
+from bench.store import BASELINE_NAME, RUN_CONFIG_FILE, RunRecord, run_dir_name, write_json_atomic, write_run
+from bench.train.baseline import new_record
+from bench.train.checks import protocol_dataset
+from bench.train.runner import OnRecord, claimed_run_dir, complete_record
+from bench.weights import Weights
+from voc.config import TransformConfig
+from voc.datamodule import VOCDataModule
+from voc.feature_cache import FeatureCache, files_digest
+from voc.features import extract_features
+from voc.metrics import evaluate
+
+log = logging.getLogger(__name__)
+
+FEATURE_DIR = ".features"
+"""The default feature cache: ``<out>/.features`` (``--feature-cache`` puts it elsewhere)."""
+EXTRACTOR = "timm forward_head(forward_features(x), pre_logits=True), head in float32, eval mode, mean over crops"
+AUTOCAST: dict[str, torch.dtype | None] = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16, "32-true": None}
+"""The autocast dtype of each resolved precision during feature extraction."""
+
+
+@dataclass(frozen=True)
+class FrozenOptions:
+    """Where and how a frozen run computes: device, loader workers, caches, probe processes."""
+
+    accelerator: str = "auto"
+    num_workers: int | None = None
+    cache_dir: Path | None = None
+    """Decode-once cache of resized images (``voc.cache``) for the extraction; ``None``: decode JPEGs."""
+    feature_cache: Path | None = None
+    """The feature cache folder; ``None``: ``<out>/.features``."""
+    n_jobs: int | None = -1
+    """Processes the probe fits classes over (joblib; -1: every core)."""
+
+
+def pooled_features(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm's pooled pre-logits features of crops ``x``, float32 ``[B, D]``. As in
+    ``bench.model.CropMaxClassifier``, the feature maps come in the autocast precision and the head
+    (pooling, any head norm) runs in float32 with autocast off: a bf16 pooled vector would keep 8
+    bits of mantissa per value."""
+    features = backbone.forward_features(x)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return backbone.forward_head(features.float(), pre_logits=True)
+
+
+def frozen_run_dir_name(model: str, protocol: LinearProtocol) -> str:
+    """``<model>[-seed<k>]-linear`` / ``-lowshot``: beside the same model's fine-tuning runs."""
+    return f"{run_dir_name(model, protocol.seed)}-{protocol.name}"
+
+
+def weights_identity(weights: Weights, seed: int) -> dict[str, Any]:
+    """What the backbone's weights are, for the feature cache key: the description, the file (with
+    its size and time) where there is one, and the seed of a random init."""
+    ident: dict[str, Any] = {"source": weights.source, "description": weights.description}
+    if weights.file is not None:
+        path = Path(weights.file)
+        stat = path.stat()
+        ident.update(file=str(path.resolve()), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    if weights.source == "random":
+        ident["seed"] = seed
+    return ident
+
+
+def feature_key(
+    model_name: str,
+    weights: Weights,
+    protocol: LinearProtocol,
+    data: DataSource,
+    split: str,
+    transform: TransformConfig,
+    image_paths: Sequence[Path],
+    precision: str,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Everything a split's cached features depend on."""
+    record = data.to_record(protocol.year, split, split)
+    record["root"] = str(Path(data.root).resolve())
+    return {
+        "model": model_name,
+        "weights": weights_identity(weights, protocol.seed),
+        "data": {**record, "split": split},
+        "images": files_digest(image_paths),
+        "view": asdict(transform),
+        "precision": precision,
+        "device": device.type,
+        "extractor": EXTRACTOR,
+    }
+
+
+@dataclass
+class SplitFeatures:
+    """One split's images, labels and features, and where the features came from."""
+
+    split: str
+    ids: list[str]
+    labels: np.ndarray
+    features: np.ndarray
+    path: Path
+    from_cache: bool
+    images_per_s: float | None
+
+
+@dataclass
+class _Extractor:
+    """A frozen backbone on its device, and what its features depend on."""
+
+    model_name: str
+    weights: Weights
+    backbone: nn.Module
+    transform: TransformConfig
+    precision: str
+    device: torch.device
+
+
+def split_features(
+    split: str,
+    extractor: _Extractor,
+    *,
+    protocol: LinearProtocol,
+    data: DataSource,
+    options: FrozenOptions,
+    cache: FeatureCache,
+) -> SplitFeatures:
+    """``split``'s features from the cache, or computed once and cached."""
+    datamodule = VOCDataModule(
+        data.root,
+        year=protocol.year,
+        train_split=split,
+        eval_split=split,
+        labels=protocol.label_config(),
+        transform=extractor.transform,
+        batch_size=protocol.batch_size,
+        eval_batch_size=protocol.batch_size,
+        num_workers=options.num_workers,
+        cache_dir=options.cache_dir,
+        seed=protocol.seed,
+        skip_bad_images=bool(data.skipped),
+        exclude=data.skipped,
+    )
+    datamodule.setup("test")
+    dataset = datamodule.eval_set
+    assert dataset is not None
+    ids = list(dataset.ids)
+    paths = [dataset.image_path(i) for i in range(len(dataset))]
+    key = feature_key(extractor.model_name, extractor.weights, protocol, data, split, extractor.transform, paths,
+                      extractor.precision, extractor.device)
+    name = f"{run_dir_name(extractor.model_name)}-{split}"
+    cached = cache.load(name, key, ids)
+    if cached is not None:
+        path = cache.paths(name, key)[0]
+        log.info("%s: %s features from cache %s", extractor.model_name, split, path)
+        return SplitFeatures(split, ids, dataset.labels, cached, path, True, None)
+    started = time.perf_counter()
+    features = extract_features(
+        partial(pooled_features, extractor.backbone),
+        datamodule.test_dataloader(),
+        len(ids),
+        device=extractor.device,
+        autocast_dtype=AUTOCAST[extractor.precision],
+    )
+    rate = len(ids) / max(time.perf_counter() - started, 1e-9)
+    path = cache.save(name, key, ids, features)
+    log.info("%s: %s features of %d images computed (%.1f img/s), cached at %s",
+             extractor.model_name, split, len(ids), rate, path)
+    return SplitFeatures(split, ids, dataset.labels, features, path, False, round(rate, 3))
+
+
+def _build_extractor(
+    model_name: str, weights: Weights, protocol: LinearProtocol, accelerator: str, precision: str
+) -> tuple[_Extractor, int]:
+    """The backbone (the classifier's, built as every run builds it), frozen, and its parameter count."""
+    device = torch.device("cuda" if accelerator in ("gpu", "cuda") else accelerator)
+    torch.manual_seed(protocol.seed)  # a random-init backbone's weights
+    classifier, data_config = build_classifier(model_name, weights, input_size=protocol.input_size)
+    backbone = classifier.backbone.eval().requires_grad_(False)
+    backbone = backbone.to(device=device, memory_format=torch.channels_last)
+    transform = protocol.transform_config(data_config.mean, data_config.std, data_config.interpolation)
+    return _Extractor(model_name, weights, backbone, transform, precision, device), count_parameters(backbone)
+
+
+def run_frozen_model(
+    model_name: str,
+    *,
+    protocol: LinearProtocol,
+    data: DataSource,
+    out_dir: str | Path,
+    weights: Weights,
+    pretrained: str = "auto",
+    options: FrozenOptions = FrozenOptions(),
+    command: str | None = None,
+    resume: bool = False,
+) -> RunRecord:
+    """Run ``protocol`` (linear or lowshot) on one backbone from ``weights``; returns its record
+    (``ok`` or ``failed``), stored in ``<out>/<model>[-seed<k>]-<protocol name>``. With ``resume``,
+    a complete record of the same config is kept as it is."""
+    out_dir = Path(out_dir)
+    with claimed_run_dir(out_dir, frozen_run_dir_name(model_name, protocol)) as run_dir:
+        record = new_record(model_name, protocol, data, command)
+        record.config_hash = config_hash({"model": model_name, "pretrained": pretrained}, protocol.to_dict(),
+                                         record.dataset)
+        if resume:
+            previous = complete_record(run_dir, record.config_hash)
+            if previous is not None:
+                log.info("%s: complete record of the same config in %s, skipped (--resume)", model_name, run_dir)
+                return previous
+        write_json_atomic(run_dir / RUN_CONFIG_FILE, {"config_hash": record.config_hash})
+        cache = FeatureCache(options.feature_cache if options.feature_cache is not None else out_dir / FEATURE_DIR)
+        return _run(record, run_dir, model_name, protocol, data, weights, options, cache)
+
+
+def _run(
+    record: RunRecord,
+    run_dir: Path,
+    model_name: str,
+    protocol: LinearProtocol,
+    data: DataSource,
+    weights: Weights,
+    options: FrozenOptions,
+    cache: FeatureCache,
+) -> RunRecord:
+    started = time.perf_counter()
+    reset_peak_rss()
+    ids: list[str] | None = None
+    scores: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    try:
+        record.weights = weights.description
+        accelerator = resolve_accelerator(options.accelerator)
+        precision = resolve_precision(protocol.precision, accelerator)
+        extractor, record.params = _build_extractor(model_name, weights, protocol, accelerator, precision)
+        record.environment = environment(accelerator, precision)
+        log.info("%s: %s, frozen, features under %s, %d parameters", model_name, weights.description, precision,
+                 record.params)
+        built = time.perf_counter()
+        train, evals = (
+            split_features(split, extractor, protocol=protocol, data=data, options=options, cache=cache)
+            for split in (protocol.train_split, protocol.eval_split)
+        )
+        view = extractor.transform
+        del extractor  # the backbone's memory, before the probes
+        features_done = time.perf_counter()
+        eval_labels = evals.labels.astype(np.int64)
+        if protocol.name == "linear":
+            fit = fit_probe(train.features, train.labels, recipe=protocol.recipe, costs=protocol.cost_grid,
+                            fixed_cost=protocol.fixed_cost, seed=protocol.seed, n_jobs=options.n_jobs)
+            decision = fit.decision(evals.features)
+            scores = to_unit_interval(decision)
+            merged = merged_classes(decision, scores)
+            if merged:
+                log.warning("%s: the map to [0, 1] tied distinct decision values of class(es) %s", model_name, merged)
+            record.extra["probe"] = fit.section(protocol.train_split)
+            record.metrics = evaluate(scores, eval_labels)
+            not_converged = sum(c.not_converged_fits for c in fit.classes)
+            if not_converged:
+                log.warning("%s: %d probe fit(s) stopped at max_iter=%d without converging (see result.json)",
+                            model_name, not_converged, protocol.recipe.max_iter)
+        else:
+            result = run_lowshot(
+                train.features, train.labels, evals.features, eval_labels, recipe=protocol.recipe,
+                k_values=protocol.k_values, samples=protocol.samples,
+                negatives_per_positive=protocol.negatives_per_positive, cost=protocol.fixed_cost, seed=protocol.seed,
+                n_jobs=options.n_jobs,
+            )
+            scores = result.scores
+            record.extra["probe"] = {
+                "name": protocol.recipe.name, "recipe": protocol.recipe.to_dict(), "source": protocol.recipe.source,
+                "C": protocol.fixed_cost, "score_map": SCORE_MAP,
+                "train_targets": "the sample's entries only: 1 positive, 0 negative (VISSL svm_low_shot_trainer)",
+            }
+            record.extra["lowshot"] = result.section()
+            record.metrics = result.metrics
+        finished = time.perf_counter()
+        ids, labels = evals.ids, evals.labels
+        record.extra["features"] = {
+            "extractor": EXTRACTOR,
+            "dim": int(train.features.shape[1]),
+            "dtype": "float32",
+            "view": asdict(view),
+            "precision": precision,
+            "cache": {s.split: {"path": str(s.path), "from_cache": s.from_cache} for s in (train, evals)},
+        }
+        record.status = "ok"
+        record.throughput = {
+            "train_images_per_s": None,
+            "eval_images_per_s": None,
+            "feature_train_images_per_s": train.images_per_s,
+            "feature_eval_images_per_s": evals.images_per_s,
+            "measured": "feature extraction per split, end to end (decoding included); null where cached",
+        }
+        record.wall_time_s = {
+            "setup": round(built - started, 3),
+            "features": round(features_done - built, 3),
+            "probe": round(finished - features_done, 3),
+        }
+        record.dataset.update(n_train_images=len(train.ids), n_eval_images=len(evals.ids))
+    except Exception as err:  # noqa: BLE001 - one model's failure must not stop the sweep
+        record.error = f"{type(err).__name__}: {err}"
+        record.status, record.metrics = "failed", None
+        for section in ("probe", "lowshot", "features"):
+            record.extra.pop(section, None)
+        ids = scores = labels = None
+        log.error("%s failed: %s", model_name, record.error)
+        log.debug("%s", traceback.format_exc())
+    record.wall_time_s = {**(record.wall_time_s or {}), "total": round(time.perf_counter() - started, 3)}
+    record.peak_rss_mb = peak_rss_mb()
+    write_run(run_dir, record, ids, scores, labels)
+    return record
+
+
+def run_frozen_baseline(
+    *, protocol: LinearProtocol, data: DataSource, out_dir: str | Path, command: str | None = None
+) -> RunRecord:
+    """The label-prior baseline under a frozen protocol's splits and labels (every eval image
+    scored with the training split's class frequencies), in ``<out>/prior-baseline-<name>``."""
+    run_dir = Path(out_dir) / f"{BASELINE_NAME}-{protocol.name}"
+    record = new_record(BASELINE_NAME, protocol, data, command)
+    record.weights = "train-split label priors"
+    record.config = {**record.config, "probe": "label priors"}
+    ids = scores = labels = None
+    try:
+        train = protocol_dataset(protocol, data, protocol.train_split)
+        evalset = protocol_dataset(protocol, data, protocol.eval_split)
+        ids, labels = list(evalset.ids), evalset.labels
+        scores = np.tile(train.label_frequencies(), (len(ids), 1))
+        record.status = "ok"
+        record.metrics = evaluate(scores, labels.astype(np.int64))
+        record.params = 0
+        record.dataset.update(n_train_images=len(train), n_eval_images=len(evalset))
+    except Exception as err:  # noqa: BLE001 - the baseline's failure is a record, not a crash
+        record.error = f"{type(err).__name__}: {err}"
+        ids = scores = labels = None
+        log.error("%s failed: %s", BASELINE_NAME, record.error)
+    write_run(run_dir, record, ids, scores, labels)
+    return record
+
+
+def run_frozen_sweep(
+    models: Sequence[str],
+    *,
+    protocol: LinearProtocol,
+    data: DataSource,
+    out_dir: str | Path,
+    weights: Mapping[str, Weights],
+    pretrained: str = "auto",
+    options: FrozenOptions = FrozenOptions(),
+    command: str | None = None,
+    baseline: bool = True,
+    resume: bool = False,
+    seeds: Sequence[int] | None = None,
+    on_record: OnRecord | None = None,
+) -> list[RunRecord]:
+    """The prior baseline (optional), then every model once per seed (``seeds``, default the
+    protocol's seed) under ``protocol``; each finished record goes to ``on_record``."""
+    missing = [m for m in models if m not in weights]
+    if missing:
+        raise ValueError(f"no resolved weights for {missing}")
+
+    def finished(record: RunRecord) -> RunRecord:
+        if on_record is not None:
+            on_record(record)
+        return record
+
+    records = []
+    if baseline:
+        records.append(finished(run_frozen_baseline(protocol=protocol, data=data, out_dir=out_dir, command=command)))
+    for seed in seeds if seeds else [protocol.seed]:
+        for model_name in models:
+            record = run_frozen_model(
+                model_name, protocol=replace(protocol, seed=seed), data=data, out_dir=out_dir,
+                weights=weights[model_name], pretrained=pretrained, options=options, command=command, resume=resume,
+            )
+            records.append(finished(record))
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    return records

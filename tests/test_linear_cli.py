@@ -1,0 +1,237 @@
+"""``python benchmark.py --protocol linear | lowshot`` end to end on tiny VOC trees with a tiny timm
+model, the frozen protocols' defaults and flags, and the flag combinations that stop before any work."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from voc_tree import write_annotation, write_voc_tree
+
+from bench.cli import build_parser, frozen_protocol_from_args, main
+from bench.data import DataSource
+from bench.protocol import (
+    LINEAR_PROTOCOL,
+    LINEAR_SYNTHETIC_PROTOCOL,
+    LOWSHOT_PROTOCOL,
+    LOWSHOT_SYNTHETIC_PROTOCOL,
+    VISSL_VOC07_SVM_COSTS,
+    LinearProtocol,
+)
+from bench.store import LABELS_FILE, LEADERBOARD_MD, PREDICTIONS_FILE
+from voc.constants import VOC_CLASSES
+from voc.metrics import evaluate
+from voc.tables import align, read_class_csv
+
+REAL = DataSource(root=Path("/voc"))
+SYNTHETIC = DataSource(root=Path("/synthetic"), synthetic={"seed": 0, "n_train": 4, "n_val": 2, "year": "2012"})
+SIZE = (64, 48)
+
+
+def _tree(root: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, dict[str, list[tuple[str, bool]]]]:
+    """A VOC2012 tree whose train image i holds class i % 20 (and maybe another), with distinct JPEGs
+    whose colours follow their classes, so features differ and carry the labels."""
+    rng = random.Random(seed)
+    images: dict[str, list[tuple[str, bool]]] = {}
+    for i in range(n_train + n_val):
+        objects = [(VOC_CLASSES[i % 20], False)]
+        if rng.random() < 0.5:
+            objects.append((rng.choice(VOC_CLASSES), rng.random() < 0.2))
+        images[f"im{i:03d}"] = objects
+    ids = list(images)
+    write_voc_tree(root, images, splits={"train": ids[:n_train], "val": ids[n_train:]}, image_size=SIZE)
+    noise = np.random.default_rng(seed)
+    for image_id, objects in images.items():
+        pixels = noise.integers(0, 60, size=(SIZE[1], SIZE[0], 3))
+        for name, _ in objects:
+            c = VOC_CLASSES.index(name)
+            pixels[:, :, c % 3] += 40 + 9 * c
+        jpeg = root / "VOCdevkit" / "VOC2012" / "JPEGImages" / f"{image_id}.jpg"
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(jpeg, "JPEG")
+    return root, images
+
+
+def _flags(root: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--models", "test_resnet", "--data", str(root), "--year", "2012", "--train-split", "train",
+        "--eval-split", "val", "--resize", "32", "--pretrained", "none", "--num-workers", "0", "--n-jobs", "1",
+        "--no-report", "--out", str(out), *extra,
+    ]
+
+
+def _record(run_dir: Path) -> dict:
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def _rescored(run_dir: Path) -> dict:
+    """``python -m voc evaluate``'s computation on the run's own predictions.csv and labels.csv."""
+    scores = read_class_csv(run_dir / PREDICTIONS_FILE, "predictions")
+    labels = read_class_csv(run_dir / LABELS_FILE, "labels").sort_index()
+    s, y = align(scores, labels, run_dir / PREDICTIONS_FILE, run_dir / LABELS_FILE)
+    return evaluate(s, y)
+
+
+def test_linear_protocol_through_the_command_line(tmp_path: Path) -> None:
+    root, _ = _tree(tmp_path / "voc", 40, 12)
+    out = tmp_path / "results"
+    assert main(["--protocol", "linear", *_flags(root, out)]) == 0
+    record = _record(out / "test_resnet-linear")
+    assert record["status"] == "ok", record["error"]
+    config = record["config"]
+    assert (config["name"], config["probe"], config["costs"]) == ("linear", "svm", list(VISSL_VOC07_SVM_COSTS))
+    assert (config["resize"], config["crop_mode"], config["difficult"], config["positive_only"]) == (
+        32, "full", "ignore", False)
+    probe = record["probe"]
+    assert probe["name"] == "svm" and probe["grid"] == list(VISSL_VOC07_SVM_COSTS)
+    assert list(probe["chosen_C"]) == list(VOC_CLASSES)
+    assert all(c in VISSL_VOC07_SVM_COSTS for c in probe["chosen_C"].values())  # every class has 2+ positives
+    assert probe["cv"]["split"] == "train" and probe["cv"]["n_splits"] == 3
+    assert record["features"]["view"]["resize"] == 32 and record["features"]["view"]["hflip"] is False
+    assert record["metrics"] == _rescored(out / "test_resnet-linear")
+    assert record["dataset"]["n_train_images"] == 40 and record["dataset"]["n_eval_images"] == 12
+    baseline = _record(out / "prior-baseline-linear")
+    assert baseline["status"] == "ok" and baseline["config"]["name"] == "linear"
+    assert (out / LEADERBOARD_MD).is_file()
+    assert len(list((out / ".features").glob("*.npy"))) == 2
+
+    # a second run with another probe and C grid reuses the features of the first
+    other = tmp_path / "other"
+    flags = _flags(root, other, "--probe", "logreg", "--probe-costs", "1", "0.01", "--feature-cache",
+                   str(out / ".features"), "--no-baseline")
+    assert main(["--protocol", "linear", *flags]) == 0
+    record = _record(other / "test_resnet-linear")
+    assert record["status"] == "ok", record["error"]
+    assert (record["config"]["probe"], record["config"]["costs"]) == ("logreg", [0.01, 1.0])
+    assert set(record["probe"]["chosen_C"].values()) <= {0.01, 1.0} and record["probe"]["cv"]["n_splits"] == 5
+    assert {s["from_cache"] for s in record["features"]["cache"].values()} == {True}
+    assert not (other / ".features").exists()
+
+
+def test_permuted_eval_labels_leave_every_chosen_c_unchanged(tmp_path: Path) -> None:
+    root, images = _tree(tmp_path / "voc", 40, 12, seed=1)
+    out = tmp_path / "results"
+    flags = _flags(root, out, "--no-baseline")
+    assert main(["--protocol", "linear", *flags]) == 0
+    before = _record(out / "test_resnet-linear")
+    val = list(images)[40:]
+    shuffled = val[1:] + val[:1]  # each eval image gets the next one's objects
+    for image_id, source in zip(val, shuffled, strict=True):
+        write_annotation(root / "VOCdevkit" / "VOC2012" / "Annotations" / f"{image_id}.xml", image_id, images[source],
+                         SIZE)
+    assert main(["--protocol", "linear", *flags]) == 0
+    after = _record(out / "test_resnet-linear")
+    assert after["probe"]["chosen_C"] == before["probe"]["chosen_C"]
+    assert after["probe"]["cv_score"] == before["probe"]["cv_score"]
+    assert after["metrics"] != before["metrics"]  # the labels did change what is scored
+    assert (out / "test_resnet-linear" / PREDICTIONS_FILE).is_file()
+
+
+def test_lowshot_protocol_through_the_command_line(tmp_path: Path) -> None:
+    root, _ = _tree(tmp_path / "voc", 60, 12)
+    out = tmp_path / "results"
+    flags = _flags(root, out, "--lowshot-k", "1", "2", "4", "--probe-costs", "0.5")
+    assert main(["--protocol", "lowshot", *flags]) == 0
+    run_dir = out / "test_resnet-lowshot"
+    record = _record(run_dir)
+    assert record["status"] == "ok", record["error"]
+    config = record["config"]
+    assert (config["name"], config["probe"], config["fixed_cost"], config["k_values"]) == ("lowshot", "svm", 0.5,
+                                                                                          [1, 2, 4])
+    assert "costs" not in config  # lowshot fits use the fixed C only
+    lowshot = record["lowshot"]
+    assert lowshot["k_values_run"] == [1, 2]  # 3 positives per class at most: k = 4 cannot be served
+    assert [s["k"] for s in lowshot["skipped_k"]] == [4] and "positives" in lowshot["skipped_k"][0]["reason"]
+    assert [(r["k"], r["sample"]) for r in lowshot["runs"]] == [(k, s) for k in (1, 2) for s in range(1, 6)]
+    k2 = [r["map_voc12"] for r in lowshot["runs"] if r["k"] == 2]
+    assert lowshot["summary"][1]["map_voc12"]["mean"] == pytest.approx(np.mean(k2), abs=1e-12)
+    assert lowshot["metrics_are"] == "sample 1 at k=2 (predictions.csv holds its scores)"
+    assert record["metrics"] == _rescored(run_dir)
+    assert record["metrics"]["mAP"] == lowshot["runs"][5]["mAP"]
+    assert record["probe"]["C"] == 0.5
+
+
+# -- defaults, flags, errors ------------------------------------------------------------------
+
+
+def _frozen(argv: list[str], data: DataSource) -> LinearProtocol:
+    return frozen_protocol_from_args(build_parser().parse_args(argv), data)
+
+
+def test_defaults_are_vissls_voc07_benchmark_and_its_synthetic_variant() -> None:
+    assert _frozen(["--protocol", "linear"], REAL) == LINEAR_PROTOCOL
+    assert _frozen(["--protocol", "lowshot"], REAL) == LOWSHOT_PROTOCOL
+    assert _frozen(["--protocol", "linear"], SYNTHETIC) == LINEAR_SYNTHETIC_PROTOCOL
+    assert _frozen(["--protocol", "lowshot"], SYNTHETIC) == LOWSHOT_SYNTHETIC_PROTOCOL
+    p = LINEAR_PROTOCOL
+    assert (p.year, p.train_split, p.eval_split, p.resize, p.crop_mode, p.input_size) == (
+        "2007", "trainval", "test", 224, "full", 224)
+    assert p.cost_grid == VISSL_VOC07_SVM_COSTS and p.recipe.folds == 3
+    assert p.recipe.class_weight == ((1, 2.0), (-1, 1.0))
+    assert LOWSHOT_PROTOCOL.k_values == (1, 2, 4, 8, 16, 32, 64, 96) and LOWSHOT_PROTOCOL.samples == 5
+    assert LOWSHOT_PROTOCOL.negatives_per_positive == 19
+    s = LINEAR_SYNTHETIC_PROTOCOL
+    assert (s.year, s.train_split, s.eval_split, s.resize) == ("2012", "train", "val", 224)
+    config = p.transform_config()
+    assert (config.hflip, config.rotation) == (False, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "expected"),
+    [
+        (["--protocol", "linear", "--probe", "logreg"], "probe", "logreg"),
+        (["--protocol", "linear", "--probe-costs", "5", "0.5", "5"], "costs", (0.5, 5.0)),
+        (["--protocol", "lowshot", "--probe-costs", "0.25"], "fixed_cost", 0.25),
+        (["--protocol", "lowshot", "--lowshot-k", "4", "1"], "k_values", (1, 4)),
+        (["--protocol", "linear", "--eval-batch-size", "3"], "batch_size", 3),
+        (["--protocol", "linear", "--crops", "ten", "--resize", "256"], "crop_mode", "ten"),
+        (["--protocol", "linear", "--precision", "32-true"], "precision", "32-true"),
+        (["--protocol", "linear", "--difficult", "negative"], "difficult", "negative"),
+        (["--protocol", "linear", "--seed", "3"], "seed", 3),
+    ],
+)
+def test_flags_set_the_frozen_protocol(argv: list[str], field: str, expected: object) -> None:
+    assert getattr(_frozen(argv, REAL), field) == expected
+
+
+def test_the_grid_follows_the_probe_unless_given() -> None:
+    assert _frozen(["--protocol", "linear", "--probe", "logreg"], REAL).cost_grid == tuple(
+        10.0**e for e in range(-6, 6))
+    assert _frozen(["--protocol", "linear", "--probe", "logreg", "--probe-costs", "2"], REAL).cost_grid == (2.0,)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--probe", "svm"], "--probe: only for --protocol linear or lowshot"),
+        (["--feature-cache", "x", "--n-jobs", "2"], "--feature-cache, --n-jobs: only for --protocol linear"),
+        (["--protocol", "linear", "--epochs", "2", "--lr", "0.1"], "--epochs, --lr: --protocol linear trains no"),
+        (["--protocol", "lowshot", "--batch-size", "4"], "--batch-size: --protocol lowshot trains no backbone"),
+        (["--protocol", "linear", "--speed"], "--speed measures fine-tuning"),
+        (["--protocol", "linear", "--devices", "2"], "--devices/--num-nodes/--strategy"),
+        (["--protocol", "linear", "--n-jobs", "0"], "--n-jobs: give -1"),
+        (["--protocol", "linear", "--seeds", "0", "-1"], "no negative seed [-1]"),
+        (["--protocol", "linear", "--lowshot-k", "2"], "--lowshot-k: only for --protocol lowshot"),
+        (["--protocol", "lowshot", "--probe-costs", "1", "2"], "--probe-costs: --protocol lowshot fits every sample"),
+        (["--protocol", "lowshot", "--lowshot-k", "0"], "low-shot k values must be positive"),
+        (["--protocol", "linear", "--crops", "five", "--resize", "100"], "crop (224) must not exceed resize (100)"),
+    ],
+)
+def test_bad_combinations_stop_before_any_work(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results"
+    assert main([*argv, "--models", "test_resnet", "--data", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_probe_costs_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--protocol", "linear", "--probe-costs", "0"])
+    assert "must be a positive number" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="probe costs must be positive"):
+        LINEAR_PROTOCOL.with_overrides(costs=(-1.0,))
