@@ -61,6 +61,8 @@ BASELINE_NAME = "prior-baseline"
 """Model name and run folder of the label-prior baseline (every eval image scored with the training
 split's class frequencies): every table's floor."""
 
+DEFAULT_PROTOCOL = "course"
+"""The protocol of a record that names none (written before protocols had names)."""
 DEFAULT_SEED_FOLDER = 0
 """Runs of this seed (the protocol's default) are stored under the bare model name."""
 
@@ -207,6 +209,12 @@ class RunRecord:
     def ok(self) -> bool:
         """Whether the run finished and was evaluated."""
         return self.status == "ok"
+
+    @property
+    def protocol(self) -> str:
+        """The protocol's name (``config["name"]``); records written before protocols had names are
+        the course protocol's."""
+        return str(self.config.get("name") or DEFAULT_PROTOCOL)
 
     @property
     def seed(self) -> int:

@@ -94,7 +94,7 @@ def test_unreadable_record_is_skipped(tmp_path: Path) -> None:
 def test_empty_folder_gives_a_valid_page(tmp_path: Path) -> None:
     write_leaderboard(tmp_path)
     assert "No successful runs yet." in (tmp_path / LEADERBOARD_MD).read_text()
-    assert (tmp_path / LEADERBOARD_CSV).read_text().startswith("rank,model")
+    assert (tmp_path / LEADERBOARD_CSV).read_text().startswith("rank,protocol,model")
 
 
 def test_missing_values_shown_as_dash(tmp_path: Path) -> None:
@@ -144,3 +144,29 @@ def test_csv_carries_all_three_ap_definitions_as_means_over_seeds(tmp_path: Path
     assert frame.loc[0, "map_voc07"] == pytest.approx(0.565)
     assert frame.loc[0, "map_voc12"] == pytest.approx(0.585)
     assert list(frame.columns).index("map_voc07") == list(frame.columns).index("mAP_ci_high") + 1
+
+
+def test_protocols_get_their_own_tables_and_leaders(tmp_path: Path) -> None:
+    course_low, course_high = _record("c-low", 0.30), _record("c-high", 0.40)
+    linear = _record("l-only", 0.90)  # best mAP overall, but of another protocol
+    linear["config"] = {"epochs": 0, "name": "linear", "probe": "svm"}
+    _write(tmp_path, [course_low, course_high, linear])
+    md_path, csv_path = write_leaderboard(tmp_path, settings=None)
+    md = md_path.read_text()
+    course, linear_part = md.split("## Protocol `course`")[1].split("## Protocol `linear`")
+    course_table = course.split("## Per-class AP")[0]
+    assert course_table.index("| 1      | c-high") < course_table.index("| 2      | c-low")
+    assert "l-only" not in course_table
+    assert "| 1      | l-only" in linear_part.split("## Per-class AP")[0]
+    frame = pd.read_csv(csv_path)
+    assert list(zip(frame["protocol"], frame["model"], frame["rank"], strict=True)) == [
+        ("course", "c-high", 1), ("course", "c-low", 2), ("linear", "l-only", 1),
+    ]
+
+
+def test_records_without_a_protocol_name_are_the_course_protocol(tmp_path: Path) -> None:
+    named = _record("named", 0.5)
+    named["config"] = {"epochs": 2, "name": "course"}
+    _write(tmp_path, [named, _record("unnamed", 0.4)])
+    md_path, _ = write_leaderboard(tmp_path, settings=None)
+    assert "## Protocol" not in md_path.read_text()

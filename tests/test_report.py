@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -277,3 +278,22 @@ def test_runs_without_labels_file_read_labels_from_their_dataset(tiny_voc: Path,
     (out / "old" / RESULT_FILE).write_text(record)
     md = write_leaderboard(out)[0].read_text()
     assert f"- old: no interval: no labels.csv in {out / 'old'}, and the run's dataset root '{voc}' is not there" in md
+
+
+def test_report_has_one_part_per_protocol_with_its_own_figures(tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    _store_run(out, tiny_voc, "fine", _scores(tiny_voc, 0.6, 0))
+    _store_run(out / "elsewhere", tiny_voc, "probe", _scores(tiny_voc, 0.9, 1))
+    (out / "elsewhere" / "probe").rename(out / "probe-linear")
+    (out / "elsewhere").rmdir()
+    record = json.loads((out / "probe-linear" / RESULT_FILE).read_text())
+    record["config"]["name"] = "linear"
+    (out / "probe-linear" / RESULT_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    md = write_report(out, ReportOptions()).read_text()
+    course, linear = md.split("# Protocol `course`")[1].split("# Protocol `linear`")
+    assert "fine" in course and "probe" not in course
+    assert "probe" in linear and "fine" not in linear
+    assert "report/course/per_class_ap.png" in course and "report/linear/per_class_ap.png" in linear
+    assert (out / "report" / "course" / "per_class_ap.png").is_file()
+    assert (out / "report" / "linear" / "per_class_ap.png").is_file()
+    assert "leader" in course and "leader" in linear  # each part has its own leader

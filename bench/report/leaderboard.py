@@ -16,7 +16,15 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from bench.report.summary import CONFIDENT, DEFAULT_BOOTSTRAP, BootstrapSettings, Summary, display_names, summarize
+from bench.report.summary import (
+    CONFIDENT,
+    DEFAULT_BOOTSTRAP,
+    BootstrapSettings,
+    Summary,
+    display_names,
+    protocols_of,
+    summarize,
+)
 from bench.store import LEADERBOARD_CSV, LEADERBOARD_LOCK, LEADERBOARD_MD, REPORT_MD, Run, RunRecord, locked, read_runs
 from voc.bootstrap import Interval
 from voc.constants import VOC_CLASSES
@@ -42,6 +50,7 @@ COLUMNS: tuple[str, ...] = (
 """The markdown table's columns."""
 CSV_COLUMNS: tuple[str, ...] = (
     "rank",
+    "protocol",
     "model",
     "weights",
     "params (M)",
@@ -64,20 +73,24 @@ CSV_COLUMNS: tuple[str, ...] = (
     "data",
     *VOC_CLASSES,
 )
-"""The CSV's columns: unformatted numbers, interval bounds instead of ± text, the VOC07 11-point and VOC2010+
-mAPs next to the non-interpolated one (means over seeds), per-class AP."""
+"""The CSV's columns: rank within the row's protocol, unformatted numbers, interval bounds instead of
+± text, the VOC07 11-point and VOC2010+ mAPs next to the non-interpolated one (means over seeds),
+per-class AP."""
 
 
 def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
     """One row per ranked summary with unrounded values (the CSV)."""
     rows = []
-    for rank, s in enumerate(summaries, start=1):
+    ranks = {id(s): rank for _, group in by_protocol(summaries) for rank, s in enumerate(group, start=1)}
+    for s in summaries:
+        rank = ranks[id(s)]
         record = s.record
         params = record.params
         acc_ci, map_ci = s.ci.get("accuracy"), s.ci.get("mAP")
         rows.append(
             {
                 "rank": rank,
+                "protocol": s.protocol,
                 "model": s.model,
                 "weights": record.weights,
                 "params (M)": None if params is None else params / 1e6,
@@ -193,27 +206,44 @@ def render_markdown(
     ]
     for line in _explanation(settings):
         lines += [line, ""]
+    groups = by_protocol(summaries)
     if not summaries:
         lines.append("No successful runs yet.")
-    else:
-        table = _markdown_rows(summaries)
-        lines.append(tabulate(table, headers=list(COLUMNS), tablefmt="github", disable_numparse=True))
-    notes = [f"{name}: {s.note}" for s, name in zip(summaries, display_names(summaries), strict=True) if s.note]
-    if notes:
-        lines += ["", *(f"- {note}" for note in notes)]
+    elif len(groups) > 1:
+        lines += [
+            "One table per protocol: rows of different protocols are never ranked against each other, and each "
+            "table has its own leader.",
+            "",
+        ]
+    for protocol, group in groups:
+        if len(groups) > 1:
+            lines += [f"## Protocol `{protocol}`", ""]
+        lines.append(tabulate(_markdown_rows(group), headers=list(COLUMNS), tablefmt="github", disable_numparse=True))
+        notes = [f"{name}: {s.note}" for s, name in zip(group, display_names(group), strict=True) if s.note]
+        if notes:
+            lines += ["", *(f"- {note}" for note in notes)]
+        if len(groups) > 1:
+            lines.append("")
     if failed:
-        lines += ["", "## Failed runs", ""]
+        if len(groups) <= 1:
+            lines.append("")
+        lines += ["## Failed runs", ""]
         rows = [[r.model, r.weights or "–", (r.error or "").replace("\n", " ")] for r in failed]
         lines.append(tabulate(rows, headers=["model", "weights", "error"], tablefmt="github", disable_numparse=True))
-    if summaries:
-        lines += ["", "## Per-class AP", ""]
-        names = display_names(summaries)
+    for protocol, group in groups:
+        title = "## Per-class AP" if len(groups) == 1 else f"## Per-class AP, protocol `{protocol}`"
+        lines += ["", title, ""]
         rows = [
             [name, *(format_value(s.per_class_ap.get(c)) for c in VOC_CLASSES)]
-            for s, name in zip(summaries, names, strict=True)
+            for s, name in zip(group, display_names(group), strict=True)
         ]
         lines.append(tabulate(rows, headers=["model", *VOC_CLASSES], tablefmt="github", disable_numparse=True))
     return "\n".join(lines) + "\n"
+
+
+def by_protocol(summaries: Sequence[Summary]) -> list[tuple[str, list[Summary]]]:
+    """``summaries`` split by protocol, in :func:`protocols_of` order, each keeping its ranking."""
+    return [(name, [s for s in summaries if s.protocol == name]) for name in protocols_of(summaries)]
 
 
 def commands_of(runs: Sequence[Run]) -> list[str]:

@@ -14,7 +14,7 @@ import numpy as np
 from tabulate import tabulate
 
 from bench.report.gallery import DEFAULT_K, write_class_gallery
-from bench.report.leaderboard import commands_of, format_value
+from bench.report.leaderboard import by_protocol, commands_of, format_value
 from bench.report.plots import (
     ParetoPoint,
     pareto_figure,
@@ -183,8 +183,9 @@ def _galleries(
     return lines
 
 
-def _figures(out_dir: Path, summaries: Sequence[Summary], names: Sequence[str]) -> list[str]:
-    fig_dir = Path(REPORT_DIR)
+def _figures(
+    out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], fig_dir: Path = Path(REPORT_DIR)
+) -> list[str]:
     lines: list[str] = []
 
     curves, undefined = [], []
@@ -270,11 +271,22 @@ def render_report(out_dir: str | Path, options: ReportOptions = ReportOptions())
     fig_dir = out_dir / REPORT_DIR
     if fig_dir.exists():
         shutil.rmtree(fig_dir)
-    names = display_names(summaries)
-    lines += _confidence_section(summaries, names, options.bootstrap)
-    lines.append("")
-    lines += _figures(out_dir, summaries, names)
-    lines += _galleries(out_dir, summaries, names, options)
+    groups = by_protocol(summaries)
+    if len(groups) > 1:
+        lines += [
+            "One part per protocol: rows of different protocols are never ranked against each other, and each "
+            "has its own leader and figures.",
+            "",
+        ]
+    for protocol, group in groups:
+        names = display_names(group)
+        if len(groups) > 1:
+            lines += [f"# Protocol `{protocol}`", ""]
+        lines += _confidence_section(group, names, options.bootstrap)
+        lines.append("")
+        fig_dir = Path(REPORT_DIR) if len(groups) == 1 else Path(REPORT_DIR) / protocol
+        lines += _figures(out_dir, group, names, fig_dir)
+        lines += _galleries(out_dir, group, names, options)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.store import LABELS_FILE, PREDICTIONS_FILE, Run, RunRecord, load_eval
+from bench.store import DEFAULT_PROTOCOL, LABELS_FILE, PREDICTIONS_FILE, Run, RunRecord, load_eval
 from voc.bootstrap import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
@@ -79,6 +79,11 @@ class Summary:
     def record(self) -> RunRecord:
         """The first seed's record (weights, params, config, data are the same for all)."""
         return self.runs[0].record
+
+    @property
+    def protocol(self) -> str:
+        """The protocol these runs followed: summaries of different protocols are never ranked together."""
+        return self.record.protocol
 
     @property
     def seeds(self) -> list[int]:
@@ -250,11 +255,28 @@ def _bootstrap(summary: Summary, settings: BootstrapSettings) -> None:
     }
 
 
+def protocols_of(summaries: Sequence[Summary]) -> list[str]:
+    """The protocols of ``summaries`` in display order: the course protocol first, then by name."""
+    names = {s.protocol for s in summaries}
+    return sorted(names, key=lambda name: (name != DEFAULT_PROTOCOL, name))
+
+
 def summarize(runs: Sequence[Run], settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP) -> list[Summary]:
-    """Ranked summaries of ``runs``; with ``settings``, each with bootstrap intervals and, for all but
-    the leader, the paired probability of being no better than the leader (only where both were
-    evaluated on the same images)."""
-    summaries = rank(group_runs(runs))
+    """Ranked summaries of ``runs``, protocol by protocol (:func:`protocols_of`): rows of different
+    protocols are never ranked against each other, and each protocol has its own leader. With
+    ``settings``, each summary has bootstrap intervals and, for all but its protocol's leader, the
+    paired probability of being no better than that leader (only where both were evaluated on the
+    same images)."""
+    grouped = group_runs(runs)
+    return [
+        summary
+        for protocol in protocols_of(grouped)
+        for summary in _summarize_protocol([s for s in grouped if s.protocol == protocol], settings)
+    ]
+
+
+def _summarize_protocol(grouped: Sequence[Summary], settings: BootstrapSettings | None) -> list[Summary]:
+    summaries = rank(grouped)
     if settings is None or not summaries:
         return summaries
     for summary in summaries:
