@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bench.data import DataSource
-from bench.protocol import Protocol
+from bench.protocol import LinearProtocol, Protocol
 from bench.store import BASELINE_NAME, RunRecord, write_run
 from bench.train.checks import protocol_dataset
 from bench.train.experiment import is_global_zero
@@ -36,12 +38,20 @@ def new_record(name: str, protocol: Protocol, data: DataSource, command: str | N
 
 
 def run_prior_baseline(
-    *, protocol: Protocol, data: DataSource, out_dir: str | Path, command: str | None = None
+    *,
+    protocol: Protocol | LinearProtocol,
+    data: DataSource,
+    out_dir: str | Path,
+    command: str | None = None,
+    folder: str = BASELINE_NAME,
+    config_update: Mapping[str, Any] | None = None,
 ) -> RunRecord:
-    """Score every eval image with the training split's class frequencies and store the run."""
-    run_dir = Path(out_dir) / BASELINE_NAME
+    """Score every eval image with the training split's class frequencies and store the run in
+    ``out_dir/folder``; ``config_update`` is applied to the recorded config (default: 0 epochs)."""
+    run_dir = Path(out_dir) / folder
     record = new_record(BASELINE_NAME, protocol, data, command)
     record.weights = "train-split label priors"
+    record.config = {**record.config, **(config_update if config_update is not None else {"epochs": 0})}
     ids = scores = labels = None
     try:
         train = protocol_dataset(protocol, data, protocol.train_split)
@@ -52,7 +62,6 @@ def run_prior_baseline(
         record.status = "ok"
         record.metrics = evaluate(scores, evalset.labels.astype(np.int64))
         record.params = 0
-        record.config = {**record.config, "epochs": 0}
         record.dataset.update(n_train_images=len(train), n_eval_images=len(evalset))
     except Exception as err:  # noqa: BLE001 - the baseline's failure is a record, not a crash
         record.error = f"{type(err).__name__}: {err}"

@@ -13,7 +13,6 @@ the precision and device, and the format version.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 import traceback
@@ -34,9 +33,8 @@ from bench.model import build_classifier, count_parameters
 from bench.probe import SCORE_MAP, fit_probe, merged_classes, to_unit_interval
 from bench.protocol import LinearProtocol, config_hash
 from bench.store import BASELINE_NAME, RUN_CONFIG_FILE, RunRecord, run_dir_name, write_json_atomic, write_run
-from bench.train.baseline import new_record
-from bench.train.checks import protocol_dataset
-from bench.train.runner import OnRecord, claimed_run_dir, complete_record
+from bench.train.baseline import new_record, run_prior_baseline
+from bench.train.runner import OnRecord, claimed_run_dir, complete_record, sweep
 from bench.weights import Weights
 from voc.config import TransformConfig
 from voc.datamodule import VOCDataModule
@@ -346,26 +344,10 @@ def run_frozen_baseline(
 ) -> RunRecord:
     """The label-prior baseline under a frozen protocol's splits and labels (every eval image
     scored with the training split's class frequencies), in ``<out>/prior-baseline-<name>``."""
-    run_dir = Path(out_dir) / f"{BASELINE_NAME}-{protocol.name}"
-    record = new_record(BASELINE_NAME, protocol, data, command)
-    record.weights = "train-split label priors"
-    record.config = {**record.config, "probe": "label priors"}
-    ids = scores = labels = None
-    try:
-        train = protocol_dataset(protocol, data, protocol.train_split)
-        evalset = protocol_dataset(protocol, data, protocol.eval_split)
-        ids, labels = list(evalset.ids), evalset.labels
-        scores = np.tile(train.label_frequencies(), (len(ids), 1))
-        record.status = "ok"
-        record.metrics = evaluate(scores, labels.astype(np.int64))
-        record.params = 0
-        record.dataset.update(n_train_images=len(train), n_eval_images=len(evalset))
-    except Exception as err:  # noqa: BLE001 - the baseline's failure is a record, not a crash
-        record.error = f"{type(err).__name__}: {err}"
-        ids = scores = labels = None
-        log.error("%s failed: %s", BASELINE_NAME, record.error)
-    write_run(run_dir, record, ids, scores, labels)
-    return record
+    return run_prior_baseline(
+        protocol=protocol, data=data, out_dir=out_dir, command=command,
+        folder=f"{BASELINE_NAME}-{protocol.name}", config_update={"probe": "label priors"},
+    )
 
 
 def run_frozen_sweep(
@@ -385,26 +367,16 @@ def run_frozen_sweep(
 ) -> list[RunRecord]:
     """The prior baseline (optional), then every model once per seed (``seeds``, default the
     protocol's seed) under ``protocol``; each finished record goes to ``on_record``."""
-    missing = [m for m in models if m not in weights]
-    if missing:
-        raise ValueError(f"no resolved weights for {missing}")
-
-    def finished(record: RunRecord) -> RunRecord:
-        if on_record is not None:
-            on_record(record)
-        return record
-
-    records = []
-    if baseline:
-        records.append(finished(run_frozen_baseline(protocol=protocol, data=data, out_dir=out_dir, command=command)))
-    for seed in seeds if seeds else [protocol.seed]:
-        for model_name in models:
-            record = run_frozen_model(
-                model_name, protocol=replace(protocol, seed=seed), data=data, out_dir=out_dir,
-                weights=weights[model_name], pretrained=pretrained, options=options, command=command, resume=resume,
-            )
-            records.append(finished(record))
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-    return records
+    return sweep(
+        models,
+        seeds=seeds if seeds else [protocol.seed],
+        weights=weights,
+        baseline=(lambda: run_frozen_baseline(protocol=protocol, data=data, out_dir=out_dir, command=command))
+        if baseline
+        else None,
+        run_one=lambda model_name, seed, model_weights: run_frozen_model(
+            model_name, protocol=replace(protocol, seed=seed), data=data, out_dir=out_dir,
+            weights=model_weights, pretrained=pretrained, options=options, command=command, resume=resume,
+        ),
+        on_record=on_record,
+    )

@@ -211,6 +211,40 @@ def run_sweep(
     protocol's one seed), all models of a seed before the next seed. ``weights`` maps each model
     to what it starts from (resolved up front, ``bench.weights.resolve_weights``). Each finished
     record goes to ``on_record`` on rank 0 as soon as it is stored."""
+    return sweep(
+        models,
+        seeds=seeds if seeds else [protocol.seed],
+        weights=weights,
+        baseline=(lambda: run_prior_baseline(protocol=protocol, data=data, out_dir=out_dir, command=command))
+        if baseline
+        else None,
+        run_one=lambda model_name, seed, model_weights: run_model(
+            model_name,
+            protocol=replace(protocol, seed=seed),
+            data=data,
+            out_dir=out_dir,
+            weights=model_weights,
+            pretrained=pretrained,
+            options=options,
+            command=command,
+            resume=resume,
+        ),
+        on_record=on_record,
+    )
+
+
+def sweep(
+    models: Sequence[str],
+    *,
+    seeds: Sequence[int],
+    weights: Mapping[str, Weights],
+    baseline: Callable[[], RunRecord] | None,
+    run_one: Callable[[str, int, Weights], RunRecord],
+    on_record: OnRecord | None,
+) -> list[RunRecord]:
+    """The loop every protocol's sweep shares: ``baseline()`` if given, then ``run_one(model, seed,
+    weights)`` for every model, all models of a seed before the next seed. Each finished record
+    goes to ``on_record`` on rank 0 as soon as it is stored."""
     missing = [m for m in models if m not in weights]
     if missing:
         raise ValueError(f"no resolved weights for {missing}")
@@ -220,23 +254,10 @@ def run_sweep(
             on_record(record)
         return record
 
-    records = []
-    if baseline:
-        records.append(finished(run_prior_baseline(protocol=protocol, data=data, out_dir=out_dir, command=command)))
-    for seed in seeds if seeds else [protocol.seed]:
+    records = [finished(baseline())] if baseline is not None else []
+    for seed in seeds:
         for model_name in models:
-            record = run_model(
-                model_name,
-                protocol=replace(protocol, seed=seed),
-                data=data,
-                out_dir=out_dir,
-                weights=weights[model_name],
-                pretrained=pretrained,
-                options=options,
-                command=command,
-                resume=resume,
-            )
-            records.append(finished(record))
+            records.append(finished(run_one(model_name, seed, weights[model_name])))
             gc.collect()  # the finished model's trainer, module and loaders hold reference cycles
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
