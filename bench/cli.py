@@ -10,8 +10,9 @@ import argparse
 import logging
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from bench.data import SYNTHETIC_ROOT, SYNTHETIC_SIZE, DataSource, resolve_data
@@ -471,8 +472,6 @@ def _run_frozen(
     log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
     log.info("Models: %s; weights: --pretrained %s", ", ".join(models), args.pretrained)
 
-    from bench.report.leaderboard import write_leaderboard
-    from bench.report.markdown import write_report
     from bench.train.frozen import FrozenOptions, run_frozen_sweep
 
     options = FrozenOptions(
@@ -482,28 +481,30 @@ def _run_frozen(
         feature_cache=args.feature_cache,
         n_jobs=-1 if args.n_jobs is None else args.n_jobs,
     )
+    return _sweep_and_report(args, report, partial(
+        run_frozen_sweep, models, protocol=protocol, data=data, out_dir=args.out, weights=weights,
+        pretrained=args.pretrained, options=options, command=command, baseline=not args.no_baseline,
+        resume=args.resume, seeds=args.seeds,
+    ))
+
+
+def _sweep_and_report(args: argparse.Namespace, report: ReportOptions, sweep: Callable[..., list]) -> int:
+    """Run ``sweep(on_record=...)`` rebuilding the leaderboard after every record, then the report;
+    print the leaderboard. Exit status 1 when a run failed, 130 when interrupted."""
+    from bench.report.leaderboard import write_leaderboard
+    from bench.report.markdown import write_report
+    from bench.train.experiment import is_global_zero
+
     try:
-        records = run_frozen_sweep(
-            models,
-            protocol=protocol,
-            data=data,
-            out_dir=args.out,
-            weights=weights,
-            pretrained=args.pretrained,
-            options=options,
-            command=command,
-            baseline=not args.no_baseline,
-            resume=args.resume,
-            seeds=args.seeds,
-            on_record=lambda record: write_leaderboard(args.out),
-        )
-        if not args.no_report:
+        records = sweep(on_record=lambda record: write_leaderboard(args.out))
+        if not args.no_report and is_global_zero():
             write_report(args.out, report)
     except KeyboardInterrupt:
         print(f"interrupted: finished records and the leaderboard in {args.out} are kept; "
               "rerun the same command with --resume to continue", file=sys.stderr)
         return 130
-    print((args.out / LEADERBOARD_MD).read_text(encoding="utf-8"))
+    if is_global_zero():
+        print((args.out / LEADERBOARD_MD).read_text(encoding="utf-8"))
     failed = [r.model for r in records if not r.ok]
     if failed:
         print(f"error: {len(failed)} run(s) failed: {', '.join(failed)} (see {args.out / LEADERBOARD_MD})",
@@ -528,7 +529,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
         return _run_frozen(args, command, report, models, weights, data)
     protocol = protocol_from_args(args, data)
 
-    from bench.train.experiment import TrainerOptions, is_global_zero
+    from bench.train.experiment import TrainerOptions
 
     sizes, data = _checked_data(protocol, data, args)
     options = TrainerOptions(
@@ -553,39 +554,13 @@ def _run(args: argparse.Namespace, command: str) -> int:
     log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
     log.info("Models: %s; weights: --pretrained %s", ", ".join(models), args.pretrained)
 
-    from bench.report.leaderboard import write_leaderboard
-    from bench.report.markdown import write_report
     from bench.train.runner import run_sweep
 
-    try:
-        records = run_sweep(
-            models,
-            protocol=protocol,
-            data=data,
-            out_dir=args.out,
-            weights=weights,
-            pretrained=args.pretrained,
-            options=options,
-            command=command,
-            baseline=not args.no_baseline,
-            resume=args.resume,
-            seeds=args.seeds,
-            on_record=lambda record: write_leaderboard(args.out),
-        )
-        if not args.no_report and is_global_zero():
-            write_report(args.out, report)
-    except KeyboardInterrupt:
-        print(f"interrupted: finished records and the leaderboard in {args.out} are kept; "
-              "rerun the same command with --resume to continue", file=sys.stderr)
-        return 130
-    if is_global_zero():
-        print((args.out / LEADERBOARD_MD).read_text(encoding="utf-8"))
-    failed = [r.model for r in records if not r.ok]
-    if failed:
-        print(f"error: {len(failed)} run(s) failed: {', '.join(failed)} (see {args.out / LEADERBOARD_MD})",
-              file=sys.stderr)
-        return 1
-    return 0
+    return _sweep_and_report(args, report, partial(
+        run_sweep, models, protocol=protocol, data=data, out_dir=args.out, weights=weights,
+        pretrained=args.pretrained, options=options, command=command, baseline=not args.no_baseline,
+        resume=args.resume, seeds=args.seeds,
+    ))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
