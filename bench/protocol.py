@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from voc.config import LabelConfig, TransformConfig
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD
@@ -28,8 +28,53 @@ probes on its cached features (:class:`LinearProtocol`)."""
 FROZEN_PROTOCOLS: tuple[str, ...] = ("linear", "lowshot")
 
 
+_P = TypeVar("_P", bound="_ProtocolMixin")
+
+
+class _ProtocolMixin:
+    """What every protocol dataclass derives the same way from its fields: the ``voc`` configs it
+    builds and copies with explicit flags applied. A protocol without augmentation fields (the
+    frozen ones) sets ``hflip``/``rotation`` as class constants."""
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square crops the backbone sees (the resized image in ``full`` mode)."""
+        return self.transform_config().input_size
+
+    def label_config(self) -> LabelConfig:
+        """How the protocol labels its images (``voc.config.LabelConfig``)."""
+        return LabelConfig(source=self.label_source, difficult=self.difficult, positive_only=self.positive_only)
+
+    def transform_config(
+        self,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        interpolation: str = "bilinear",
+    ) -> TransformConfig:
+        """The protocol's image pipeline, normalised with the backbone's ``mean``/``std`` and
+        resampled with its ``interpolation`` (``voc.config.TransformConfig``)."""
+        return TransformConfig(
+            resize=self.resize,
+            crop=self.crop,
+            crop_mode=self.crop_mode,
+            mean=tuple(mean),
+            std=tuple(std),
+            interpolation=interpolation,
+            hflip=self.hflip,
+            rotation=self.rotation,
+        )
+
+    def with_overrides(self: _P, **overrides: Any) -> _P:
+        """A copy with the non-``None`` ``overrides`` applied (explicit flags win over defaults)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown protocol fields {unknown}; valid fields are {sorted(known)}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
 @dataclass(frozen=True)
-class Protocol:
+class Protocol(_ProtocolMixin):
     """Everything that decides how a backbone is trained and evaluated (stored with each result).
 
     Every field is applied: the labels and transforms through :meth:`label_config` and
@@ -70,44 +115,8 @@ class Protocol:
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid values are {list(PRECISIONS)}")
 
-    @property
-    def input_size(self) -> int:
-        """Side of the square crops the backbone sees (the resized image in ``full`` mode)."""
-        return self.transform_config().input_size
-
-    def label_config(self) -> LabelConfig:
-        """How the protocol labels its images (``voc.config.LabelConfig``)."""
-        return LabelConfig(source=self.label_source, difficult=self.difficult, positive_only=self.positive_only)
-
-    def transform_config(
-        self,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        interpolation: str = "bilinear",
-    ) -> TransformConfig:
-        """The protocol's image pipeline, normalised with the backbone's ``mean``/``std`` and
-        resampled with its ``interpolation`` (``voc.config.TransformConfig``)."""
-        return TransformConfig(
-            resize=self.resize,
-            crop=self.crop,
-            crop_mode=self.crop_mode,
-            mean=tuple(mean),
-            std=tuple(std),
-            interpolation=interpolation,
-            hflip=self.hflip,
-            rotation=self.rotation,
-        )
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    def with_overrides(self, **overrides: Any) -> Protocol:
-        """A copy with the non-``None`` ``overrides`` applied (explicit flags win over defaults)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown protocol fields {unknown}; valid fields are {sorted(known)}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
 COURSE_PROTOCOL = Protocol()
@@ -222,7 +231,7 @@ def _sorted_unique_positive(values: Sequence[float], what: str) -> tuple[float, 
 
 
 @dataclass(frozen=True)
-class LinearProtocol:
+class LinearProtocol(_ProtocolMixin):
     """A frozen-backbone protocol: features once per image, then linear probes on them.
 
     ``linear``: the backbone is frozen (eval mode, no gradients); each image's timm pooled
@@ -265,6 +274,9 @@ class LinearProtocol:
     k_values: tuple[int, ...] = LOWSHOT_K_VALUES
     samples: int = 5
     negatives_per_positive: int = 19
+    hflip: ClassVar[bool] = False
+    rotation: ClassVar[float] = 0.0
+    """Features are extracted from the view as it is: no augmentation (not fields: nothing to set)."""
 
     def __post_init__(self) -> None:
         if self.name not in FROZEN_PROTOCOLS:
@@ -296,31 +308,6 @@ class LinearProtocol:
         """The C values CV chooses from: ``costs``, else the recipe's grid."""
         return self.costs if self.costs is not None else self.recipe.costs
 
-    @property
-    def input_size(self) -> int:
-        return self.transform_config().input_size
-
-    def label_config(self) -> LabelConfig:
-        return LabelConfig(source=self.label_source, difficult=self.difficult, positive_only=self.positive_only)
-
-    def transform_config(
-        self,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        interpolation: str = "bilinear",
-    ) -> TransformConfig:
-        """The feature-extraction view: resize, crops, the backbone's normalisation; no augmentation."""
-        return TransformConfig(
-            resize=self.resize,
-            crop=self.crop,
-            crop_mode=self.crop_mode,
-            mean=tuple(mean),
-            std=tuple(std),
-            interpolation=interpolation,
-            hflip=False,
-            rotation=0.0,
-        )
-
     def to_dict(self) -> dict[str, Any]:
         """The record's ``config``: the fields this protocol applies, the resolved cost grid and the
         probe recipe. ``linear`` leaves out the low-shot fields; ``lowshot`` the grid (its fits use
@@ -335,14 +322,6 @@ class LinearProtocol:
         else:
             del data["costs"]
         return data
-
-    def with_overrides(self, **overrides: Any) -> LinearProtocol:
-        """A copy with the non-``None`` ``overrides`` applied (explicit flags win over defaults)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown protocol fields {unknown}; valid fields are {sorted(known)}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
 LINEAR_PROTOCOL = LinearProtocol()
