@@ -48,6 +48,18 @@ class CropMaxClassifier(nn.Module):
             logits = self.backbone(flat).float()
         return logits.view(batch, num_crops, -1).amax(dim=1)
 
+    def get_classifier(self) -> nn.Module:
+        """The backbone's final layer (timm's ``get_classifier()``), which ``voc.optim`` gives the head
+        learning rate; an empty module where the backbone has no such method."""
+        get_classifier = getattr(self.backbone, "get_classifier", None)
+        return get_classifier() if get_classifier is not None else nn.Identity()
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of the parameters the timm backbone keeps out of weight decay (e.g. a ViT's position
+        embedding and class token), as named in this module."""
+        names = getattr(self.backbone, "no_weight_decay", lambda: set())()
+        return {f"backbone.{name}" for name in names}
+
 
 @dataclass(frozen=True)
 class DataConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import random
 
 import numpy as np
 import pytest
@@ -96,6 +97,10 @@ def test_no_augmentation_when_disabled() -> None:
         ({"interpolation": "cubic"}, "Unknown interpolation"),
         ({"resize": 100, "crop": 200}, "must not exceed resize"),
         ({"resize": 0}, "must be positive"),
+        ({"augment": "autoaugment"}, r"Unknown augment 'autoaugment'. Valid values are \['basic', 'randaugment'\]"),
+        ({"augment": "randaugment", "randaugment": "rand-x9"}, "a timm RandAugment string"),
+        ({"randaugment": "rand-m5"}, "applies only with augment='randaugment'"),
+        ({"erasing": 1.5}, r"erasing is a probability in \[0, 1\]"),
     ],
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:
@@ -120,3 +125,42 @@ def test_transform_pickles_with_its_config() -> None:
     a = transform(_image())
     torch.manual_seed(1)
     torch.testing.assert_close(copy(_image()), a)
+
+
+def _seeded(transform: MultiCropTransform, image: Image.Image, seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)
+    random.seed(seed)  # RandAugment and RandomErasing draw from Python's generator, RandAugment from numpy's too
+    np.random.seed(seed)
+    return transform(image)
+
+
+def test_basic_augment_builds_no_randaugment_or_erasing() -> None:
+    transform = _transform(True, resize=20, crop=16)
+    assert transform.config.augment == "basic" and transform.config.erasing == 0.0
+    assert transform._randaugment is None and transform._erasing is None
+
+
+def test_randaugment_changes_training_images_only() -> None:
+    image = _image(64, 48)
+    settings = {"resize": 32, "crop": 32, "crop_mode": "full", "hflip": False, "rotation": 0.0}
+    plain = _transform(True, **settings)
+    rand = _transform(True, **settings, augment="randaugment", randaugment="rand-m9-n2-p1.0")
+    assert rand._randaugment is not None
+    assert not torch.equal(_seeded(rand, image), _seeded(plain, image))  # two ops, each always applied
+    torch.testing.assert_close(_seeded(rand, image, 5), _seeded(rand, image, 5))  # seeded: reproducible
+    evaluation = _transform(False, **settings, augment="randaugment", erasing=1.0)
+    assert evaluation._randaugment is None and evaluation._erasing is None
+    torch.testing.assert_close(evaluation(image), _transform(False, **settings)(image))
+
+
+def test_erasing_replaces_one_box_of_each_crop_and_nothing_else() -> None:
+    image = _image(80, 80)
+    settings = {"resize": 40, "crop": 32, "crop_mode": "five"}
+    erased = _seeded(_transform(True, **settings, erasing=1.0), image)
+    plain = _seeded(_transform(True, **settings), image)  # the same draws up to the erasing
+    for k in range(5):
+        changed = (erased[k] != plain[k]).any(dim=0)
+        rows, cols = changed.any(dim=1).nonzero(), changed.any(dim=0).nonzero()
+        box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        assert 0 < changed.sum() <= box  # inside one rectangle
+        assert int(box) <= 32 * 32 / 3 + 32  # of at most a third of the crop (timm's max_area, rounded)

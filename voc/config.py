@@ -1,12 +1,14 @@
-"""The task's settings as frozen, validated values: how images are labelled (:class:`LabelConfig`)
-and how they are turned into crops (:class:`TransformConfig`).
+"""The task's settings as frozen, validated values: how images are labelled (:class:`LabelConfig`),
+how they are turned into crops (:class:`TransformConfig`) and how the model is trained on them
+(:class:`TrainConfig`).
 
 Torch-free (stdlib and ``voc.constants`` only): command lines read and check these before deciding
-whether to load torch. ``voc.dataset``, ``voc.transforms`` and ``voc.datamodule`` take them.
+whether to load torch. ``voc.dataset``, ``voc.transforms``, ``voc.datamodule`` and ``voc.module`` take them.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from voc.constants import DIFFICULT_ONLY_LABELS, DIFFICULT_POLICIES, IMAGENET_MEAN, IMAGENET_STD, LABEL_SOURCES
@@ -19,6 +21,15 @@ _CROPS_PER_MODE: dict[str, int] = {"five": 5, "ten": 10, "center": 1, "full": 1}
 
 INTERPOLATION_NAMES: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lanczos")
 """Resampling filters of the resize step (``voc.transforms.INTERPOLATIONS`` maps them to PIL's)."""
+
+AUGMENTS: tuple[str, ...] = ("basic", "randaugment")
+"""``basic``: the random flip and rotation only (the course project's); ``randaugment``: those,
+then timm's RandAugment (``TransformConfig.randaugment``) on the resized image."""
+_RANDAUGMENT_STRING = re.compile(r"rand(-((mstd|mmax|inc|m|n|p)\d+(\.\d+)?|t\w+))*")
+"""The sections ``timm.data.auto_augment.rand_augment_transform`` parses (it asserts on others)."""
+DEFAULT_RANDAUGMENT = "rand-m9-mstd0.5"
+"""timm's RandAugment config string: 2 ops per image (timm's default), magnitude 9 of 10, drawn
+with a standard deviation of 0.5 around it."""
 
 
 def difficult_only_label(policy: str) -> int:
@@ -89,6 +100,13 @@ class TransformConfig:
     interpolation: str = "bilinear"
     hflip: bool = True
     rotation: float = 25.0
+    augment: str = "basic"
+    randaugment: str = DEFAULT_RANDAUGMENT
+    """timm's ``rand_augment_transform`` config string, applied with ``augment="randaugment"``
+    (where ``augment`` is ``basic`` it must stay the default: a setting that is not applied)."""
+    erasing: float = 0.0
+    """Probability of timm's ``RandomErasing`` (one box per crop, 2-33 % of its area, per-pixel
+    normal noise) on each normalised training crop; 0: none."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
@@ -106,6 +124,17 @@ class TransformConfig:
             )
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f"mean and std need 3 values each, got {self.mean} and {self.std}")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"Unknown augment {self.augment!r}. Valid values are {list(AUGMENTS)}.")
+        if not _RANDAUGMENT_STRING.fullmatch(self.randaugment):
+            raise ValueError(f"randaugment must be a timm RandAugment string such as {DEFAULT_RANDAUGMENT!r} "
+                             f"('rand' then -m<magnitude>, -n<ops>, -mstd<std>, -mmax<max>, -inc<0|1>, -p<prob>), "
+                             f"got {self.randaugment!r}")
+        if self.augment != "randaugment" and self.randaugment != DEFAULT_RANDAUGMENT:
+            raise ValueError(f"randaugment={self.randaugment!r} applies only with augment='randaugment' "
+                             f"(augment is {self.augment!r})")
+        if not 0.0 <= self.erasing <= 1.0:
+            raise ValueError(f"erasing is a probability in [0, 1], got {self.erasing}")
 
     @property
     def num_crops(self) -> int:
@@ -116,3 +145,96 @@ class TransformConfig:
     def input_size(self) -> int:
         """Side of the square crops a model sees: ``resize`` in ``full`` mode, else ``crop``."""
         return self.resize if self.crop_mode == "full" else self.crop
+
+
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
+"""``adam``: Adam, its weight decay added to the gradient (L2, as ``torch.optim.Adam`` does);
+``adamw``: AdamW (decoupled weight decay); ``sgd``: SGD with Nesterov momentum 0.9."""
+SCHEDULERS: tuple[str, ...] = ("none", "cosine", "onecycle")
+"""Learning-rate schedules, stepped after every batch (``voc.optim.lr_factor``): ``none``: constant
+after the linear warmup; ``cosine``: linear warmup, then a cosine decay to 0; ``onecycle``:
+``torch.optim.lr_scheduler.OneCycleLR`` (cosine rise over the warmup, cosine fall to lr / 25e4)."""
+LOSSES: tuple[str, ...] = ("bce", "asl")
+"""``bce``: the mean class-wise binary cross-entropy; ``asl``: the asymmetric loss of Ridnik et al.
+(ICCV 2021), summed (``voc.losses``)."""
+REPORT_MODELS: tuple[str, ...] = ("raw", "ema")
+"""Which model's predictions a run reports: the trained weights (``raw``) or their exponential
+moving average (``ema``). Both are evaluated where there is an EMA; the choice is made before."""
+
+
+def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"Unknown {name} {value!r}. Valid values are {list(valid)}.")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the model is trained (``voc.module.MultiLabelClassifier`` applies every field).
+
+    The defaults are the course project's: Adam at ``lr`` 1e-4, no weight decay, no schedule, no
+    EMA, the mean class-wise BCE. ``weight_decay`` never applies to biases, norm weights (every
+    parameter of one dimension or fewer) or the parameters a timm model lists in
+    ``no_weight_decay()``; ``head_lr_mult`` multiplies the learning rate of the classifier's final
+    layer (the model's ``get_classifier()``). The schedule's length is ``schedule_epochs``
+    (``None``: the whole training): a schedule longer than the training is stopped part-way.
+    ``warmup_epochs`` (may be fractional) is the linear warmup of ``none`` and ``cosine``, and the
+    rising phase of ``onecycle`` (its ``pct_start`` = warmup / schedule length), which needs one.
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights (timm's ``ModelEmaV3``),
+    updated after every optimiser step, with timm's decay warmup where ``ema_warmup``.
+    ``report_model`` names the model whose predictions are reported. ``asl_*`` are the asymmetric
+    loss's focusing exponents and probability margin.
+
+    Raises ValueError for an unknown choice (listing the valid ones), a value out of its range,
+    or a setting that would not be applied (a schedule length without a schedule, EMA warmup or an
+    ``ema`` report without an EMA, ASL settings with another loss, ``onecycle`` without warmup).
+    """
+
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    head_lr_mult: float = 1.0
+    scheduler: str = "none"
+    warmup_epochs: float = 0.0
+    schedule_epochs: int | None = None
+    ema_decay: float = 0.0
+    ema_warmup: bool = False
+    report_model: str = "raw"
+    loss: str = "bce"
+    asl_gamma_neg: float = 4.0
+    asl_gamma_pos: float = 0.0
+    asl_clip: float = 0.05
+
+    def __post_init__(self) -> None:
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("scheduler", self.scheduler, SCHEDULERS)
+        _choice("loss", self.loss, LOSSES)
+        _choice("report model", self.report_model, REPORT_MODELS)
+        if not self.lr > 0 or not self.head_lr_mult > 0:
+            raise ValueError(f"lr and head_lr_mult must be positive, got {self.lr} and {self.head_lr_mult}")
+        if not self.weight_decay >= 0 or not self.warmup_epochs >= 0:
+            raise ValueError(f"weight_decay and warmup_epochs must be non-negative, got {self.weight_decay} and "
+                             f"{self.warmup_epochs}")
+        if self.schedule_epochs is not None:
+            if self.scheduler == "none":
+                raise ValueError(f"schedule_epochs={self.schedule_epochs} needs a scheduler (cosine or onecycle)")
+            if self.schedule_epochs < 1:
+                raise ValueError(f"schedule_epochs must be at least 1, got {self.schedule_epochs}")
+        if self.scheduler == "onecycle" and self.warmup_epochs == 0:
+            raise ValueError("scheduler 'onecycle' needs warmup_epochs > 0: its rising phase (pct_start)")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0: no EMA), got {self.ema_decay}")
+        if self.ema_decay == 0.0 and (self.ema_warmup or self.report_model == "ema"):
+            raise ValueError("ema_warmup and report_model 'ema' need an EMA of the weights: set ema_decay > 0")
+        defaults = TrainConfig.__dataclass_fields__
+        if self.loss != "asl":
+            changed = [f for f in ("asl_gamma_neg", "asl_gamma_pos", "asl_clip")
+                       if getattr(self, f) != defaults[f].default]
+            if changed:
+                raise ValueError(f"{changed} apply only with loss 'asl' (loss is {self.loss!r})")
+        if self.asl_gamma_neg < 0 or self.asl_gamma_pos < 0 or not 0.0 <= self.asl_clip < 1.0:
+            raise ValueError(f"the ASL exponents must be non-negative and its clip in [0, 1), got gamma_neg="
+                             f"{self.asl_gamma_neg}, gamma_pos={self.asl_gamma_pos}, clip={self.asl_clip}")
+
+    def schedule_length(self, epochs: int) -> int:
+        """Epochs the learning-rate schedule spans when training runs ``epochs``."""
+        return self.schedule_epochs if self.schedule_epochs is not None else epochs

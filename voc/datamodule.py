@@ -52,7 +52,8 @@ class VOCDataModule(pl.LightningDataModule):
     leave out of it and why. ``prepare_data`` does nothing: the data must already be on disk
     (``python -m voc download`` or ``python -m voc synth``). With ``cache_dir``, each split's
     images are decoded and resized once into a memory-mapped cache there (``voc.cache``) and
-    later epochs read that. The train loader shuffles with a generator seeded by ``seed``. The
+    later epochs read that. The train loader shuffles with a generator seeded by ``seed`` (each
+    loader has its own, none draws from the global RNG). The
     eval split serves ``val_dataloader``, ``test_dataloader`` and ``predict_dataloader`` alike.
     """
 
@@ -118,7 +119,9 @@ class VOCDataModule(pl.LightningDataModule):
         return dataset
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        # every loader its own generator: making one draws its workers' base seed from it, so an eval
+        # loader made mid-training (validation) leaves the global RNG, and so the training, as they were
+        generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             IndexedDataset(dataset),
             batch_size=batch_size,

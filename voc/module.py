@@ -1,47 +1,42 @@
 """LightningModule for VOC multi-label classification with any crop-batch model.
 
 The model maps crops ``[B, K, 3, H, W]`` to logits ``[B, C]`` (``bench.model.CropMaxClassifier``
-is the one the benchmark uses). Training minimises the mean over classes of the binary
-cross-entropy; evaluation gathers every prediction across processes, drops the duplicates a
-``DistributedSampler`` pads in, and computes the ``voc.metrics`` once.
+is the one the benchmark uses). Training follows a ``voc.config.TrainConfig`` (by default the
+course's: Adam, the mean class-wise binary cross-entropy); evaluation gathers every prediction
+across processes, drops the duplicates a ``DistributedSampler`` pads in, and computes the
+``voc.metrics`` once, for the trained weights and, where there is one, their EMA.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from voc.constants import IGNORED, VOC_CLASSES
+from voc.config import OPTIMIZERS, TrainConfig
+from voc.constants import VOC_CLASSES
+from voc.ema import build_ema, update_ema
+from voc.losses import build_loss, multilabel_bce_loss
 from voc.metrics import evaluate
+from voc.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
+__all__ = ["OPTIMIZERS", "EvalOutput", "MultiLabelClassifier", "NonFiniteLossError", "multilabel_bce_loss"]
+
+SCALAR_METRICS: tuple[str, ...] = ("mAP", "map_voc07", "map_voc12", "accuracy", "tail_accuracy")
+"""The headline numbers of a metrics dict, kept for every evaluated model
+(:meth:`MultiLabelClassifier.eval_summary`)."""
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite (the model diverged)."""
-
-
-def multilabel_bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over classes (and images) of the binary cross-entropy of ``sigmoid(logits)``.
-
-    Computed as BCE-with-logits in fp32 (the same value as BCE on the probabilities, numerically
-    stable). Entries labelled ``-1`` (ignored) are left out of the mean.
-    """
-    logits = logits.float()
-    targets = targets.float()
-    keep = targets != IGNORED
-    losses = nn.functional.binary_cross_entropy_with_logits(logits, targets.clamp(min=0), reduction="none")
-    if bool(keep.all()):
-        return losses.mean()
-    return (losses * keep).sum() / keep.sum().clamp(min=1)
 
 
 @dataclass
@@ -54,49 +49,77 @@ class EvalOutput:
 
 
 class MultiLabelClassifier(pl.LightningModule):
-    """Trains ``model`` with class-wise BCE; ``validation``/``test`` compute the VOC metrics.
+    """Trains ``model`` by a :class:`voc.config.TrainConfig`; ``validation``/``test`` compute the VOC metrics.
+
+    ``train_settings`` are the ``TrainConfig`` fields (``lr``, ``optimizer``, ``weight_decay``,
+    ``head_lr_mult``, ``scheduler``, ``warmup_epochs``, ``schedule_epochs``, ``ema_decay``,
+    ``ema_warmup``, ``report_model``, ``loss``, ``asl_*``); omitted ones take its defaults, the
+    course's. All are saved as hyperparameters and applied: the optimiser and its parameter groups
+    and schedule (``voc.optim``, the schedule stepped after every batch over Lightning's
+    ``estimated_stepping_batches``), the loss (``voc.losses``), the EMA (``voc.ema``, updated after
+    every optimiser step).
 
     Batches are ``(indices, crops, targets)`` as ``voc.datamodule.VOCDataModule`` yields them.
-    After ``trainer.validate``/``trainer.test``, :attr:`eval_output` holds the gathered
-    predictions and :attr:`eval_metrics` the ``voc.metrics.evaluate`` dict (on every rank).
+    After ``trainer.validate``/``trainer.test``, :attr:`eval_outputs` and :attr:`eval_results`
+    hold, per evaluated model (``raw``, and ``ema`` where there is an EMA), the gathered
+    predictions and the ``voc.metrics.evaluate`` dict (on every rank); :attr:`eval_output` and
+    :attr:`eval_metrics` are those of ``report_model``, declared before training, whatever the
+    other model scores. Logged: ``{stage}_mAP`` etc. for ``raw``, ``{stage}_ema_mAP`` etc. for ``ema``.
     """
 
     def __init__(
         self,
         model: nn.Module,
         *,
-        lr: float = 1e-4,
-        optimizer: str = "adam",
-        weight_decay: float = 0.0,
         class_names: tuple[str, ...] = VOC_CLASSES,
         channels_last: bool = True,
+        **train_settings: Any,
     ) -> None:
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"Unknown optimizer {optimizer!r}. Valid values are {list(OPTIMIZERS)}.")
-        self.save_hyperparameters(ignore=["model"])
+        self.config = TrainConfig(**train_settings)
+        self.save_hyperparameters({"class_names": class_names, "channels_last": channels_last, **asdict(self.config)})
         self.model = model
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.eval_output: EvalOutput | None = None
-        self.eval_metrics: dict | None = None
-        self._eval_parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.loss_fn = build_loss(self.config)
+        self.ema = build_ema(self.model, self.config)
+        self.eval_outputs: dict[str, EvalOutput] = {}
+        self.eval_results: dict[str, dict] = {}
+        self._eval_parts: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+
+    @property
+    def eval_output(self) -> EvalOutput | None:
+        """The reported model's predictions from the latest evaluation."""
+        return self.eval_outputs.get(self.config.report_model)
+
+    @property
+    def eval_metrics(self) -> dict | None:
+        """The reported model's metrics from the latest evaluation."""
+        return self.eval_results.get(self.config.report_model)
+
+    def eval_summary(self) -> dict[str, Any]:
+        """Which model is reported, and the headline metrics (:data:`SCALAR_METRICS`) of every
+        evaluated model, e.g. ``{"reported": "ema", "raw": {"mAP": ...}, "ema": {"mAP": ...}}``."""
+        return {
+            "reported": self.config.report_model,
+            **{name: {k: metrics.get(k) for k in SCALAR_METRICS} for name, metrics in self.eval_results.items()},
+        }
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         return self.model(crops)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        hp = self.hparams
-        params = self.model.parameters()
-        if hp.optimizer == "adam":
-            return torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        if hp.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        return torch.optim.SGD(params, lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        optimizer = build_optimizer(self.model, self.config)
+        scheduler = build_scheduler(
+            optimizer, self.config, int(self.trainer.estimated_stepping_batches), int(self.trainer.max_epochs)
+        )
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         _, crops, targets = batch
-        loss = multilabel_bce_loss(self(crops), targets)
+        loss = self.loss_fn(self(crops), targets)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss is not finite ({loss.item()}) at epoch {self.current_epoch}, step {self.global_step}: "
@@ -105,14 +128,30 @@ class MultiLabelClassifier(pl.LightningModule):
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=targets.shape[0])
         return loss
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            update_ema(self.ema, self.model, self.config, self.global_step)
+
     # -- evaluation -------------------------------------------------------------------------
+    def _eval_models(self) -> dict[str, nn.Module]:
+        models = {"raw": self.model}
+        if self.ema is not None:
+            models["ema"] = self.ema.module
+        return models
+
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
         indices, crops, targets = batch
-        probs = torch.sigmoid(self(crops).float())
-        self._eval_parts.append((indices.detach(), probs.detach(), targets.detach()))
+        for name, model in self._eval_models().items():
+            probs = torch.sigmoid(model(crops).float())
+            self._eval_parts.setdefault(name, []).append((indices.detach(), probs.detach(), targets.detach()))
 
     def _eval_epoch_end(self, stage: str) -> None:
-        parts, self._eval_parts = self._eval_parts, []
+        parts_by_model, self._eval_parts = self._eval_parts, {}
+        self.eval_outputs, self.eval_results = {}, {}
+        for name in self._eval_models():
+            self._evaluate(stage, name, parts_by_model.get(name, []))
+
+    def _evaluate(self, stage: str, name: str, parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
         if parts:
             indices = torch.cat([p[0] for p in parts])
             probs = torch.cat([p[1] for p in parts])
@@ -130,20 +169,21 @@ class MultiLabelClassifier(pl.LightningModule):
         indices, probs, targets = indices[order], probs[order], targets[order]
         first = torch.ones_like(indices, dtype=torch.bool)
         first[1:] = indices[1:] != indices[:-1]
-        self.eval_output = EvalOutput(
+        output = self.eval_outputs[name] = EvalOutput(
             indices=indices[first].cpu().numpy(),
             scores=probs[first].cpu().numpy().astype(np.float64),
             labels=targets[first].cpu().numpy().astype(np.int64),
         )
-        if len(self.eval_output.indices) == 0:
+        if len(output.indices) == 0:
             return
-        self.eval_metrics = evaluate(
-            self.eval_output.scores, self.eval_output.labels, class_names=tuple(self.hparams.class_names)
+        metrics = self.eval_results[name] = evaluate(
+            output.scores, output.labels, class_names=tuple(self.hparams.class_names)
         )
+        prefix = stage if name == "raw" else f"{stage}_{name}"
         for key in ("mAP", "accuracy", "tail_accuracy"):
-            value = self.eval_metrics[key]
+            value = metrics[key]
             if value is not None and math.isfinite(value):
-                self.log(f"{stage}_{key}", value, rank_zero_only=True, sync_dist=False)
+                self.log(f"{prefix}_{key}", value, rank_zero_only=True, sync_dist=False)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch)

@@ -3,17 +3,22 @@
 The course project's pipeline is the default: resize the shortest edge to 400, FiveCrop 224, stack
 the crops to ``[5, 3, 224, 224]`` and normalize with the backbone's mean/std. Training adds a
 random horizontal flip and a random rotation of up to ±25°, applied to the resized image before
-cropping (so every crop of one image sees the same augmentation).
+cropping (so every crop of one image sees the same augmentation). ``augment="randaugment"`` adds
+timm's RandAugment on the resized image after those, and ``erasing`` > 0 timm's RandomErasing on
+each normalised training crop; neither is part of the default pipeline.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from PIL import Image
+from timm.data.auto_augment import rand_augment_transform
+from timm.data.random_erasing import RandomErasing
 from torchvision.transforms.v2 import functional as F
 
 from voc.config import TransformConfig
@@ -41,14 +46,33 @@ def resized_size(width: int, height: int, resize: int, crop_mode: str) -> tuple[
 class MultiCropTransform:
     """PIL image → float tensor ``[K, 3, crop, crop]`` (``[1, 3, resize, resize]`` in ``full`` mode),
     by ``config`` (``voc.config.TransformConfig``, which validated the settings); ``train`` adds
-    the random flip and rotation.
+    the random flip and rotation, then the configured RandAugment and RandomErasing.
 
-    Picklable, so DataLoader workers can use it; randomness comes from ``torch``'s generator,
-    which Lightning seeds per worker.
+    Picklable, so DataLoader workers can use it; randomness comes from ``torch``'s generator
+    (RandAugment also draws from Python's ``random`` and numpy's, RandomErasing from Python's),
+    all of which Lightning seeds per worker.
     """
 
     config: TransformConfig
     train: bool
+    _randaugment: Callable[[Image.Image], Image.Image] | None = field(init=False, repr=False, compare=False)
+    _erasing: RandomErasing | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        config, train = self.config, self.train
+        randaugment = None
+        if train and config.augment == "randaugment":
+            # as timm's create_transform builds it: translations up to 45 % of the image's shortest
+            # edge, the fill colour of rotated-in areas the mean pixel
+            hparams = {
+                "translate_const": int(config.resize * 0.45),
+                "img_mean": tuple(min(255, round(255 * m)) for m in config.mean),
+                "interpolation": INTERPOLATIONS[config.interpolation],
+            }
+            randaugment = rand_augment_transform(config.randaugment, hparams)
+        erasing = RandomErasing(config.erasing, mode="pixel", device="cpu") if train and config.erasing > 0 else None
+        object.__setattr__(self, "_randaugment", randaugment)
+        object.__setattr__(self, "_erasing", erasing)
 
     @property
     def num_crops(self) -> int:
@@ -58,9 +82,14 @@ class MultiCropTransform:
         image = self._resize(image)
         if self.train:
             image = self._augment(image)
+        if self._randaugment is not None:
+            image = self._randaugment(image)
         pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
         crops = self._crops(pixels)
-        return self._normalize(crops)
+        crops = self._normalize(crops)
+        if self._erasing is not None:
+            crops = self._erasing(crops)  # in place, each crop on its own
+        return crops
 
     def decode_size(self, width: int, height: int) -> tuple[int, int]:
         """The smallest decoded size this transform needs from a ``width × height`` image; loaders
@@ -100,5 +129,5 @@ class MultiCropTransform:
 
 
 def build_transform(config: TransformConfig, *, train: bool) -> MultiCropTransform:
-    """The transform of ``config``; ``train=True`` adds the random flip and rotation."""
+    """The transform of ``config``; ``train=True`` adds the random augmentation."""
     return MultiCropTransform(config=config, train=train)
