@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bench.data import SYNTHETIC_ROOT, SYNTHETIC_SIZE, DataSource, resolve_data
 from bench.protocol import (
+    COMPILE_MODES,
     COURSE_PROTOCOL,
     CPU_SYNTHETIC_PROTOCOL,
     FROZEN_PROTOCOLS,
@@ -32,11 +33,13 @@ from bench.protocol import (
 )
 from bench.report.gallery import DEFAULT_K
 from bench.report.markdown import ALL_MODELS, ReportOptions, check_gallery_models
+from bench.report.summary import DEFAULT_AP
 from bench.store import BASELINE_NAME, LEADERBOARD_MD, SPEED_FILE, read_records
 from bench.weights import PRETRAINED_CHOICES
 from voc.config import CROP_MODES
 from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
 from voc.errors import VOCDataError
+from voc.metrics import AP_DEFINITIONS
 
 log = logging.getLogger("benchmark")
 
@@ -96,6 +99,7 @@ FROZEN_ONLY_FLAGS: tuple[tuple[str, str], ...] = (
     ("feature_cache", "--feature-cache"),
     ("n_jobs", "--n-jobs"),
     ("lowshot_k", "--lowshot-k"),
+    ("compile", "--compile"),
 )
 """(argument, flag) of the settings only the frozen protocols have: an error with ``--protocol course``."""
 
@@ -191,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "VISSL's; a k some class cannot serve is skipped and the record says why)")
     p.add_argument("--n-jobs", type=int, default=None,
                    help="linear/lowshot: processes the probe fits the classes over (default: -1, every core)")
+    p.add_argument("--compile", choices=COMPILE_MODES, default=None,
+                   help="linear/lowshot: torch.compile the feature extractor (inductor freezing): auto compiles when "
+                        "the eager extraction, timed on a few batches, would take longer than the measured "
+                        "break-even (README, Speed); on; off (default: auto). result.json records the choice")
+    p.add_argument("--ap", choices=tuple(AP_DEFINITIONS), default=DEFAULT_AP,
+                   help="the AP definition leaderboard.md and report.md rank and show: sklearn (non-interpolated), "
+                        "voc07 (11-point), voc12 (VOC2010+ envelope); leaderboard.csv has all three "
+                        f"(default: {DEFAULT_AP})")
     p.add_argument("--no-baseline", action="store_true", help="skip the label-prior baseline row")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder")
     p.add_argument("--resume", action="store_true",
@@ -284,6 +296,7 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
             gallery_classes=tuple(args.gallery_classes) if args.gallery_classes else None,
             gallery_models=tuple(args.gallery_models) if args.gallery_models else None,
             gallery_k=args.gallery_k,
+            ap=args.ap,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -379,7 +392,7 @@ def _check_gallery_models(requested: Sequence[str] | None, available: Sequence[s
 def _leaderboard_only(args: argparse.Namespace) -> int:
     from bench.report.leaderboard import write_leaderboard
 
-    md_path, _ = write_leaderboard(args.out)
+    md_path, _ = write_leaderboard(args.out, ap=args.ap)
     print(md_path.read_text(encoding="utf-8"))
     return 0
 
@@ -396,7 +409,7 @@ def _report_only(args: argparse.Namespace, report: ReportOptions) -> int:
             "or point --out at its results folder"
         )
     _check_gallery_models(report.gallery_models, [r.model for r in records if r.ok])
-    write_leaderboard(args.out)
+    write_leaderboard(args.out, ap=args.ap)
     path = write_report(args.out, report)
     print(f"{args.out / LEADERBOARD_MD}\n{path}")
     return 0
@@ -480,6 +493,7 @@ def _run_frozen(
         cache_dir=args.cache_dir,
         feature_cache=args.feature_cache,
         n_jobs=-1 if args.n_jobs is None else args.n_jobs,
+        compile=args.compile or "auto",
     )
     return _sweep_and_report(args, report, partial(
         run_frozen_sweep, models, protocol=protocol, data=data, out_dir=args.out, weights=weights,
@@ -496,7 +510,7 @@ def _sweep_and_report(args: argparse.Namespace, report: ReportOptions, sweep: Ca
     from bench.train.experiment import is_global_zero
 
     try:
-        records = sweep(on_record=lambda record: write_leaderboard(args.out))
+        records = sweep(on_record=lambda record: write_leaderboard(args.out, ap=args.ap))
         if not args.no_report and is_global_zero():
             write_report(args.out, report)
     except KeyboardInterrupt:

@@ -21,6 +21,9 @@ from voc.constants import IMAGENET_MEAN, IMAGENET_STD
 
 PRECISIONS: tuple[str, ...] = ("auto", "bf16-mixed", "16-mixed", "32-true")
 """``auto``: bf16 mixed precision where the hardware runs it fast, else fp32 (``bench.hardware``)."""
+COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
+"""``--compile`` of the frozen protocols' feature extraction: by ``bench.train.compiled``'s measured rule,
+always, never."""
 
 PROTOCOL_NAMES: tuple[str, ...] = ("course", "linear", "lowshot")
 """``course``: fine-tune (:class:`Protocol`); ``linear`` and ``lowshot``: frozen backbone, linear

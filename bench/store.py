@@ -255,10 +255,15 @@ class RunRecord:
 
     @property
     def per_class_ap(self) -> dict[str, float | None]:
-        """Each class's AP by class name (``None`` where undefined, e.g. no positive image); only the
-        classes the record has."""
+        """Each class's non-interpolated AP by class name (``None`` where undefined, e.g. no positive
+        image); only the classes the record has."""
+        return self.per_class_values("ap")
+
+    def per_class_values(self, key: str) -> dict[str, float | None]:
+        """Each class's ``per_class[<class>][key]`` (e.g. ``"ap_voc07"``) by class name; ``None`` where
+        undefined or absent."""
         per_class = (self.metrics or {}).get("per_class") or {}
-        return {name: _float_or_none((values or {}).get("ap")) for name, values in per_class.items()}
+        return {name: _float_or_none((values or {}).get(key)) for name, values in per_class.items()}
 
     @property
     def tail_curve(self) -> dict[str, Any] | None:

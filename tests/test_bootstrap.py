@@ -4,6 +4,7 @@ and against hand-computed cases."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from voc.bootstrap import (
     prob_not_better,
     resample_counts,
 )
+from voc.metrics import average_precision, average_precision_voc07, average_precision_voc12
 
 
 def _data(n: int = 60, c: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -64,6 +66,38 @@ def test_resampled_ap_and_map_equal_sklearn_on_the_resampled_set() -> None:
         ref_ap, ref_map = _sklearn_map_of_resample(scores, labels, counts[b])
         np.testing.assert_allclose(ap[b], ref_ap, rtol=0, atol=1e-12, equal_nan=True)
         assert maps[b] == pytest.approx(ref_map, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("definition", "reference"),
+    [("voc07", average_precision_voc07), ("voc12", average_precision_voc12), ("sklearn", average_precision)],
+)
+def test_resampled_ap_of_each_definition_equals_the_metric_on_the_resampled_set(
+    definition: str, reference: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> None:
+    scores, labels = _data(n=80, c=5, seed=4)
+    counts = resample_counts(len(scores), 30, seed=2)
+    ap = bootstrap_average_precision(scores, labels, counts, definition)
+    maps = bootstrap_map(scores, labels, counts, definition)
+    for b in range(len(counts)):
+        idx = np.repeat(np.arange(len(scores)), counts[b])
+        expected = reference(scores[idx], labels[idx])
+        np.testing.assert_allclose(ap[b], expected, rtol=0, atol=1e-12, equal_nan=True)
+        assert maps[b] == pytest.approx(np.nanmean(expected), abs=1e-12)
+
+
+def test_hand_computed_resample_under_the_interpolated_definitions() -> None:
+    # one class; a (pos, 0.9), b (neg, 0.8), c (pos, 0.3), d (pos, 0.2); the resample draws a, b, b, c, d:
+    # points (R, P) = (1/3, 1), (1/3, 1/3), (2/3, 2/4), (1, 3/5)
+    scores = np.array([[0.9], [0.8], [0.3], [0.2]])
+    labels = np.array([[1], [0], [1], [1]])
+    counts = np.array([[1, 2, 1, 1]])
+    # envelope: 1 up to R = 1/3, then max(2/4, 3/5) = 3/5 for the rest: 1/3 * 1 + 2/3 * 3/5 = 0.7333...
+    assert bootstrap_map(scores, labels, counts, "voc12")[0] == pytest.approx(1 / 3 + 2 / 3 * 3 / 5)
+    # 11-point: r = 0, .1, .2, .3 -> 1 (4 points); r = .4 ... 1.0 -> 3/5 (7 points)
+    assert bootstrap_map(scores, labels, counts, "voc07")[0] == pytest.approx((4 * 1 + 7 * 0.6) / 11)
+    with pytest.raises(ValueError, match="unknown AP definition 'voc2010'"):
+        bootstrap_map(scores, labels, counts, "voc2010")
 
 
 def test_all_ones_counts_give_the_plain_metric() -> None:

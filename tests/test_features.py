@@ -19,6 +19,7 @@ import bench.train.frozen
 from bench.data import DataSource
 from bench.protocol import LinearProtocol
 from bench.store import PREDICTIONS_FILE, read_record
+from bench.train.compiled import BREAK_EVEN_S, decide_compile
 from bench.train.frozen import FrozenOptions, feature_key, frozen_run_dir_name, run_frozen_model
 from bench.weights import Weights
 from voc.feature_cache import FORMAT_VERSION, FeatureCache
@@ -150,8 +151,10 @@ def backbone_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def _run(root: Path, out: Path, protocol: LinearProtocol = TINY, cache: Path | None = None) -> Path:
-    options = FrozenOptions(num_workers=0, n_jobs=1, feature_cache=cache)
+def _run(
+    root: Path, out: Path, protocol: LinearProtocol = TINY, cache: Path | None = None, compile: str = "off"
+) -> Path:
+    options = FrozenOptions(num_workers=0, n_jobs=1, feature_cache=cache, compile=compile)
     record = run_frozen_model("test_resnet", protocol=protocol, data=DataSource(root=root), out_dir=out,
                               weights=Weights("random", "random init"), pretrained="none", options=options)
     assert record.ok, record.error
@@ -216,3 +219,52 @@ def test_resume_keeps_a_complete_record_of_the_same_config(
     other = run_frozen_model("test_resnet", protocol=replace(TINY, costs=(1.0,)), data=data, out_dir=tmp_path,
                              weights=weights, pretrained="none", options=options, resume=True)
     assert other.config_hash != first.config_hash and other.config["costs"] == [1.0]  # another grid: run again
+
+
+# -- compiled extraction ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "images", "rate", "compiled"),
+    [("auto", 10_000, 40.0, True), ("auto", 1_000, 40.0, False), ("auto", 3_920, 40.0, False),
+     ("auto", 3_921, 40.0, True), ("on", 10, None, True), ("off", 10_000, None, False), ("on", 0, None, False)],
+)
+def test_the_compile_rule(mode: str, images: int, rate: float | None, compiled: bool) -> None:
+    # break-even 98 s: 3,920 images at 40 img/s is exactly 98 s (not above it)
+    decision = decide_compile(mode, images, rate)
+    assert BREAK_EVEN_S == 98 and decision.compiled is compiled and decision.images == images
+    if mode == "auto":
+        assert decision.estimated_eager_s == pytest.approx(images / rate) and decision.break_even_s == 98
+
+
+def test_the_compile_rule_refuses_what_it_cannot_decide() -> None:
+    with pytest.raises(ValueError, match="--compile: unknown mode 'always'"):
+        decide_compile("always", 10)
+    with pytest.raises(ValueError, match="needs the measured eager rate"):
+        decide_compile("auto", 10)
+
+
+def test_auto_on_a_small_set_stays_eager_and_says_why(tiny_voc: Path, tmp_path: Path) -> None:
+    record = read_record(_run(tiny_voc, tmp_path, compile="auto"))
+    assert record is not None
+    decision = record.extra["features"]["compile"]
+    assert decision["mode"] == "auto" and decision["compiled"] is False and decision["images"] == 27
+    assert decision["eager_images_per_s"] > 0 and decision["estimated_eager_s"] < decision["break_even_s"]
+    assert decision["rule"].startswith("auto: estimated eager extraction")
+
+
+def test_compiled_features_equal_eager_ones_within_bf16_noise(tiny_voc: Path, tmp_path: Path) -> None:
+    protocol = replace(TINY, precision="bf16-mixed")
+    features = {}
+    for mode in ("off", "on"):
+        record = read_record(_run(tiny_voc, tmp_path / mode, protocol, compile=mode))
+        assert record is not None and record.extra["features"]["compile"]["compiled"] is (mode == "on")
+        cache = record.extra["features"]["cache"]
+        features[mode] = np.concatenate([np.load(cache[split]["path"]) for split in ("train", "val")])
+    compiled = read_record(tmp_path / "on" / frozen_run_dir_name("test_resnet", protocol))
+    assert compiled is not None and compiled.extra["features"]["compile"]["compile_s"] > 0
+    # 20 train images in batches of 8: the last batch (4) is padded to the compiled shape, and still
+    # equals its eager features; bf16 feature maps: differences of a few bf16 ulps (2**-8 relative)
+    scale = np.abs(features["off"]).max()
+    np.testing.assert_allclose(features["on"], features["off"], rtol=0, atol=2e-2 * scale)
+    assert not np.array_equal(features["on"], np.zeros_like(features["on"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -94,7 +95,7 @@ def test_unreadable_record_is_skipped(tmp_path: Path) -> None:
 def test_empty_folder_gives_a_valid_page(tmp_path: Path) -> None:
     write_leaderboard(tmp_path)
     assert "No successful runs yet." in (tmp_path / LEADERBOARD_MD).read_text()
-    assert (tmp_path / LEADERBOARD_CSV).read_text().startswith("rank,protocol,model")
+    assert (tmp_path / LEADERBOARD_CSV).read_text().startswith("rank,protocol,ranked_by,model")
 
 
 def test_missing_values_shown_as_dash(tmp_path: Path) -> None:
@@ -143,7 +144,44 @@ def test_csv_carries_all_three_ap_definitions_as_means_over_seeds(tmp_path: Path
     assert frame.loc[0, "mAP"] == pytest.approx(0.55)
     assert frame.loc[0, "map_voc07"] == pytest.approx(0.565)
     assert frame.loc[0, "map_voc12"] == pytest.approx(0.585)
-    assert list(frame.columns).index("map_voc07") == list(frame.columns).index("mAP_ci_high") + 1
+    assert list(frame.columns).index("map_voc07") == list(frame.columns).index("mAP") + 1
+    assert frame.loc[0, "ranked_by"] == "mAP"
+
+
+@pytest.mark.parametrize(
+    ("ap", "leader", "header", "ranked_by"),
+    [("sklearn", "a", "mAP (non-interp.)", "mAP"), ("voc07", "b", "mAP (VOC07 11-pt)", "map_voc07"),
+     ("voc12", "a", "mAP (VOC2010+)", "map_voc12")],
+)
+def test_ap_flag_picks_the_definition_ranked_and_shown(
+    tmp_path: Path, ap: str, leader: str, header: str, ranked_by: str
+) -> None:
+    # a leads under sklearn and voc12, b under voc07; two seeds each for the seed spread
+    values = {"a": [(0.60, 0.50, 0.70), (0.62, 0.52, 0.72)], "b": [(0.40, 0.55, 0.45), (0.44, 0.57, 0.47)]}
+    for model, seeds in values.items():
+        for seed, (ap_, ap07, ap12) in enumerate(seeds):
+            r = _record(model, ap_)
+            r["metrics"].update(map_voc07=ap07, map_voc12=ap12)
+            r["metrics"]["per_class"] = {"cat": {"ap": ap_, "ap_voc07": ap07, "ap_voc12": ap12}}
+            r["config"] = {"epochs": 2, "seed": seed}
+            write_json_atomic(tmp_path / f"{model}-seed{seed}" / RESULT_FILE, r)
+    md_path, csv_path = write_leaderboard(tmp_path, settings=None, ap=ap)
+    frame = pd.read_csv(csv_path)
+    assert frame.loc[0, "model"] == leader and list(frame["ranked_by"]) == [ranked_by] * 2
+    metric = {"sklearn": 0, "voc07": 1, "voc12": 2}[ap]
+    expected_std = np.std([s[metric] for s in values[leader]], ddof=1)
+    assert frame.loc[0, "ranked_map_seed_std"] == pytest.approx(expected_std, rel=1e-5)  # 6 significant digits
+    assert frame.loc[0, "cat"] == pytest.approx(np.mean([s[metric] for s in values[leader]]))
+    text = md_path.read_text()
+    header_row = next(line for line in text.splitlines() if line.startswith("| rank"))
+    assert f" {header} " in header_row
+    row = next(line for line in text.splitlines() if line.startswith("| 1 "))
+    assert f"{np.mean([s[metric] for s in values[leader]]):.4f}" in row
+
+
+def test_unknown_ap_definition_is_refused_naming_the_flag(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--ap: unknown AP definition 'voc10'"):
+        write_leaderboard(tmp_path, settings=None, ap="voc10")
 
 
 def test_protocols_get_their_own_tables_and_leaders(tmp_path: Path) -> None:

@@ -145,7 +145,7 @@ def test_seeds_are_one_row_with_mean_and_sd(tiny_voc: Path, tmp_path: Path) -> N
     assert f"{np.mean(maps):.4f} ± {np.std(maps, ddof=1):.4f} (3 seeds)" in md
     frame = pd.read_csv(out / LEADERBOARD_CSV)
     assert len(frame) == 1 and frame.loc[0, "seeds"] == "0 1 2"
-    assert frame.loc[0, "mAP_ci_low"] <= frame.loc[0, "mAP_ci_high"]
+    assert frame.loc[0, "ranked_map_ci_low"] <= frame.loc[0, "ranked_map_ci_high"]
 
 
 def test_paired_bootstrap_against_the_leader(three_models: Path, tiny_voc: Path) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voc.constants import IGNORED, POSITIVE
-from voc.metrics import _check_inputs, _check_threshold
+from voc.metrics import AP_DEFINITIONS, _check_inputs, _check_threshold
 
 DEFAULT_RESAMPLES = 1000
 """Resamples per interval: the issue's minimum, enough for a stable 95% percentile interval."""
@@ -46,11 +46,12 @@ def _check_counts(counts: np.ndarray, n_images: int) -> np.ndarray:
     return counts
 
 
-def _weighted_ap(s: np.ndarray, pos: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _weighted_ap(s: np.ndarray, pos: np.ndarray, weights: np.ndarray, definition: str = "sklearn") -> np.ndarray:
     """AP of one class under each column of ``weights`` ([n, B]: how often each entry is drawn in
     each resample); NaN where a resample holds no positive. Same definition as
     :func:`voc.metrics.average_precision`: tied scores form one threshold, an entry drawn k times
-    counts k times.
+    counts k times. ``definition`` is one of :data:`voc.metrics.AP_DEFINITIONS`: ``sklearn``
+    (non-interpolated), ``voc07`` (11-point) or ``voc12`` (area under the precision envelope).
 
     Only thresholds whose tie group holds a positive move recall, so the sums are taken in segments
     ending at those groups (``np.add.reduceat``) rather than as a running sum over every entry.
@@ -72,28 +73,49 @@ def _weighted_ap(s: np.ndarray, pos: np.ndarray, weights: np.ndarray) -> np.ndar
     tp = np.cumsum(np.add.reduceat(w_pos, first_pos, axis=0), axis=0, dtype=np.int64)
     n_pos = tp[-1].astype(np.float64)
     gained = np.diff(tp, axis=0, prepend=0).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(seen > 0, tp / np.maximum(seen, 1), 0.0)
-        ap = (gained * precision).sum(axis=0) / n_pos
+    precision = np.where(seen > 0, tp / np.maximum(seen, 1), 0.0)
+    # Between two thresholds that gain recall, precision only falls (tp stays, seen grows), so the
+    # envelope's running max and the 11-point maxima are reached at these thresholds too.
+    if definition == "voc12":
+        precision = np.maximum.accumulate(precision[::-1], axis=0)[::-1]
+    if definition == "voc07":
+        ap = np.zeros(n_resamples)
+        for k in range(11):
+            reached = 10 * tp >= k * tp[-1]  # recall >= k/10, exactly in integers
+            ap += np.where(reached, precision, 0.0).max(axis=0)
+        ap /= 11.0
+    elif definition in ("sklearn", "voc12"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ap = (gained * precision).sum(axis=0) / np.maximum(n_pos, 1)
+    else:
+        raise ValueError(f"unknown AP definition {definition!r}; valid: {list(AP_DEFINITIONS)}")
     ap[n_pos == 0] = np.nan
     return ap
 
 
-def bootstrap_average_precision(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Per-class AP of each resample, ``[B, C]`` (NaN where a resample has no positive of a class);
-    ignored ``-1`` entries are left out, as in :mod:`voc.metrics`."""
+def bootstrap_average_precision(
+    scores: np.ndarray, labels: np.ndarray, counts: np.ndarray, definition: str = "sklearn"
+) -> np.ndarray:
+    """Per-class AP of each resample, ``[B, C]`` (NaN where a resample has no positive of a class),
+    under ``definition`` (a key of :data:`voc.metrics.AP_DEFINITIONS`); ignored ``-1`` entries are
+    left out, as in :mod:`voc.metrics`."""
+    if definition not in AP_DEFINITIONS:
+        raise ValueError(f"unknown AP definition {definition!r}; valid: {list(AP_DEFINITIONS)}")
     s, y = _check_inputs(scores, labels)
     weights = np.ascontiguousarray(_check_counts(counts, s.shape[0]).T)  # [N, B]: rows gather fast
     out = np.empty((weights.shape[1], s.shape[1]))
     for c in range(s.shape[1]):
         keep = y[:, c] != IGNORED
-        out[:, c] = _weighted_ap(s[keep, c], y[keep, c] == POSITIVE, weights[keep])
+        out[:, c] = _weighted_ap(s[keep, c], y[keep, c] == POSITIVE, weights[keep], definition)
     return out
 
 
-def bootstrap_map(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """mAP of each resample, ``[B]``: the mean over the classes with a positive in that resample."""
-    ap = bootstrap_average_precision(scores, labels, counts)
+def bootstrap_map(
+    scores: np.ndarray, labels: np.ndarray, counts: np.ndarray, definition: str = "sklearn"
+) -> np.ndarray:
+    """mAP of each resample under ``definition``, ``[B]``: the mean over the classes with a positive
+    in that resample."""
+    ap = bootstrap_average_precision(scores, labels, counts, definition)
     defined = ~np.isnan(ap)
     with np.errstate(invalid="ignore"):
         return np.where(defined.any(axis=1), np.nansum(ap, axis=1) / np.maximum(defined.sum(axis=1), 1), np.nan)

@@ -218,6 +218,38 @@ def map_voc12(scores: np.ndarray, labels: np.ndarray) -> float:
     return _mean_or_nan(average_precision_voc12(scores, labels))
 
 
+@dataclass(frozen=True)
+class APDefinition:
+    """One of the three VOC average-precision definitions: the keys its mean and per-class values
+    have in :func:`evaluate`'s dict, and how tables name it."""
+
+    name: str
+    metric: str
+    """The mean's key in :func:`evaluate`'s dict, e.g. ``"map_voc07"``."""
+    per_class: str
+    """The per-class value's key under ``per_class[<class>]``, e.g. ``"ap_voc07"``."""
+    label: str
+    """A column header: ``mAP`` with the definition named."""
+    description: str
+
+
+AP_DEFINITIONS: dict[str, APDefinition] = {
+    "sklearn": APDefinition(
+        "sklearn", "mAP", "ap", "mAP (non-interp.)",
+        "non-interpolated AP, as scikit-learn's average_precision_score (mean_average_precision)",
+    ),
+    "voc07": APDefinition(
+        "voc07", "map_voc07", "ap_voc07", "mAP (VOC07 11-pt)",
+        "VOC2007 devkit 11-point interpolated AP (map_voc07)",
+    ),
+    "voc12": APDefinition(
+        "voc12", "map_voc12", "ap_voc12", "mAP (VOC2010+)",
+        "VOC2010+ devkit AP, the area under the monotone precision envelope (map_voc12)",
+    ),
+}
+"""The AP definitions by the name ``--ap`` takes."""
+
+
 # --------------------------------------------------------------------------- tail accuracy
 
 

@@ -18,6 +18,7 @@ from tabulate import tabulate
 
 from bench.report.summary import (
     CONFIDENT,
+    DEFAULT_AP,
     DEFAULT_BOOTSTRAP,
     BootstrapSettings,
     Summary,
@@ -29,16 +30,19 @@ from bench.store import LEADERBOARD_CSV, LEADERBOARD_LOCK, LEADERBOARD_MD, REPOR
 from voc.bootstrap import Interval
 from voc.constants import VOC_CLASSES
 from voc.io import atomic_write
+from voc.metrics import AP_DEFINITIONS
 
 log = logging.getLogger(__name__)
 
+MAP_COLUMN = "mAP"
+"""The markdown column that :func:`markdown_columns` names after the ranked AP definition."""
 COLUMNS: tuple[str, ...] = (
     "rank",
     "model",
     "weights",
     "params (M)",
     "accuracy",
-    "mAP",
+    MAP_COLUMN,
     "P(mAP ≤ leader)",
     "mAP over seeds",
     "tail acc.",
@@ -47,10 +51,12 @@ COLUMNS: tuple[str, ...] = (
     "epochs",
     "data",
 )
-"""The markdown table's columns."""
+"""The markdown table's columns (the mAP one named by :func:`markdown_columns`; low-shot tables add
+one column per k)."""
 CSV_COLUMNS: tuple[str, ...] = (
     "rank",
     "protocol",
+    "ranked_by",
     "model",
     "weights",
     "params (M)",
@@ -58,13 +64,13 @@ CSV_COLUMNS: tuple[str, ...] = (
     "accuracy_ci_low",
     "accuracy_ci_high",
     "mAP",
-    "mAP_ci_low",
-    "mAP_ci_high",
     "map_voc07",
     "map_voc12",
+    "ranked_map_ci_low",
+    "ranked_map_ci_high",
     "p_map_not_better_than_leader",
     "seeds",
-    "mAP_seed_std",
+    "ranked_map_seed_std",
     "accuracy_seed_std",
     "tail acc.",
     "train img/s",
@@ -73,9 +79,16 @@ CSV_COLUMNS: tuple[str, ...] = (
     "data",
     *VOC_CLASSES,
 )
-"""The CSV's columns: rank within the row's protocol, unformatted numbers, interval bounds instead of
-± text, the VOC07 11-point and VOC2010+ mAPs next to the non-interpolated one (means over seeds),
-per-class AP."""
+"""The CSV's columns: rank within the row's protocol, the mAP key it ranks by (``--ap``: ``mAP``,
+``map_voc07`` or ``map_voc12``), unformatted numbers, interval bounds instead of ± text, all three
+mAPs (means over seeds); the interval, P(≤ leader), seed spread and per-class AP are of the ranked
+one. Low-shot rows add ``lowshot_k<k>_mean`` / ``_std`` for every k (:func:`lowshot_columns`)."""
+
+
+def lowshot_columns(summaries: Sequence[Summary]) -> list[str]:
+    """``lowshot_k<k>_mean``, ``lowshot_k<k>_std`` for every k any summary has, k ascending."""
+    ks = sorted({k for s in summaries for k in s.lowshot})
+    return [f"lowshot_k{k}_{stat}" for k in ks for stat in ("mean", "std")]
 
 
 def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
@@ -86,11 +99,14 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
         rank = ranks[id(s)]
         record = s.record
         params = record.params
-        acc_ci, map_ci = s.ci.get("accuracy"), s.ci.get("mAP")
+        acc_ci, map_ci = s.ci.get("accuracy"), s.map_ci
+        lowshot = {f"lowshot_k{k}_{stat}": value for k, (mean, std) in s.lowshot.items()
+                   for stat, value in (("mean", mean), ("std", std))}
         rows.append(
             {
                 "rank": rank,
                 "protocol": s.protocol,
+                "ranked_by": s.definition.metric,
                 "model": s.model,
                 "weights": record.weights,
                 "params (M)": None if params is None else params / 1e6,
@@ -98,13 +114,13 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
                 "accuracy_ci_low": acc_ci.low if acc_ci else None,
                 "accuracy_ci_high": acc_ci.high if acc_ci else None,
                 "mAP": s.mean.get("mAP"),
-                "mAP_ci_low": map_ci.low if map_ci else None,
-                "mAP_ci_high": map_ci.high if map_ci else None,
                 "map_voc07": s.mean.get("map_voc07"),
                 "map_voc12": s.mean.get("map_voc12"),
+                "ranked_map_ci_low": map_ci.low if map_ci else None,
+                "ranked_map_ci_high": map_ci.high if map_ci else None,
                 "p_map_not_better_than_leader": s.p_not_better,
                 "seeds": " ".join(str(seed) for seed in s.seeds),
-                "mAP_seed_std": s.seed_std.get("mAP"),
+                "ranked_map_seed_std": s.map_seed_std,
                 "accuracy_seed_std": s.seed_std.get("accuracy"),
                 "tail acc.": s.mean.get("tail_accuracy"),
                 "train img/s": s.mean.get("train_images_per_s"),
@@ -112,9 +128,10 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
                 "epochs": record.epochs,
                 "data": record.data_description,
                 **s.per_class_ap,
+                **lowshot,
             }
         )
-    return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
+    return pd.DataFrame(rows, columns=[*CSV_COLUMNS, *lowshot_columns(summaries)])
 
 
 def format_value(value: Any, digits: int = 4) -> str:
@@ -134,13 +151,30 @@ def _with_ci(value: float | None, interval: Interval | None) -> str:
 
 
 def _seed_spread(s: Summary) -> str:
-    std = s.seed_std.get("mAP")
+    std = s.map_seed_std
     if std is None:
         return f"– (seed {s.seeds[0]})"
-    return f"{format_value(s.mean.get('mAP'))} ± {std:.4f} ({len(s.runs)} seeds)"
+    return f"{format_value(s.map)} ± {std:.4f} ({len(s.runs)} seeds)"
 
 
-def _markdown_rows(summaries: Sequence[Summary]) -> list[list[str]]:
+def markdown_columns(ap: str, ks: Sequence[int] = ()) -> list[str]:
+    """:data:`COLUMNS` with the mAP column named after the AP definition ``ap``, and a ``k=<k>``
+    column (low-shot mAP, mean ± std over samples) per k of ``ks``."""
+    label = AP_DEFINITIONS[ap].label
+    columns = [label if c == MAP_COLUMN else c for c in COLUMNS]
+    at = columns.index("mAP over seeds") + 1
+    return [*columns[:at], *(f"k={k}" for k in ks), *columns[at:]]
+
+
+def _lowshot_cells(s: Summary, ks: Sequence[int]) -> list[str]:
+    cells = []
+    for k in ks:
+        stats = s.lowshot.get(k)
+        cells.append("–" if stats is None else f"{stats[0]:.3f} ± {stats[1]:.3f}")
+    return cells
+
+
+def _markdown_rows(summaries: Sequence[Summary], ks: Sequence[int] = ()) -> list[list[str]]:
     rows = []
     for rank, (s, name) in enumerate(zip(summaries, display_names(summaries), strict=True), start=1):
         record = s.record
@@ -153,9 +187,10 @@ def _markdown_rows(summaries: Sequence[Summary]) -> list[list[str]]:
                 format_value(record.weights),
                 format_value(None if params is None else params / 1e6, 2),
                 _with_ci(s.mean.get("accuracy"), s.ci.get("accuracy")),
-                _with_ci(s.mean.get("mAP"), s.ci.get("mAP")),
+                _with_ci(s.map, s.map_ci),
                 p,
                 _seed_spread(s),
+                *_lowshot_cells(s, ks),
                 format_value(s.mean.get("tail_accuracy")),
                 format_value(s.mean.get("train_images_per_s"), 1),
                 format_value(s.mean.get("eval_images_per_s"), 1),
@@ -166,11 +201,13 @@ def _markdown_rows(summaries: Sequence[Summary]) -> list[list[str]]:
     return rows
 
 
-def _explanation(settings: BootstrapSettings | None) -> list[str]:
+def _explanation(settings: BootstrapSettings | None, ap: str) -> list[str]:
+    others = ", ".join(f"`--ap {name}`" for name in AP_DEFINITIONS if name != ap)
     lines = [
         (
-            "Ranked by mAP (the mean over seeds where a configuration ran with several). Metrics are fractions "
-            "(see README, *Metrics*); img/s are steady-state, end to end."
+            f"Ranked by mAP under the {AP_DEFINITIONS[ap].description} (the mean over seeds where a configuration "
+            f"ran with several); {others} rank by another definition, and leaderboard.csv has all three. "
+            "Metrics are fractions (see README, *Metrics*); img/s are steady-state, end to end."
         ),
     ]
     if settings is not None:
@@ -188,9 +225,10 @@ def _explanation(settings: BootstrapSettings | None) -> list[str]:
 
 def render_markdown(
     summaries: Sequence[Summary], failed: Sequence[RunRecord] = (), commands: Sequence[str] = (),
-    settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP,
+    settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP, ap: str = DEFAULT_AP,
 ) -> str:
-    """The leaderboard page: commands, ranked table, failed runs, per-class AP, link to the report."""
+    """The leaderboard page: commands, ranked table (by mAP under ``ap``, which must be the
+    summaries' own definition), failed runs, per-class AP, link to the report."""
     lines = ["# voc-bench leaderboard", ""]
     if commands:
         lines.append("Written by:" if len(commands) == 1 else "Written by these commands:")
@@ -204,7 +242,7 @@ def render_markdown(
         ),
         "",
     ]
-    for line in _explanation(settings):
+    for line in _explanation(settings, ap):
         lines += [line, ""]
     groups = by_protocol(summaries)
     if not summaries:
@@ -218,7 +256,16 @@ def render_markdown(
     for protocol, group in groups:
         if len(groups) > 1:
             lines += [f"## Protocol `{protocol}`", ""]
-        lines.append(tabulate(_markdown_rows(group), headers=list(COLUMNS), tablefmt="github", disable_numparse=True))
+        ks = sorted({k for s in group for k in s.lowshot})
+        if ks:
+            lines += [
+                "*k=K*: low-shot mAP with K positives and 19·K negatives per class, mean ± std over the samples "
+                "(and seeds); the ranked mAP is the run whose predictions the record keeps (sample 1 at the "
+                "largest k).",
+                "",
+            ]
+        lines.append(tabulate(_markdown_rows(group, ks), headers=markdown_columns(ap, ks), tablefmt="github",
+                              disable_numparse=True))
         notes = [f"{name}: {s.note}" for s, name in zip(group, display_names(group), strict=True) if s.note]
         if notes:
             lines += ["", *(f"- {note}" for note in notes)]
@@ -231,7 +278,8 @@ def render_markdown(
         rows = [[r.model, r.weights or "–", (r.error or "").replace("\n", " ")] for r in failed]
         lines.append(tabulate(rows, headers=["model", "weights", "error"], tablefmt="github", disable_numparse=True))
     for protocol, group in groups:
-        title = "## Per-class AP" if len(groups) == 1 else f"## Per-class AP, protocol `{protocol}`"
+        label = AP_DEFINITIONS[ap].label.replace("mAP", "AP")
+        title = f"## Per-class {label}" if len(groups) == 1 else f"## Per-class {label}, protocol `{protocol}`"
         lines += ["", title, ""]
         rows = [
             [name, *(format_value(s.per_class_ap.get(c)) for c in VOC_CLASSES)]
@@ -256,9 +304,12 @@ def failed_records(runs: Sequence[Run]) -> list[RunRecord]:
     return sorted((r.record for r in runs if not r.ok), key=lambda r: (r.model, str(r.error)))
 
 
-def write_leaderboard(out_dir: str | Path, settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP) -> tuple[Path, Path]:
-    """Rebuild ``leaderboard.md`` and ``leaderboard.csv`` in ``out_dir`` from its records (with
-    bootstrap intervals from the stored predictions unless ``settings`` is ``None``).
+def write_leaderboard(
+    out_dir: str | Path, settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP, ap: str = DEFAULT_AP
+) -> tuple[Path, Path]:
+    """Rebuild ``leaderboard.md`` and ``leaderboard.csv`` in ``out_dir`` from its records, ranked by
+    mAP under the AP definition ``ap`` (with bootstrap intervals from the stored predictions unless
+    ``settings`` is ``None``).
 
     Reading the records and writing both files happen under one lock, so two sweeps writing into
     the same folder cannot leave a leaderboard that misses a record either of them wrote before
@@ -269,8 +320,8 @@ def write_leaderboard(out_dir: str | Path, settings: BootstrapSettings | None = 
     out_dir.mkdir(parents=True, exist_ok=True)
     with locked(out_dir / LEADERBOARD_LOCK):
         runs = read_runs(out_dir)
-        summaries = summarize(runs, settings)
-        atomic_write(md_path, render_markdown(summaries, failed_records(runs), commands_of(runs), settings))
+        summaries = summarize(runs, settings, ap)
+        atomic_write(md_path, render_markdown(summaries, failed_records(runs), commands_of(runs), settings, ap))
         frame = leaderboard_frame(summaries)
         atomic_write(csv_path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     log.info("leaderboard of %d run(s) written to %s", len(runs), md_path)

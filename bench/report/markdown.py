@@ -16,7 +16,9 @@ from tabulate import tabulate
 from bench.report.gallery import DEFAULT_K, write_class_gallery
 from bench.report.leaderboard import by_protocol, commands_of, format_value
 from bench.report.plots import (
+    LowShotLine,
     ParetoPoint,
+    lowshot_figure,
     pareto_figure,
     pareto_front,
     per_class_ap_figure,
@@ -24,7 +26,15 @@ from bench.report.plots import (
     save_figure,
     tail_accuracy_figure,
 )
-from bench.report.summary import CONFIDENT, BootstrapSettings, Summary, display_names, summarize
+from bench.report.summary import (
+    CONFIDENT,
+    DEFAULT_AP,
+    BootstrapSettings,
+    Summary,
+    check_ap,
+    display_names,
+    summarize,
+)
 from bench.store import (
     LEADERBOARD_LOCK,
     LEADERBOARD_MD,
@@ -58,8 +68,11 @@ class ReportOptions:
     """Models that get galleries; ``None``: the leader; ``("all",)``: every model."""
     gallery_k: int = DEFAULT_K
     bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
+    ap: str = DEFAULT_AP
+    """The AP definition the report ranks, compares and draws by (``--ap``)."""
 
     def __post_init__(self) -> None:
+        check_ap(self.ap)
         if self.gallery_k <= 0:
             raise ValueError(f"--gallery-k must be positive, got {self.gallery_k}")
         unknown = [c for c in self.gallery_classes or () if c not in CLASS_TO_INDEX]
@@ -99,14 +112,15 @@ def _verdict(rank: int, s: Summary) -> str:
 def _confidence_section(summaries: Sequence[Summary], names: Sequence[str], settings: BootstrapSettings) -> list[str]:
     rows = []
     for rank, (s, name) in enumerate(zip(summaries, names, strict=True), start=1):
-        std = s.seed_std.get("mAP")
+        std = s.map_seed_std
         rows.append([
             str(rank), name, " ".join(str(seed) for seed in s.seeds),
-            format_value(s.mean.get("mAP")), _interval(s, "mAP"), "–" if std is None else f"{std:.4f}",
+            format_value(s.map), _interval(s, s.definition.metric), "–" if std is None else f"{std:.4f}",
             format_value(s.mean.get("accuracy")), _interval(s, "accuracy"),
             "–" if rank == 1 else format_value(s.p_not_better, 3), _verdict(rank, s),
         ])
-    headers = ["rank", "model", "seeds", "mAP", f"mAP {settings.level:.0%} CI", "mAP sd over seeds", "accuracy",
+    label = summaries[0].definition.label if summaries else "mAP"
+    headers = ["rank", "model", "seeds", label, f"mAP {settings.level:.0%} CI", "mAP sd over seeds", "accuracy",
                f"accuracy {settings.level:.0%} CI", "P(mAP ≤ leader)", "verdict"]
     text = [
         "## Which differences are real",
@@ -209,17 +223,19 @@ def _figures(
         "",
     ]
 
+    lines += _lowshot_figure(out_dir, summaries, names, fig_dir)
+
     ap = [[s.per_class_ap.get(c) for c in VOC_CLASSES] for s in summaries]
     save_figure(per_class_ap_figure(names, ap), out_dir / fig_dir / "per_class_ap.png")
     lines += ["## Per-class AP", "", f"![Per-class AP of every model]({(fig_dir / 'per_class_ap.png').as_posix()})", ""]
 
     points, left_out = [], []
     for s, n in zip(summaries, names, strict=True):
-        rate, value = s.mean.get("train_images_per_s"), s.mean.get("mAP")
+        rate, value = s.mean.get("train_images_per_s"), s.map
         if rate is None or value is None or rate <= 0:
             left_out.append(n)
             continue
-        ci = s.ci.get("mAP")
+        ci = s.map_ci
         points.append(ParetoPoint(n, rate, value, ci.low if ci else None, ci.high if ci else None))
     save_figure(pareto_figure(points), out_dir / fig_dir / "map_vs_throughput.png")
     front = [points[i].name for i in pareto_front(points)]
@@ -241,7 +257,8 @@ def _figures(
         lines.append(f"Not drawn: {err}.")
         log.warning("report: no precision-recall curves: %s", err)
     else:
-        run_ap = [leader.runs[0].record.per_class_ap.get(c) for c in VOC_CLASSES]
+        per_class = leader.runs[0].record.per_class_values(leader.definition.per_class)
+        run_ap = [per_class.get(c) for c in VOC_CLASSES]
         save_figure(pr_curves_figure(name, data.scores, data.labels, run_ap), out_dir / fig_dir / "pr_curves.png")
         seed_note = f" (the run with seed {leader.seeds[0]})" if len(leader.runs) > 1 else ""
         lines.append(f"![Precision–recall curves of {name}]({(fig_dir / 'pr_curves.png').as_posix()}){seed_note}")
@@ -249,11 +266,34 @@ def _figures(
     return lines
 
 
+def _lowshot_figure(out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], fig_dir: Path) -> list[str]:
+    """The low-shot part: mAP against k (log scale), one line per model; nothing for other protocols."""
+    lines_of = [
+        LowShotLine(name, sorted(s.lowshot), [s.lowshot[k][0] for k in sorted(s.lowshot)],
+                    [s.lowshot[k][1] for k in sorted(s.lowshot)])
+        for s, name in zip(summaries, names, strict=True)
+        if s.lowshot
+    ]
+    if not lines_of:
+        return []
+    label = summaries[0].definition.label
+    save_figure(lowshot_figure(lines_of, label), out_dir / fig_dir / "lowshot_map_vs_k.png")
+    return [
+        "## Low-shot mAP against k",
+        "",
+        f"{label} with k positives and 19·k negatives per class (log scale), one line per model: the mean over "
+        "the samples (and seeds), the band ± one standard deviation.",
+        "",
+        f"![Low-shot mAP against k]({(fig_dir / 'lowshot_map_vs_k.png').as_posix()})",
+        "",
+    ]
+
+
 def render_report(out_dir: str | Path, options: ReportOptions = ReportOptions()) -> str:
     """Draw every figure of ``out_dir``'s runs into ``out_dir/report/`` and return the markdown."""
     out_dir = Path(out_dir)
     runs = read_runs(out_dir)
-    summaries = summarize(runs, options.bootstrap)
+    summaries = summarize(runs, options.bootstrap, options.ap)
     lines = ["# voc-bench report", ""]
     lines += [
         (

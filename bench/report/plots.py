@@ -157,6 +157,36 @@ def pareto_figure(points: Sequence[ParetoPoint]) -> Figure:
     return figure
 
 
+@dataclass(frozen=True)
+class LowShotLine:
+    """One model's low-shot curve: mAP mean and std over the samples at each k."""
+
+    name: str
+    k: Sequence[int]
+    mean: Sequence[float]
+    std: Sequence[float]
+
+
+def lowshot_figure(lines: Sequence[LowShotLine], ylabel: str = "mAP") -> Figure:
+    """mAP against k on a log-2 x axis, one line per model with a ± std band; ticks at the k values."""
+    figure = new_figure(7.5, 4.8 + 0.25 * ((len(lines) + 2) // 3))
+    ax = figure.add_subplot()
+    for line, color, marker in zip(lines, _colors(len(lines)), _MARKERS * 10, strict=False):
+        k, mean, std = np.asarray(line.k), np.asarray(line.mean), np.asarray(line.std)
+        ax.plot(k, mean, marker=marker, color=color, label=line.name)
+        ax.fill_between(k, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+    ks = sorted({k for line in lines for k in line.k})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+    ax.set_xlabel("k: positives per class (19·k negatives; log scale)")
+    ax.set_ylabel(f"{ylabel} (band: ± 1 std over samples)")
+    ax.set_title("Low-shot mAP against k")
+    ax.grid(True, which="major", alpha=0.3)
+    _legend_below(figure, ax)
+    return figure
+
+
 def pr_curves_figure(
     model: str,
     scores: np.ndarray,

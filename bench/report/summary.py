@@ -32,9 +32,12 @@ from voc.bootstrap import (
 )
 from voc.constants import VOC_CLASSES
 from voc.errors import VOCDataError
+from voc.metrics import AP_DEFINITIONS, APDefinition
 
 log = logging.getLogger(__name__)
 
+DEFAULT_AP = "sklearn"
+"""The AP definition tables rank by unless ``--ap`` names another (a key of ``voc.metrics.AP_DEFINITIONS``)."""
 CONFIDENT = 0.95
 """A model counts as worse than the leader when its P(mAP <= leader) is at least this."""
 
@@ -59,21 +62,28 @@ class Summary:
     model: str
     runs: list[Run]
     """Sorted by seed."""
+    ap: str = DEFAULT_AP
+    """The AP definition this summary is ranked, compared and shown by (``voc.metrics.AP_DEFINITIONS``)."""
     mean: dict[str, float | None] = field(default_factory=dict)
     """accuracy, mAP, map_voc07, map_voc12, tail_accuracy, train/eval img/s: means over seeds."""
     seed_std: dict[str, float | None] = field(default_factory=dict)
-    """accuracy, mAP: sample standard deviation over seeds (``None`` with one seed)."""
+    """accuracy, mAP, map_voc07, map_voc12: sample standard deviation over seeds (``None`` with one seed)."""
     per_class_ap: dict[str, float | None] = field(default_factory=dict)
+    """Each class's AP under :attr:`ap`, the mean over seeds."""
     tail_curve: tuple[np.ndarray, np.ndarray] | None = None
     """(thresholds, mean tail accuracy over seeds), if every run has the same thresholds."""
     ci: dict[str, Interval] = field(default_factory=dict)
-    """Bootstrap intervals of accuracy and mAP (of the mean over seeds)."""
+    """Bootstrap intervals of accuracy and of the mAP under :attr:`ap` (of the mean over seeds),
+    keyed by their metric names."""
     p_not_better: float | None = None
-    """Paired bootstrap: P(this configuration's mAP <= the leader's); ``None`` for the leader."""
+    """Paired bootstrap: P(this configuration's mAP under :attr:`ap` <= the leader's); ``None`` for the leader."""
     eval_ids: tuple[str, ...] | None = None
     map_replicates: np.ndarray | None = None
     note: str | None = None
     """Why an interval or comparison is missing, if one is."""
+    lowshot: dict[int, tuple[float, float]] = field(default_factory=dict)
+    """Low-shot runs only: k -> (mean, std) of the mAP under :attr:`ap` over every (seed, sample) at k
+    (population std, as VISSL reports it)."""
 
     @property
     def record(self) -> RunRecord:
@@ -88,6 +98,26 @@ class Summary:
     @property
     def seeds(self) -> list[int]:
         return [run.record.seed for run in self.runs]
+
+    @property
+    def definition(self) -> APDefinition:
+        """The AP definition of :attr:`ap`."""
+        return AP_DEFINITIONS[self.ap]
+
+    @property
+    def map(self) -> float | None:
+        """The mean over seeds of the mAP under :attr:`ap`: what the summary is ranked by."""
+        return self.mean.get(self.definition.metric)
+
+    @property
+    def map_ci(self) -> Interval | None:
+        """The bootstrap interval of :attr:`map`."""
+        return self.ci.get(self.definition.metric)
+
+    @property
+    def map_seed_std(self) -> float | None:
+        """The standard deviation over seeds of the mAP under :attr:`ap`."""
+        return self.seed_std.get(self.definition.metric)
 
 
 def config_key(record: RunRecord) -> str:
@@ -112,9 +142,11 @@ def _std(values: Sequence[float | None]) -> float | None:
     return float(np.std(finite, ddof=1)) if len(finite) >= 2 else None
 
 
-def group_runs(runs: Sequence[Run]) -> list[Summary]:
+def group_runs(runs: Sequence[Run], ap: str = DEFAULT_AP) -> list[Summary]:
     """Successful runs grouped by configuration, one run per seed (a second run of the same seed,
-    e.g. from a concurrent sweep, is left out with a log line naming both folders)."""
+    e.g. from a concurrent sweep, is left out with a log line naming both folders); per-class APs
+    under ``ap``."""
+    check_ap(ap)
     groups: dict[str, dict[int, Run]] = {}
     for run in runs:
         if not run.ok:
@@ -129,7 +161,7 @@ def group_runs(runs: Sequence[Run]) -> list[Summary]:
     summaries = []
     for by_seed in groups.values():
         ordered = [by_seed[s] for s in sorted(by_seed)]
-        summaries.append(_fill_means_and_spreads(Summary(model=ordered[0].record.model, runs=ordered)))
+        summaries.append(_fill_means_and_spreads(Summary(model=ordered[0].record.model, runs=ordered, ap=ap)))
     return summaries
 
 
@@ -139,14 +171,35 @@ def _fill_means_and_spreads(summary: Summary) -> Summary:
     records = [run.record for run in summary.runs]
     for key in ("accuracy", "mAP", "map_voc07", "map_voc12", "tail_accuracy"):
         summary.mean[key] = _mean([r.metric(key) for r in records])
-    for key in ("accuracy", "mAP"):
+    for key in ("accuracy", "mAP", "map_voc07", "map_voc12"):
         summary.seed_std[key] = _std([r.metric(key) for r in records])
     for key in ("train_images_per_s", "eval_images_per_s"):
         summary.mean[key] = _mean([r.throughput_value(key) for r in records])
+    per_class = [r.per_class_values(summary.definition.per_class) for r in records]
     for name in VOC_CLASSES:
-        summary.per_class_ap[name] = _mean([r.per_class_ap.get(name) for r in records])
+        summary.per_class_ap[name] = _mean([values.get(name) for values in per_class])
     summary.tail_curve = mean_tail_curve([r.tail_curve for r in records])
+    summary.lowshot = lowshot_stats(records, summary.definition.metric)
     return summary
+
+
+def lowshot_stats(records: Sequence[RunRecord], metric: str) -> dict[int, tuple[float, float]]:
+    """k -> (mean, population std) of ``metric`` over every (record, sample) of the low-shot runs in
+    ``records``' ``lowshot`` sections; only k values where every value is defined. Empty for
+    records of other protocols."""
+    values: dict[int, list[float | None]] = {}
+    for record in records:
+        for run in (record.extra.get("lowshot") or {}).get("runs") or []:
+            values.setdefault(int(run["k"]), []).append(_float_or_none(run.get(metric)))
+    return {
+        k: (float(np.mean(v)), float(np.std(v)))
+        for k, v in sorted(values.items())
+        if v and all(x is not None and math.isfinite(x) for x in v)
+    }
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def mean_tail_curve(curves: Sequence[dict[str, Any] | None]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -180,10 +233,17 @@ def display_names(summaries: Sequence[Summary]) -> list[str]:
     return [s.model if counts[s.model] == 1 else f"{s.model} [{s.runs[0].dir.name}]" for s in summaries]
 
 
+def check_ap(ap: str) -> str:
+    """``ap`` if it names an AP definition, else ValueError naming ``--ap`` and the valid names."""
+    if ap not in AP_DEFINITIONS:
+        raise ValueError(f"--ap: unknown AP definition {ap!r}; choose one of {list(AP_DEFINITIONS)}")
+    return ap
+
+
 def rank(summaries: Sequence[Summary]) -> list[Summary]:
-    """Best mean mAP first; ties (and missing mAP, last) by model name."""
+    """Best mean mAP (under each summary's AP definition) first; ties (and missing mAP, last) by model name."""
     def key(s: Summary) -> tuple[float, str]:
-        value = s.mean.get("mAP")
+        value = s.map
         return (-(value if value is not None else float("-inf")), s.model)
 
     return sorted(summaries, key=key)
@@ -213,17 +273,20 @@ def _file_identity(path: Path) -> tuple[str, int, int] | None:
     return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
-def run_replicates(run: Run, settings: BootstrapSettings) -> Replicates:
-    """The run's mAP and accuracy on each of ``settings``' resamples of its eval images (cached
-    while its files are unchanged). Raises VOCDataError when its predictions or labels are missing."""
-    key = (_file_identity(run.dir / PREDICTIONS_FILE), _file_identity(run.dir / LABELS_FILE), settings)
+def run_replicates(run: Run, settings: BootstrapSettings, ap: str = DEFAULT_AP) -> Replicates:
+    """The run's mAP (under ``ap``) and accuracy on each of ``settings``' resamples of its eval
+    images (cached while its files are unchanged). Raises VOCDataError when its predictions or
+    labels are missing."""
+    key = (_file_identity(run.dir / PREDICTIONS_FILE), _file_identity(run.dir / LABELS_FILE), settings, ap)
     cached = _replicates_cache.get(key) if key[0] is not None else None
     if cached is not None:
         return cached
     data = load_eval(run)
     counts = _resample_counts(len(data.ids), settings.n_resamples, settings.seed)
     replicates = Replicates(
-        data.ids, bootstrap_map(data.scores, data.labels, counts), bootstrap_accuracy(data.scores, data.labels, counts)
+        data.ids,
+        bootstrap_map(data.scores, data.labels, counts, ap),
+        bootstrap_accuracy(data.scores, data.labels, counts),
     )
     if key[0] is not None:
         if len(_replicates_cache) >= _CACHE_SIZE:
@@ -236,7 +299,7 @@ def _bootstrap(summary: Summary, settings: BootstrapSettings) -> None:
     """Bootstrap intervals of the seed-mean accuracy and mAP: each seed's run is scored on the
     same resamples, and the replicate of the summary is the mean over seeds."""
     try:
-        per_seed = [run_replicates(run, settings) for run in summary.runs]
+        per_seed = [run_replicates(run, settings, summary.ap) for run in summary.runs]
     except VOCDataError as err:
         summary.note = f"no interval: {err}"
         log.warning("%s: %s", summary.model, summary.note)
@@ -250,7 +313,7 @@ def _bootstrap(summary: Summary, settings: BootstrapSettings) -> None:
     accs = np.mean([r.accuracy for r in per_seed], axis=0)
     summary.eval_ids, summary.map_replicates = ids, maps
     summary.ci = {
-        "mAP": percentile_interval(maps, settings.level),
+        summary.definition.metric: percentile_interval(maps, settings.level),
         "accuracy": percentile_interval(accs, settings.level),
     }
 
@@ -261,13 +324,16 @@ def protocols_of(summaries: Sequence[Summary]) -> list[str]:
     return sorted(names, key=lambda name: (name != DEFAULT_PROTOCOL, name))
 
 
-def summarize(runs: Sequence[Run], settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP) -> list[Summary]:
-    """Ranked summaries of ``runs``, protocol by protocol (:func:`protocols_of`): rows of different
-    protocols are never ranked against each other, and each protocol has its own leader. With
+def summarize(
+    runs: Sequence[Run], settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP, ap: str = DEFAULT_AP
+) -> list[Summary]:
+    """Ranked summaries of ``runs``, protocol by protocol (:func:`protocols_of`), by mAP under the AP
+    definition ``ap``: rows of different protocols are never ranked against each other, and each
+    protocol has its own leader. With
     ``settings``, each summary has bootstrap intervals and, for all but its protocol's leader, the
     paired probability of being no better than that leader (only where both were evaluated on the
     same images)."""
-    grouped = group_runs(runs)
+    grouped = group_runs(runs, ap)
     return [
         summary
         for protocol in protocols_of(grouped)

@@ -8,7 +8,8 @@ in float32 as in ``bench.model``), through the same datamodule and
 transforms as every run (no augmentation), the mean over the view's crops, stored as float32. The
 cache (``voc.feature_cache``, default ``<out>/.features``) is keyed by the model, its weights,
 the data (root, record, split, the images' files), the view (the whole transform config),
-the precision and device, and the format version.
+the precision and device, and the format version. Extraction runs compiled where
+``bench.train.compiled``'s measured rule says it pays (``--compile``); the choice is recorded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import time
 import traceback
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -34,6 +36,7 @@ from bench.probe import SCORE_MAP, fit_probe, merged_classes, to_unit_interval
 from bench.protocol import LinearProtocol, config_hash
 from bench.store import BASELINE_NAME, RUN_CONFIG_FILE, RunRecord, run_dir_name, write_json_atomic, write_run
 from bench.train.baseline import new_record, run_prior_baseline
+from bench.train.compiled import CompileDecision, Encode, FixedBatchEncoder, decide_compile, eager_rate, freezing
 from bench.train.runner import OnRecord, claimed_run_dir, complete_record, sweep
 from bench.weights import Weights
 from voc.config import TransformConfig
@@ -63,6 +66,8 @@ class FrozenOptions:
     """The feature cache folder; ``None``: ``<out>/.features``."""
     n_jobs: int | None = -1
     """Processes the probe fits classes over (joblib; -1: every core)."""
+    compile: str = "auto"
+    """``torch.compile`` the extractor: ``auto`` (``bench.train.compiled``'s measured rule), ``on``, ``off``."""
 
 
 def pooled_features(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -144,7 +149,20 @@ class _Extractor:
     device: torch.device
 
 
-def split_features(
+@dataclass
+class _SplitPlan:
+    """One split's images and labels, its cache entry's name and key, and its features if cached."""
+
+    split: str
+    datamodule: VOCDataModule
+    ids: list[str]
+    labels: np.ndarray
+    name: str
+    key: dict[str, Any]
+    cached: np.ndarray | None
+
+
+def plan_split(
     split: str,
     extractor: _Extractor,
     *,
@@ -152,8 +170,8 @@ def split_features(
     data: DataSource,
     options: FrozenOptions,
     cache: FeatureCache,
-) -> SplitFeatures:
-    """``split``'s features from the cache, or computed once and cached."""
+) -> _SplitPlan:
+    """``split``'s loader, ids and labels, and its features where the cache has them."""
     datamodule = VOCDataModule(
         data.root,
         year=protocol.year,
@@ -177,24 +195,48 @@ def split_features(
     key = feature_key(extractor.model_name, extractor.weights, protocol, data, split, extractor.transform, paths,
                       extractor.precision, extractor.device)
     name = f"{run_dir_name(extractor.model_name)}-{split}"
-    cached = cache.load(name, key, ids)
-    if cached is not None:
-        path = cache.paths(name, key)[0]
-        log.info("%s: %s features from cache %s", extractor.model_name, split, path)
-        return SplitFeatures(split, ids, dataset.labels, cached, path, True, None)
+    return _SplitPlan(split, datamodule, ids, dataset.labels, name, key, cache.load(name, key, ids))
+
+
+def split_features(plan: _SplitPlan, encode: Encode, extractor: _Extractor, cache: FeatureCache) -> SplitFeatures:
+    """``plan``'s features from the cache, or computed once with ``encode`` and cached."""
+    if plan.cached is not None:
+        path = cache.paths(plan.name, plan.key)[0]
+        log.info("%s: %s features from cache %s", extractor.model_name, plan.split, path)
+        return SplitFeatures(plan.split, plan.ids, plan.labels, plan.cached, path, True, None)
     started = time.perf_counter()
     features = extract_features(
-        partial(pooled_features, extractor.backbone),
-        datamodule.test_dataloader(),
-        len(ids),
+        encode,
+        plan.datamodule.test_dataloader(),
+        len(plan.ids),
         device=extractor.device,
         autocast_dtype=AUTOCAST[extractor.precision],
     )
-    rate = len(ids) / max(time.perf_counter() - started, 1e-9)
-    path = cache.save(name, key, ids, features)
+    rate = len(plan.ids) / max(time.perf_counter() - started, 1e-9)
+    path = cache.save(plan.name, plan.key, plan.ids, features)
     log.info("%s: %s features of %d images computed (%.1f img/s), cached at %s",
-             extractor.model_name, split, len(ids), rate, path)
-    return SplitFeatures(split, ids, dataset.labels, features, path, False, round(rate, 3))
+             extractor.model_name, plan.split, len(plan.ids), rate, path)
+    return SplitFeatures(plan.split, plan.ids, plan.labels, features, path, False, round(rate, 3))
+
+
+def build_encoder(
+    extractor: _Extractor, protocol: LinearProtocol, mode: str, images: int
+) -> tuple[Encode, CompileDecision]:
+    """The extractor's encoder, compiled (inductor freezing, one batch shape) where ``mode`` and
+    the measured rule (``bench.train.compiled.decide_compile``) say so, with the decision."""
+    encode: Encode = partial(pooled_features, extractor.backbone)
+    rate = None
+    if mode == "auto" and images > 0:
+        crops = protocol.transform_config().num_crops
+        example = torch.randn(protocol.batch_size * crops, 3, protocol.input_size, protocol.input_size,
+                              device=extractor.device).contiguous(memory_format=torch.channels_last)
+        rate = eager_rate(encode, example, AUTOCAST[extractor.precision]) / crops
+    decision = decide_compile(mode, images, rate)
+    log.info("%s: feature extraction %s (%s)", extractor.model_name, "compiled" if decision.compiled else "eager",
+             decision.rule)
+    if decision.compiled:
+        return FixedBatchEncoder(encode, protocol.batch_size * protocol.transform_config().num_crops), decision
+    return encode, decision
 
 
 def _build_extractor(
@@ -263,13 +305,20 @@ def _run(
         record.environment = environment(accelerator, precision)
         log.info("%s: %s, frozen, features under %s, %d parameters", model_name, weights.description, precision,
                  record.params)
-        built = time.perf_counter()
-        train, evals = (
-            split_features(split, extractor, protocol=protocol, data=data, options=options, cache=cache)
+        plans = [
+            plan_split(split, extractor, protocol=protocol, data=data, options=options, cache=cache)
             for split in (protocol.train_split, protocol.eval_split)
+        ]
+        built = time.perf_counter()
+        encode, compiling = build_encoder(
+            extractor, protocol, options.compile, sum(len(plan.ids) for plan in plans if plan.cached is None)
         )
+        with freezing() if compiling.compiled else nullcontext():
+            train, evals = (split_features(plan, encode, extractor, cache) for plan in plans)
+        if isinstance(encode, FixedBatchEncoder):
+            compiling = replace(compiling, compile_s=encode.compile_s)
         view = extractor.transform
-        del extractor  # the backbone's memory, before the probes
+        del extractor, encode  # the backbone's memory, before the probes
         features_done = time.perf_counter()
         eval_labels = evals.labels.astype(np.int64)
         if protocol.name == "linear":
@@ -309,6 +358,7 @@ def _run(
             "dtype": "float32",
             "view": asdict(view),
             "precision": precision,
+            "compile": compiling.to_dict(),
             "cache": {s.split: {"path": str(s.path), "from_cache": s.from_cache} for s in (train, evals)},
         }
         record.status = "ok"
