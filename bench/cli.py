@@ -29,6 +29,7 @@ from bench.protocol import (
     PROTOCOL_NAMES,
     LinearProtocol,
     Protocol,
+    finetune_protocol,
     frozen_protocol,
 )
 from bench.report.gallery import DEFAULT_K
@@ -36,7 +37,7 @@ from bench.report.markdown import ALL_MODELS, ReportOptions, check_gallery_model
 from bench.report.summary import DEFAULT_AP
 from bench.store import BASELINE_NAME, LEADERBOARD_MD, SPEED_FILE, read_records
 from bench.weights import PRETRAINED_CHOICES
-from voc.config import CROP_MODES
+from voc.config import AUGMENTS, CROP_MODES, LOSSES, OPTIMIZERS, REPORT_MODELS, SCHEDULERS
 from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
 from voc.errors import VOCDataError
 from voc.metrics import AP_DEFINITIONS
@@ -91,6 +92,11 @@ COURSE_ONLY_FLAGS: tuple[tuple[str, str], ...] = (
     ("batch_size", "--batch-size"),
     ("limit_train_batches", "--limit-train-batches"),
     ("limit_eval_batches", "--limit-eval-batches"),
+    *((name, "--" + name.replace("_", "-")) for name in (
+        "optimizer", "weight_decay", "head_lr_mult", "scheduler", "warmup_epochs", "schedule_epochs", "ema_decay",
+        "ema_warmup", "report_model", "loss", "asl_gamma_neg", "asl_gamma_pos", "asl_clip", "augment",
+        "randaugment", "erasing", "eval_every",
+    )),
 )
 """(argument, flag) of the settings only fine-tuning has: an error with a frozen protocol."""
 FROZEN_ONLY_FLAGS: tuple[tuple[str, str], ...] = (
@@ -116,10 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--protocol", choices=PROTOCOL_NAMES, default="course",
-                   help="course: fine-tune every backbone (the course project's protocol); linear: freeze it, cache "
-                        "its pooled pre-logits features once per image and fit a linear probe per class on them "
-                        "(VISSL's VOC07 benchmark: VOC2007 trainval -> test, 224 x 224 whole image; train -> val "
-                        "on the synthetic set); lowshot: probes on k-shot samples of the same cached features "
+                   help="course: fine-tune every backbone (the course project's protocol); voc07: fine-tune under "
+                        "the ASL repository's recipe on VOC2007 trainval -> test at 448 x 448 (Adam, OneCycle, "
+                        "asymmetric loss, EMA, RandAugment + erasing); modern: fine-tune under one AdamW + warmup/"
+                        "cosine + EMA + RandAugment recipe (a CPU-sized variant on the synthetic set); explicit "
+                        "flags win over the protocol's values (see README, 'Fine-tuning protocols'); linear: freeze "
+                        "it, cache its pooled pre-logits features once per image and fit a linear probe per class "
+                        "on them (VISSL's VOC07 benchmark: VOC2007 trainval -> test, 224 x 224 whole image; train "
+                        "-> val on the synthetic set); lowshot: probes on k-shot samples of the same cached features "
                         "(see README, 'Frozen-feature protocols')")
     p.add_argument("--models", nargs="+", default=["resnet50"], metavar="NAME",
                    help="timm model names (optionally with a pretrained tag, e.g. resnet50.a1_in1k) or fnmatch "
@@ -136,7 +146,53 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"training batch size, images ({_default('batch_size')})")
     p.add_argument("--eval-batch-size", type=int, default=None,
                    help=f"evaluation batch size ({_default('eval_batch_size')})")
-    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate ({_default('lr')})")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate, the peak under a schedule ({_default('lr')}; other protocols: their own)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                   help="adam (weight decay as L2 on the gradient), adamw (decoupled) or sgd (Nesterov momentum 0.9) "
+                        "(default: the protocol's; course: adam)")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="weight decay; never on biases, norm weights or a timm model's no_weight_decay() parameters "
+                        "(default: the protocol's; course: 0)")
+    p.add_argument("--head-lr-mult", type=_positive_float, default=None,
+                   help="learning rate of the classifier's final layer as a multiple of --lr (default: the "
+                        "protocol's; course: 1)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=None,
+                   help="learning-rate schedule, stepped every batch: none (constant after any warmup), cosine "
+                        "(linear warmup, cosine to 0) or onecycle (torch's OneCycleLR, its rise the warmup) "
+                        "(default: the protocol's; course: none)")
+    p.add_argument("--warmup-epochs", type=float, default=None,
+                   help="linear warmup, or OneCycle's rising phase, in epochs (may be fractional) (default: the "
+                        "protocol's; course: 0)")
+    p.add_argument("--schedule-epochs", type=int, default=None,
+                   help="length of the schedule in epochs when it should run past --epochs and be stopped there, "
+                        "as voc07's 80-epoch OneCycle stopped after 40 (default: the protocol's; else --epochs)")
+    p.add_argument("--ema-decay", type=float, default=None,
+                   help="keep an exponential moving average of the weights with this decay, evaluated and recorded "
+                        "beside the raw model; 0: none (default: the protocol's; course: 0)")
+    p.add_argument("--ema-warmup", action=argparse.BooleanOptionalAction, default=None,
+                   help="timm's EMA decay warmup, min(decay, 1 - step^(-2/3)) (default: the protocol's)")
+    p.add_argument("--report-model", choices=REPORT_MODELS, default=None,
+                   help="whose predictions the record reports, declared before training: raw or ema (default: the "
+                        "protocol's; course: raw)")
+    p.add_argument("--loss", choices=LOSSES, default=None,
+                   help="bce (mean class-wise binary cross-entropy) or asl (asymmetric loss, summed) (default: the "
+                        "protocol's; course: bce)")
+    p.add_argument("--asl-gamma-neg", type=float, default=None, help="ASL's focusing exponent on negatives (4)")
+    p.add_argument("--asl-gamma-pos", type=float, default=None, help="ASL's focusing exponent on positives (0)")
+    p.add_argument("--asl-clip", type=float, default=None, help="ASL's probability margin on negatives (0.05)")
+    p.add_argument("--augment", choices=AUGMENTS, default=None,
+                   help="basic (random flip and rotation) or randaugment (those, then timm's RandAugment) "
+                        "(default: the protocol's; course: basic)")
+    p.add_argument("--randaugment", default=None, metavar="CONFIG",
+                   help="timm's RandAugment config string with --augment randaugment, e.g. rand-m9-mstd0.5 "
+                        "(default: the protocol's)")
+    p.add_argument("--erasing", type=float, default=None,
+                   help="probability of timm's RandomErasing on each training crop (default: the protocol's; "
+                        "course: 0)")
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="also evaluate on the eval split every N epochs and log it (logs/metrics.csv; the report "
+                        "draws it): a learning curve only, the reported model stays the final one (default: never)")
     p.add_argument("--resize", type=int, default=None,
                    help=f"shortest image edge after resizing, px ({_default('resize')})")
     p.add_argument("--crop", type=int, default=None, help=f"crop size, px ({_default('crop')})")
@@ -236,8 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
-    """The data's default protocol (the course protocol for ``--speed``) with every explicit flag applied."""
-    base = CPU_SYNTHETIC_PROTOCOL if data.is_synthetic and not args.speed else COURSE_PROTOCOL
+    """The named protocol (``--protocol``) for the data (its real-VOC variant for ``--speed``) with
+    every explicit flag applied."""
+    base = finetune_protocol(args.protocol, data.is_synthetic and not args.speed)
     try:
         protocol = base.with_overrides(
             year=args.year,
@@ -256,20 +313,51 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
             seed=args.seed,
             limit_train_batches=args.limit_train_batches,
             limit_eval_batches=args.limit_eval_batches,
+            optimizer=args.optimizer,
+            weight_decay=args.weight_decay,
+            head_lr_mult=args.head_lr_mult,
+            scheduler=args.scheduler,
+            warmup_epochs=args.warmup_epochs,
+            schedule_epochs=args.schedule_epochs,
+            ema_decay=args.ema_decay,
+            ema_warmup=args.ema_warmup,
+            report_model=args.report_model,
+            loss=args.loss,
+            asl_gamma_neg=args.asl_gamma_neg,
+            asl_gamma_pos=args.asl_gamma_pos,
+            asl_clip=args.asl_clip,
+            augment=args.augment,
+            randaugment=args.randaugment,
+            erasing=args.erasing,
         )
         protocol.label_config()
         protocol.transform_config()
     except ValueError as err:
-        raise UsageError(f"--resize/--crop/--crops/--difficult/--label-source/--precision: {err}") from None
+        raise UsageError(f"--protocol {args.protocol} with these flags: {err}") from None
     return protocol
 
 
 def protocol_summary(protocol: Protocol) -> str:
-    """One line for the console: epochs, optimiser, batch, image pipeline, precision, seed."""
+    """One line for the console: name, epochs, optimiser and recipe, batch, image pipeline, precision, seed."""
     p = protocol
+    recipe = ""
+    if p.weight_decay:
+        recipe += f" wd {p.weight_decay:g}"
+    if p.head_lr_mult != 1:
+        recipe += f" head x{p.head_lr_mult:g}"
+    if p.scheduler != "none" or p.warmup_epochs:
+        recipe += f", {p.scheduler} schedule ({p.warmup_epochs:g} warmup epochs"
+        recipe += f", {p.schedule_epochs}-epoch schedule)" if p.schedule_epochs else ")"
+    if p.ema_decay:
+        recipe += f", EMA {p.ema_decay:g}{' with warmup' if p.ema_warmup else ''}"
+    if p.loss != "bce":
+        recipe += f", {p.loss} loss"
+    if p.augment != "basic" or p.erasing:
+        recipe += f", {p.randaugment if p.augment == 'randaugment' else 'basic'} + erasing {p.erasing:g}"
     return (
-        f"{p.epochs} epochs, {p.optimizer} lr {p.lr:g}, batch {p.batch_size}, resize {p.resize} -> {p.crop_mode} crop "
-        f"{p.crop}, precision {p.precision}, seed {p.seed}"
+        f"{p.name}: {p.epochs} epochs, {p.optimizer} lr {p.lr:g}{recipe}, reported model {p.report_model}, "
+        f"batch {p.batch_size}, resize {p.resize} -> {p.crop_mode} crop {p.crop}, precision {p.precision}, "
+        f"seed {p.seed}"
     )
 
 
@@ -288,6 +376,8 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
         raise UsageError("give --report-only or --no-report, not both")
     if args.speed and args.seeds is not None:
         raise UsageError("--seeds does not apply to --speed (it measures throughput, not results); use --seed")
+    if args.eval_every is not None and args.eval_every < 1:
+        raise UsageError(f"--eval-every: a number of epochs, at least 1, not {args.eval_every}")
     if args.gallery_models and ALL_MODELS in args.gallery_models and len(args.gallery_models) > 1:
         raise UsageError(f"--gallery-models: '{ALL_MODELS}' stands alone")
     _check_protocol_flags(args)
@@ -554,6 +644,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
         num_workers=args.num_workers,
         cache_dir=args.cache_dir,
         deterministic=args.deterministic,
+        eval_every=args.eval_every,
     )
     if args.speed:
         return _speed(models, protocol, data, options, args)

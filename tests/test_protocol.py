@@ -7,10 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import UsageError, build_parser, protocol_from_args
+from bench.cli import UsageError, build_parser, check_flags, protocol_from_args
 from bench.data import DataSource
-from bench.protocol import COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL, PRECISIONS, Protocol, config_hash
-from voc.config import LabelConfig, TransformConfig
+from bench.protocol import (
+    COURSE_PROTOCOL,
+    CPU_MODERN_PROTOCOL,
+    CPU_SYNTHETIC_PROTOCOL,
+    FINETUNE_PROTOCOL_TABLE,
+    FINETUNE_PROTOCOLS,
+    MODERN_PROTOCOL,
+    PRECISIONS,
+    PROTOCOL_NAMES,
+    VOC07_PROTOCOL,
+    VOC07_SYNTHETIC_PROTOCOL,
+    Protocol,
+    config_hash,
+    finetune_protocol,
+)
+from voc.config import LabelConfig, TrainConfig, TransformConfig
 
 REAL = DataSource(root=Path("/voc"))
 SYNTHETIC = DataSource(root=Path("/synthetic"), synthetic={"seed": 0, "n_train": 4, "n_val": 2, "year": "2012"})
@@ -34,7 +48,28 @@ FLAGS = [
     ("--seed", "7", "seed", 7),
     ("--limit-train-batches", "3", "limit_train_batches", 3),
     ("--limit-eval-batches", "0.5", "limit_eval_batches", 0.5),
+    ("--optimizer", "sgd", "optimizer", "sgd"),
+    ("--weight-decay", "0.3", "weight_decay", 0.3),
+    ("--head-lr-mult", "10", "head_lr_mult", 10.0),
+    ("--scheduler", "cosine", "scheduler", "cosine"),
+    ("--warmup-epochs", "1.5", "warmup_epochs", 1.5),
+    ("--ema-decay", "0.99", "ema_decay", 0.99),
+    ("--loss", "asl", "loss", "asl"),
+    ("--augment", "randaugment", "augment", "randaugment"),
+    ("--erasing", "0.5", "erasing", 0.5),
 ]
+
+# flags that apply only with another setting: (argv, field, expected, the setting they need)
+DEPENDENT_FLAGS = [
+    (["--schedule-epochs", "30"], "schedule_epochs", 30, {"scheduler": "cosine"}),
+    (["--ema-warmup"], "ema_warmup", True, {"ema_decay": 0.99}),
+    (["--report-model", "ema"], "report_model", "ema", {"ema_decay": 0.99}),
+    (["--asl-gamma-neg", "2"], "asl_gamma_neg", 2.0, {"loss": "asl"}),
+    (["--asl-gamma-pos", "1"], "asl_gamma_pos", 1.0, {"loss": "asl"}),
+    (["--asl-clip", "0"], "asl_clip", 0.0, {"loss": "asl"}),
+    (["--randaugment", "rand-m5-n3"], "randaugment", "rand-m5-n3", {"augment": "randaugment"}),
+]
+_FLAG_OF = {"scheduler": "--scheduler", "ema_decay": "--ema-decay", "loss": "--loss", "augment": "--augment"}
 
 
 def _protocol(argv: list[str], data: DataSource) -> Protocol:
@@ -52,7 +87,10 @@ def test_course_protocol_is_the_course_project() -> None:
     assert (p.year, p.train_split, p.eval_split) == ("2012", "train", "val")
     assert (p.optimizer, p.lr, p.batch_size, p.epochs) == ("adam", 1e-4, 8, 10)
     assert (p.resize, p.crop, p.crop_mode, p.hflip, p.rotation) == (400, 224, "five", True, 25.0)
-    assert not any(f.name in ("scheduler", "loss") for f in fields(Protocol))  # dropped: nothing applied them
+    # no scheduler, warmup, head multiplier or EMA; BCE; flip + rotation only; the raw model reported
+    assert p.train_config() == TrainConfig(lr=1e-4, optimizer="adam", weight_decay=0.0)
+    assert (p.scheduler, p.warmup_epochs, p.head_lr_mult, p.ema_decay, p.loss) == ("none", 0.0, 1.0, 0.0, "bce")
+    assert (p.augment, p.erasing, p.report_model) == ("basic", 0.0, "raw")
 
 
 @pytest.mark.parametrize(
@@ -66,10 +104,88 @@ def test_explicit_flag_wins_over_the_default(
     assert _protocol([flag, value], data) == replace(base, **{name: expected})
 
 
+@pytest.mark.parametrize(("argv", "name", "expected", "needs"), DEPENDENT_FLAGS, ids=[f[0][0] for f in DEPENDENT_FLAGS])
+def test_explicit_flag_wins_where_its_setting_applies(
+    argv: list[str], name: str, expected: object, needs: dict[str, object]
+) -> None:
+    companions = [x for field, value in needs.items() for x in (_FLAG_OF[field], str(value))]
+    assert _protocol([*argv, *companions], SYNTHETIC) == replace(CPU_SYNTHETIC_PROTOCOL, **needs, **{name: expected})
+    with pytest.raises(UsageError, match=r"--protocol course with these flags"):
+        _protocol(argv, SYNTHETIC)  # alone it would be recorded but not applied
+
+
 def test_every_flag_of_the_table_is_a_protocol_field() -> None:
-    covered = {name for _, _, name, _ in FLAGS}
-    not_flags = {"name", "optimizer", "weight_decay", "hflip", "rotation", "positive_only"}  # fixed by the protocol
+    covered = {name for _, _, name, _ in FLAGS} | {name for _, name, _, _ in DEPENDENT_FLAGS}
+    not_flags = {"name", "hflip", "rotation", "positive_only"}  # fixed by the protocol
     assert covered | not_flags == {f.name for f in fields(Protocol)}
+
+
+@pytest.mark.parametrize("name", FINETUNE_PROTOCOLS)
+def test_protocol_flag_selects_the_named_protocol_for_the_data(name: str) -> None:
+    real, synthetic = FINETUNE_PROTOCOL_TABLE[name]
+    assert _protocol(["--protocol", name], REAL) == real == finetune_protocol(name, synthetic=False)
+    assert _protocol(["--protocol", name], SYNTHETIC) == synthetic == finetune_protocol(name, synthetic=True)
+    assert real.name == synthetic.name == name
+    assert _protocol(["--protocol", name, "--speed"], SYNTHETIC) == real  # --speed: the real-VOC shapes
+    # explicit flags still win over the named protocol's values
+    assert _protocol(["--protocol", name, "--lr", "0.5", "--optimizer", "sgd"], SYNTHETIC) == replace(
+        synthetic, lr=0.5, optimizer="sgd"
+    )
+
+
+def test_table_names_every_fine_tuning_protocol() -> None:
+    assert tuple(FINETUNE_PROTOCOL_TABLE) == FINETUNE_PROTOCOLS == ("course", "voc07", "modern")
+    assert set(PROTOCOL_NAMES) == {*FINETUNE_PROTOCOLS, "linear", "lowshot"}
+    assert build_parser().parse_args(["--protocol", "voc07"]).protocol == "voc07"
+    with pytest.raises(ValueError, match=r"unknown fine-tuning protocol 'linear'"):
+        finetune_protocol("linear", synthetic=False)
+
+
+def test_voc07_is_the_asl_recipe() -> None:
+    p = VOC07_PROTOCOL
+    assert (p.year, p.train_split, p.eval_split, p.difficult, p.positive_only) == ("2007", "trainval", "test",
+                                                                                  "ignore", False)
+    assert (p.resize, p.crop_mode, p.input_size, p.batch_size) == (448, "full", 448, 128)
+    assert (p.optimizer, p.lr, p.weight_decay) == ("adam", 1e-4, 1e-4)
+    # OneCycle over 80 epochs with pct_start 0.2 (16 epochs of rise), stopped after 40
+    assert (p.scheduler, p.schedule_epochs, p.epochs, p.warmup_epochs / p.schedule_epochs) == ("onecycle", 80, 40, 0.2)
+    assert (p.ema_decay, p.ema_warmup, p.report_model) == (0.9997, False, "raw")
+    assert (p.loss, p.asl_gamma_neg, p.asl_gamma_pos, p.asl_clip) == ("asl", 4.0, 0.0, 0.05)
+    assert (p.hflip, p.rotation, p.augment, p.erasing) == (False, 0.0, "randaugment", 1.0)
+    assert replace(p, year="2012", train_split="train", eval_split="val") == VOC07_SYNTHETIC_PROTOCOL
+
+
+def test_modern_is_one_recipe_and_its_cpu_variant_only_scales_it() -> None:
+    p = MODERN_PROTOCOL
+    assert (p.optimizer, p.scheduler, p.weight_decay, p.report_model) == ("adamw", "cosine", 0.05, "ema")
+    assert p.warmup_epochs > 0 and p.ema_decay > 0 and p.augment == "randaugment" and p.erasing > 0
+    scaled = {"epochs", "batch_size", "lr", "resize", "crop"}
+    real, cpu = p.to_dict(), CPU_MODERN_PROTOCOL.to_dict()
+    assert {k for k in real if real[k] != cpu[k]} == scaled
+    # the same work per model as the course protocol's CPU-sized variant
+    for field in ("epochs", "batch_size", "eval_batch_size", "resize", "crop", "crop_mode"):
+        assert getattr(CPU_MODERN_PROTOCOL, field) == getattr(CPU_SYNTHETIC_PROTOCOL, field)
+
+
+def test_a_recipe_setting_that_would_not_apply_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"report_model 'ema' need an EMA"):
+        _protocol(["--protocol", "modern", "--ema-decay", "0"], SYNTHETIC)
+    with pytest.raises(UsageError, match=r"'onecycle' needs warmup_epochs > 0"):
+        _protocol(["--scheduler", "onecycle"], REAL)
+    with pytest.raises(UsageError, match=r"must not end before the training"):
+        _protocol(["--protocol", "voc07", "--epochs", "81"], REAL)
+
+
+@pytest.mark.parametrize("argv", [["--scheduler", "cosine"], ["--ema-decay", "0.9"], ["--eval-every", "1"],
+                                  ["--no-ema-warmup"]])
+def test_fine_tuning_flags_are_rejected_by_frozen_protocols(argv: list[str]) -> None:
+    with pytest.raises(UsageError, match=r"--protocol linear trains no backbone"):
+        check_flags(build_parser().parse_args(["--protocol", "linear", *argv]))
+
+
+def test_eval_every_must_be_a_positive_number_of_epochs() -> None:
+    with pytest.raises(UsageError, match=r"--eval-every: a number of epochs, at least 1, not 0"):
+        check_flags(build_parser().parse_args(["--eval-every", "0"]))
 
 
 def test_speed_uses_the_course_protocol_even_on_synthetic_data() -> None:
@@ -94,10 +210,10 @@ def test_with_overrides_ignores_none() -> None:
 
 
 def test_with_overrides_rejects_unknown_fields() -> None:
-    with pytest.raises(ValueError, match=r"unknown protocol fields \['loss', 'scheduler'\]"):
-        COURSE_PROTOCOL.with_overrides(scheduler="cosine", loss="bce", lr=0.5)
-    with pytest.raises(ValueError, match=r"unknown protocol fields \['scheduler'\]"):
-        COURSE_PROTOCOL.with_overrides(scheduler=None)  # unknown even when None
+    with pytest.raises(ValueError, match=r"unknown protocol fields \['dropout', 'momentum'\]"):
+        COURSE_PROTOCOL.with_overrides(momentum=0.9, dropout=0.1, lr=0.5)
+    with pytest.raises(ValueError, match=r"unknown protocol fields \['momentum'\]"):
+        COURSE_PROTOCOL.with_overrides(momentum=None)  # unknown even when None
 
 
 def test_unknown_precision_is_rejected() -> None:
@@ -114,11 +230,13 @@ def test_label_config_carries_every_label_field() -> None:
 
 
 def test_transform_config_carries_every_field() -> None:
-    p = replace(COURSE_PROTOCOL, resize=60, crop=48, crop_mode="ten", hflip=False, rotation=7.5)
+    p = replace(COURSE_PROTOCOL, resize=60, crop=48, crop_mode="ten", hflip=False, rotation=7.5,
+                augment="randaugment", randaugment="rand-m3", erasing=0.5)
     config = p.transform_config(mean=(0.5, 0.25, 0.125), std=(1.0, 2.0, 4.0), interpolation="bicubic")
     expected = {
         "resize": 60, "crop": 48, "crop_mode": "ten", "mean": (0.5, 0.25, 0.125), "std": (1.0, 2.0, 4.0),
-        "interpolation": "bicubic", "hflip": False, "rotation": 7.5,
+        "interpolation": "bicubic", "hflip": False, "rotation": 7.5, "augment": "randaugment",
+        "randaugment": "rand-m3", "erasing": 0.5,
     }
     assert {f.name: getattr(config, f.name) for f in fields(TransformConfig)} == expected
     assert (config.num_crops, config.input_size) == (10, 48)
@@ -141,9 +259,28 @@ def test_config_hash_is_stable() -> None:
     assert config_hash(COURSE_PROTOCOL.to_dict()) == config_hash(Protocol().to_dict())
 
 
+def test_course_records_and_hashes_are_what_they_were_before_the_recipe_fields() -> None:
+    # printed by the code before the recipe fields existed (commit af577d2), the hashes --resume and the
+    # committed records (results/*/result.json) carry
+    assert config_hash(COURSE_PROTOCOL.to_dict()) == "54f3148ecf8a"
+    assert config_hash(CPU_SYNTHETIC_PROTOCOL.to_dict()) == "af6a5b1adc9f"
+    assert set(COURSE_PROTOCOL.to_dict()) == {f.name for f in fields(Protocol)} - set(Protocol.RECIPE_FIELDS)
+    # any recipe setting away from the course's puts every recipe field in the record
+    assert set(replace(COURSE_PROTOCOL, erasing=0.1).to_dict()) == {f.name for f in fields(Protocol)}
+    assert replace(COURSE_PROTOCOL, erasing=0.1).to_dict()["scheduler"] == "none"
+
+
+def test_train_config_carries_every_recipe_field() -> None:
+    p = VOC07_PROTOCOL
+    config = p.train_config()
+    assert {f.name for f in fields(TrainConfig)} <= {f.name for f in fields(Protocol)}
+    for f in fields(TrainConfig):
+        assert getattr(config, f.name) == getattr(p, f.name), f.name
+
+
 @pytest.mark.parametrize("name", [f.name for f in fields(Protocol)])
 def test_config_hash_changes_with_every_protocol_field(name: str) -> None:
-    base = COURSE_PROTOCOL.to_dict()
+    base = VOC07_PROTOCOL.to_dict()  # a recipe away from the course's: every field is in its record
     value = base[name]
     changed = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v + 1.5, str: lambda v: v + "x"}
     base_hash = config_hash(base)

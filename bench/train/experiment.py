@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -35,6 +35,9 @@ class TrainerOptions:
     """Decode-once cache of resized images (``voc.cache``); ``None`` decodes JPEGs every epoch."""
     deterministic: bool = False
     """Lightning's ``deterministic=True``: deterministic algorithms only (slower on GPUs)."""
+    eval_every: int | None = None
+    """Evaluate on the eval split every this many epochs (Lightning validation, logged as ``val_mAP``,
+    ``val_ema_mAP``, ...): a learning curve only; the reported model is the final one whatever it shows."""
 
 
 def is_global_zero() -> bool:
@@ -94,8 +97,9 @@ def build_experiment(
 ) -> Experiment:
     """Seed, build the classifier, data and trainer of one run under ``protocol``.
 
-    With ``run_dir`` the trainer logs there (CSV, TensorBoard) and keeps ``checkpoints/last.ckpt``;
-    without it nothing is written (speed measurements).
+    With ``run_dir`` the trainer logs there (CSV, TensorBoard) and keeps ``checkpoints/last.ckpt``
+    (the model after the latest epoch, never one chosen by an eval score); without it nothing is
+    written (speed measurements).
     """
     accelerator = resolve_accelerator(options.accelerator)
     precision = resolve_precision(protocol.precision, accelerator)
@@ -104,9 +108,7 @@ def build_experiment(
     datamodule = build_datamodule(
         protocol, data, options, data_config.mean, data_config.std, data_config.interpolation
     )
-    module = MultiLabelClassifier(
-        classifier, lr=protocol.lr, optimizer=protocol.optimizer, weight_decay=protocol.weight_decay
-    )
+    module = MultiLabelClassifier(classifier, **asdict(protocol.train_config()))
     meter = ThroughputMeter()
     callbacks: list[pl.Callback] = [meter]
     if run_dir is not None:
@@ -129,7 +131,8 @@ def build_experiment(
         callbacks=callbacks,
         limit_train_batches=protocol.limit_train_batches,
         limit_test_batches=protocol.limit_eval_batches,
-        limit_val_batches=0,
+        limit_val_batches=0 if options.eval_every is None else protocol.limit_eval_batches,
+        check_val_every_n_epoch=options.eval_every or 1,
         num_sanity_val_steps=0,
         log_every_n_steps=10,
         deterministic=options.deterministic,

@@ -145,7 +145,9 @@ def _run_model_in(
         world = trainer.world_size
         train_rate, eval_rate = meter.train.images_per_s(), meter.eval.images_per_s()
         record.status = "ok"
-        record.metrics = module.eval_metrics
+        record.metrics = module.eval_metrics  # the protocol's declared report_model, whatever the other scored
+        if len(module.eval_results) > 1:  # the EMA too: its headline metrics beside the raw model's
+            record.extra["eval_models"] = module.eval_summary()
         record.throughput = {
             "train_images_per_s": None if train_rate is None else round(train_rate * world, 3),
             "eval_images_per_s": None if eval_rate is None else round(eval_rate * world, 3),
