@@ -9,15 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voc.synthetic import generate_synthetic_voc, is_complete_synthetic_voc
+from voc.synthetic import DEFAULT_ROOTS, DEFAULT_SIZES, generate_synthetic_voc, is_complete_synthetic_voc
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VOC_ROOT = Path("data")
 """``--data auto`` looks for ``./data/VOCdevkit`` (and ``$VOC_ROOT``)."""
-SYNTHETIC_ROOT = Path("data") / "synthetic"
-SYNTHETIC_SIZE: Mapping[str, int] = {"n_train": 1600, "n_val": 400, "seed": 0}
+SYNTHETIC_ROOT = DEFAULT_ROOTS["2012"]
+SYNTHETIC_SIZE: Mapping[str, int] = {"n_train": DEFAULT_SIZES["2012"]["n_train"],
+                                     "n_val": DEFAULT_SIZES["2012"]["n_val"], "seed": 0}
 """The synthetic set of the embedded default run."""
+SYNTHETIC_VOC2007_ROOT = DEFAULT_ROOTS["2007"]
+SYNTHETIC_VOC2007_SIZE: Mapping[str, int] = {**DEFAULT_SIZES["2007"], "seed": 0}
+"""The synthetic set of ``--year 2007``: VOC2007's split sizes (``python -m voc synth --year 2007``)."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ class DataSource:
         if self.synthetic is None:
             return name
         s = self.synthetic
-        return f"synthetic {name} (seed {s['seed']}, {s['n_train']}/{s['n_val']})"
+        sizes = "/".join(str(s[k]) for k in ("n_train", "n_val", "n_test") if s.get(k))
+        return f"synthetic {name} (seed {s['seed']}, {sizes})"
 
     def to_record(self, year: str, train_split: str, eval_split: str) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -68,26 +73,38 @@ def find_real_voc(env: Mapping[str, str] | None = None) -> Path | None:
 
 
 def synthetic_source(
-    root: Path = SYNTHETIC_ROOT, *, year: str = "2012", n_train: int, n_val: int, seed: int
+    root: Path = SYNTHETIC_ROOT, *, year: str = "2012", n_train: int, n_val: int, seed: int, n_test: int = 0
 ) -> DataSource:
     """The synthetic set at ``root``, generated once and reused while its arguments match."""
-    if is_complete_synthetic_voc(root, n_train, n_val, 0, year, seed):
+    if is_complete_synthetic_voc(root, n_train, n_val, n_test, year, seed):
         log.info("Using the cached synthetic VOC set at %s", root)
     else:
-        log.info("Generating the synthetic VOC set at %s (%d train / %d val images, seed %d) ...",
-                 root, n_train, n_val, seed)
-        generate_synthetic_voc(root, n_train, n_val, year=year, seed=seed, workers=min(4, os.cpu_count() or 1))
-    return DataSource(root=root, synthetic={"seed": seed, "n_train": n_train, "n_val": n_val, "year": year})
+        log.info("Generating the synthetic VOC set at %s (%d train / %d val / %d test images, seed %d) ...",
+                 root, n_train, n_val, n_test, seed)
+        generate_synthetic_voc(root, n_train, n_val, n_test=n_test, year=year, seed=seed,
+                               workers=min(4, os.cpu_count() or 1))
+    synthetic = {"seed": seed, "n_train": n_train, "n_val": n_val, "year": year}
+    if n_test:
+        synthetic["n_test"] = n_test
+    return DataSource(root=root, synthetic=synthetic)
+
+
+def default_synthetic(year: str) -> DataSource:
+    """The synthetic set ``benchmark.py`` uses for ``year``: the embedded default's for 2012,
+    VOC2007's sizes for 2007 (each generated once)."""
+    if year == "2007":
+        return synthetic_source(SYNTHETIC_VOC2007_ROOT, year=year, **SYNTHETIC_VOC2007_SIZE)
+    return synthetic_source(year=year, **SYNTHETIC_SIZE)
 
 
 def resolve_data(data: str, *, year: str = "2012") -> DataSource:
     """``auto``: real VOC at ``./data/VOCdevkit`` or ``$VOC_ROOT``, else the synthetic set;
     ``synthetic``: the synthetic set; anything else: a path to a VOC tree."""
     if data == "synthetic":
-        return synthetic_source(year=year, **SYNTHETIC_SIZE)
+        return default_synthetic(year)
     if data == "auto":
         found = find_real_voc()
         if found is None:
-            return synthetic_source(year=year, **SYNTHETIC_SIZE)
+            return default_synthetic(year)
         return DataSource(root=found)
     return DataSource(root=Path(data))

@@ -68,6 +68,30 @@ def test_auto_without_voc_falls_back_to_the_synthetic_set(
     assert len(generations) == 1
 
 
+def test_year_2007_uses_its_own_synthetic_set_with_a_test_split(
+    no_voc_here: Path, generations: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench.data, "SYNTHETIC_VOC2007_SIZE", {"n_train": 3, "n_val": 2, "n_test": 4, "seed": 0})
+    data = resolve_data("synthetic", year="2007")
+    assert data.root == Path("data/synthetic-voc2007")
+    assert data.synthetic == {"seed": 0, "n_train": 3, "n_val": 2, "n_test": 4, "year": "2007"}
+    main = no_voc_here / "data" / "synthetic-voc2007" / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main"
+    assert [len((main / f"{s}.txt").read_text().split()) for s in ("trainval", "test")] == [5, 4]
+    assert data.describe("2007", "trainval", "test") == "synthetic VOC2007 trainval→test (seed 0, 3/2/4)"
+    assert resolve_data("auto", year="2007") == data and len(generations) == 1  # found complete: reused
+
+
+def test_voc_synth_defaults_to_the_years_sizes_and_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voc.cli import main as voc_main
+
+    calls: list[tuple] = []
+    monkeypatch.setattr("voc.synthetic.generate_synthetic_voc", lambda *a, **k: calls.append((a, k)) or Path("x"))
+    assert voc_main(["synth", "--year", "2007"]) == 0
+    assert calls[0][0] == (Path("data/synthetic-voc2007"), 2501, 2510, 4952) and calls[0][1]["year"] == "2007"
+    assert voc_main(["synth", "--out", "elsewhere", "--train", "5", "--val", "3"]) == 0
+    assert calls[1][0] == (Path("elsewhere"), 5, 3, 0) and calls[1][1]["year"] == "2012"
+
+
 def test_a_path_is_taken_as_it_is(tmp_path: Path, generations: list) -> None:
     assert resolve_data(str(tmp_path / "voc")) == DataSource(root=tmp_path / "voc")  # checked later, by check_data
     assert generations == []

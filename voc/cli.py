@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,9 +15,18 @@ from voc.tables import align, class_table_csv, read_class_csv
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from voc.synthetic import generate_synthetic_voc
+    from voc.synthetic import DEFAULT_ROOTS, DEFAULT_SIZES, generate_synthetic_voc
 
-    voc_dir = generate_synthetic_voc(args.out, args.train, args.val, args.test, year=args.year, seed=args.seed)
+    sizes = DEFAULT_SIZES[args.year]
+    voc_dir = generate_synthetic_voc(
+        DEFAULT_ROOTS[args.year] if args.out is None else args.out,
+        sizes["n_train"] if args.train is None else args.train,
+        sizes["n_val"] if args.val is None else args.val,
+        sizes["n_test"] if args.test is None else args.test,
+        year=args.year,
+        seed=args.seed,
+        workers=min(4, os.cpu_count() or 1),
+    )
     print(voc_dir)
     return 0
 
@@ -55,10 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     synth = sub.add_parser("synth", help="write a deterministic synthetic VOC tree: ROOT/VOCdevkit/VOC<year>/...")
-    synth.add_argument("--out", required=True, type=Path, help="folder to write VOCdevkit into")
-    synth.add_argument("--train", required=True, type=int, help="number of train images")
-    synth.add_argument("--val", required=True, type=int, help="number of val images")
-    synth.add_argument("--test", type=int, default=0, help="number of test images (default: 0, no test split)")
+    synth.add_argument("--out", type=Path, default=None,
+                       help="folder to write VOCdevkit into (default: data/synthetic for 2012, data/synthetic-voc2007 "
+                            "for 2007: where benchmark.py --year Y looks)")
+    synth.add_argument("--train", type=int, default=None,
+                       help="number of train images (default: 1600 for 2012; 2501 for 2007, as VOC2007)")
+    synth.add_argument("--val", type=int, default=None,
+                       help="number of val images (default: 400 for 2012; 2510 for 2007, as VOC2007)")
+    synth.add_argument("--test", type=int, default=None,
+                       help="number of test images (default: none for 2012; 4952 for 2007, as VOC2007)")
     synth.add_argument("--year", choices=YEARS, default="2012", help="VOC year layout (default: 2012)")
     synth.add_argument("--seed", type=int, default=0,
                        help="random seed; the same seed gives identical files (default: 0)")

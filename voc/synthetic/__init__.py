@@ -45,6 +45,8 @@ from voc.synthetic.stats import (
     sample_image_size,
 )
 from voc.synthetic.writer import (
+    DEFAULT_ROOTS,
+    DEFAULT_SIZES,
     JPEG_QUALITY,
     MARKER_NAME,
     SYNTHETIC_GENERATOR_VERSION,
@@ -59,6 +61,8 @@ __all__ = [
     "CARDINALITY_PROBS",
     "CLASS_PATTERNS",
     "CLASS_PRIORS",
+    "DEFAULT_ROOTS",
+    "DEFAULT_SIZES",
     "DIFFICULT_MAX_SIDE",
     "DIFFICULT_ONLY_RATES",
     "IMAGE_SIZES",

@@ -185,6 +185,16 @@ def _check_args(n_train: int, n_val: int, n_test: int, year: str, seed: int, wor
         raise ValueError(f"workers must be >= 1, got {workers}.")
 
 
+DEFAULT_ROOTS: dict[str, Path] = {"2012": Path("data") / "synthetic", "2007": Path("data") / "synthetic-voc2007"}
+"""Where ``python -m voc synth`` writes each year's set by default, and where ``benchmark.py`` looks."""
+DEFAULT_SIZES: dict[str, dict[str, int]] = {
+    "2012": {"n_train": 1600, "n_val": 400, "n_test": 0},
+    "2007": {"n_train": 2501, "n_val": 2510, "n_test": 4952},
+}
+"""Each year's default split sizes: 2012, the CPU-sized set of the embedded default run; 2007, the
+real VOC2007 sizes (trainval 5,011, test 4,952), so that the VOC07 protocols run at their size."""
+
+
 def generate_synthetic_voc(
     root: str | Path,
     n_train: int,
