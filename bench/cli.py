@@ -333,7 +333,10 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
         protocol.label_config()
         protocol.transform_config()
     except ValueError as err:
-        raise UsageError(f"--protocol {args.protocol} with these flags: {err}") from None
+        raise UsageError(
+            f"--resize/--crop/--crops/--difficult/--label-source/--precision/the recipe flags over --protocol "
+            f"{args.protocol}: {err}"
+        ) from None
     return protocol
 
 

@@ -110,7 +110,7 @@ def test_explicit_flag_wins_where_its_setting_applies(
 ) -> None:
     companions = [x for field, value in needs.items() for x in (_FLAG_OF[field], str(value))]
     assert _protocol([*argv, *companions], SYNTHETIC) == replace(CPU_SYNTHETIC_PROTOCOL, **needs, **{name: expected})
-    with pytest.raises(UsageError, match=r"--protocol course with these flags"):
+    with pytest.raises(UsageError, match=r"the recipe flags over --protocol course: "):
         _protocol(argv, SYNTHETIC)  # alone it would be recorded but not applied
 
 
