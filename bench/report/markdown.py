@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
+from bench.report.curves import read_learning_curve
 from bench.report.gallery import DEFAULT_K, write_class_gallery
 from bench.report.leaderboard import by_protocol, commands_of, format_value
 from bench.report.plots import (
     LowShotLine,
     ParetoPoint,
+    learning_curves_figure,
     lowshot_figure,
     pareto_figure,
     pareto_front,
@@ -36,8 +38,11 @@ from bench.report.summary import (
     summarize,
 )
 from bench.store import (
+    BASELINE_NAME,
     LEADERBOARD_LOCK,
     LEADERBOARD_MD,
+    LOG_DIR,
+    METRICS_LOG,
     REPORT_DIR,
     REPORT_MD,
     load_eval,
@@ -224,6 +229,7 @@ def _figures(
     ]
 
     lines += _lowshot_figure(out_dir, summaries, names, fig_dir)
+    lines += _learning_curves(out_dir, summaries, names, fig_dir)
 
     ap = [[s.per_class_ap.get(c) for c in VOC_CLASSES] for s in summaries]
     save_figure(per_class_ap_figure(names, ap), out_dir / fig_dir / "per_class_ap.png")
@@ -264,6 +270,38 @@ def _figures(
         lines.append(f"![Precision–recall curves of {name}]({(fig_dir / 'pr_curves.png').as_posix()}){seed_note}")
     lines.append("")
     return lines
+
+
+def _learning_curves(out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], fig_dir: Path) -> list[str]:
+    """Train loss and eval mAP per epoch, one line per model, from each run's own log (its first
+    seed's); nothing where no run has a log (committed runs keep none)."""
+    curves, missing = [], []
+    for s, name in zip(summaries, names, strict=True):
+        if s.model == BASELINE_NAME:  # not trained: no curve to draw
+            continue
+        curve = read_learning_curve(s.runs[0].dir, name)
+        if curve is None:
+            missing.append(name)
+        else:
+            curves.append(curve)
+    if not curves:
+        return []
+    save_figure(learning_curves_figure(curves), out_dir / fig_dir / "learning_curves.png")
+    seeds = any(len(s.runs) > 1 for s in summaries)
+    return [
+        "## Learning curves",
+        "",
+        "Train loss per epoch (the mean of the epoch's batch losses) and, for runs trained with `--eval-every N`, "
+        "the eval split's mAP after every N-th epoch (solid: the raw model; dashed: its EMA), one line per model, "
+        f"read from each run's `{LOG_DIR}/{METRICS_LOG}`. These curves pick nothing: the reported model is the "
+        "final one (or its EMA, where the protocol declares that)."
+        + (" With several seeds, each line is the first seed's run." if seeds else "")
+        + (f" No curve for {', '.join(missing)}: no log in its run folder (logs are not committed)."
+           if missing else ""),
+        "",
+        f"![Train loss and eval mAP per epoch]({(fig_dir / 'learning_curves.png').as_posix()})",
+        "",
+    ]
 
 
 def _lowshot_figure(out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], fig_dir: Path) -> list[str]:

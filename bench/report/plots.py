@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from sklearn.metrics import precision_recall_curve
 
+from bench.report.curves import LearningCurve
 from voc.constants import IGNORED, POSITIVE, VOC_CLASSES
 
 DPI = 100
@@ -221,4 +222,31 @@ def pr_curves_figure(
     for col in range(cols):
         axes[rows - 1][col].set_xlabel("recall", fontsize=9)
     figure.suptitle(f"Precision–recall curves of {model} on the eval split")
+    return figure
+
+
+def learning_curves_figure(curves: Sequence[LearningCurve]) -> Figure:
+    """Train loss per epoch (left) and, where any run logged it, eval mAP per epoch (right: the raw
+    model solid, its EMA dashed in the same colour), one line per run."""
+    with_eval = any(c.has_eval for c in curves)
+    figure = new_figure(12.0 if with_eval else 7.5, 4.6 + 0.25 * ((len(curves) + 2) // 3))
+    axes = figure.subplots(1, 2 if with_eval else 1, squeeze=False)[0]
+    for curve, color, marker in zip(curves, _colors(len(curves)), _MARKERS * 10, strict=False):
+        axes[0].plot(curve.loss_epochs, curve.train_loss, color=color, marker=marker, markersize=4, label=curve.name)
+        if with_eval and curve.has_eval:
+            axes[1].plot(curve.eval_epochs, curve.eval_map, color=color, marker=marker, markersize=4)
+            if curve.ema_eval_map:
+                axes[1].plot(curve.eval_epochs, curve.ema_eval_map, color=color, marker=marker, markersize=3,
+                             linestyle="--", alpha=0.8)
+    axes[0].set_ylabel("train loss (mean over the epoch's batches)")
+    axes[0].set_title("Train loss per epoch")
+    if with_eval:
+        axes[1].set_ylabel("eval mAP (solid: raw model, dashed: EMA)")
+        axes[1].set_title("Eval mAP per epoch (--eval-every)")
+        axes[1].set_ylim(0.0, 1.02)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(True, alpha=0.3)
+    _legend_below(figure, axes[0])
     return figure

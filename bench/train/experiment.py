@@ -15,7 +15,7 @@ from bench.data import DataSource
 from bench.hardware import resolve_accelerator, resolve_precision
 from bench.model import build_classifier, count_parameters
 from bench.protocol import Protocol
-from bench.store import CHECKPOINT_DIR
+from bench.store import CHECKPOINT_DIR, LOG_DIR
 from bench.train.throughput import ThroughputMeter
 from bench.weights import Weights
 from voc.datamodule import VOCDataModule
@@ -46,9 +46,9 @@ def is_global_zero() -> bool:
 
 
 def _loggers(run_dir: Path) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(run_dir, name="logs", version="")]
+    loggers: list[Logger] = [CSVLogger(run_dir, name=LOG_DIR, version="")]  # run_dir/logs/metrics.csv
     if importlib.util.find_spec("tensorboard") is not None:
-        loggers.append(TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False))
+        loggers.append(TensorBoardLogger(run_dir, name=LOG_DIR, version="", default_hp_metric=False))
     return loggers
 
 
