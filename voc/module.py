@@ -110,6 +110,8 @@ class MultiLabelClassifier(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         optimizer = build_optimizer(self.model, self.config)
+        if self.config.scheduler == "none" and self.config.warmup_epochs == 0:
+            return optimizer  # a constant learning rate (the course's): nothing to estimate
         scheduler = build_scheduler(
             optimizer, self.config, int(self.trainer.estimated_stepping_batches), int(self.trainer.max_epochs)
         )
