@@ -81,3 +81,18 @@ def test_eval_every_logs_a_learning_curve_and_leaves_the_result_alone(tiny_voc: 
     assert float(by_epoch[1]["val_mAP"]) == pytest.approx(plain["eval_models"]["raw"]["mAP"])
     with open(tmp_path / "plain" / "test_resnet" / "logs" / "metrics.csv", encoding="utf-8") as f:
         assert not any(r.get("val_mAP") for r in csv.DictReader(f))
+
+
+@pytest.mark.parametrize("name", ["voc07", "modern"])
+def test_named_protocols_run_end_to_end(name: str, tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / name
+    args = [*QUICK, "--protocol", name, "--data", str(tiny_voc), "--out", str(out), "--batch-size", "4",
+            "--eval-batch-size", "8", "--year", "2012", "--train-split", "train", "--eval-split", "val"]
+    assert main(args) == 0
+    record = _record(out)
+    assert record["status"] == "ok", record["error"]
+    config = record["config"]
+    assert config["name"] == name and config["epochs"] == 1  # the flags won, the rest is the recipe's
+    if name == "voc07":
+        assert (config["loss"], config["scheduler"], config["schedule_epochs"]) == ("asl", "onecycle", 80)
+    assert record["eval_models"]["reported"] == config["report_model"]
