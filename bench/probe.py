@@ -60,7 +60,7 @@ def make_estimator(recipe: ProbeRecipe, cost: float, seed: int) -> Any:
     class_weight = None if recipe.class_weight is None else dict(recipe.class_weight)
     if recipe.estimator == "LinearSVC":
         return LinearSVC(
-            C=cost, class_weight=class_weight, penalty="l2", loss="squared_hinge", dual=True, tol=recipe.tol,
+            C=cost, class_weight=class_weight, penalty="l2", loss="squared_hinge", dual=recipe.dual, tol=recipe.tol,
             max_iter=recipe.max_iter, intercept_scaling=1.0, random_state=seed,
         )
     if recipe.estimator == "LogisticRegression":

@@ -100,7 +100,7 @@ def test_run_fits_each_sample_on_train_labels_only_and_summarises(monkeypatch: p
     decision = []
     for c in range(3):
         rows = targets[:, c] != -1
-        svm = LinearSVC(C=0.5, class_weight={1: 2, -1: 1}, dual=True, max_iter=2000, tol=1e-4, random_state=4)
+        svm = LinearSVC(C=0.5, class_weight={1: 2, -1: 1}, dual="auto", max_iter=2000, tol=1e-4, random_state=4)
         decision.append(svm.fit(x[rows], np.where(targets[rows, c] == 1, 1, -1)).decision_function(ex))
     expected = to_unit_interval(np.stack(decision, axis=1))
     np.testing.assert_allclose(result.scores, expected, rtol=0, atol=1e-9)

@@ -59,7 +59,7 @@ def test_svm_probe_is_vissls_recipe_in_plain_sklearn() -> None:
                     n_jobs=2)
 
     def svm(cost: float) -> LinearSVC:
-        return LinearSVC(C=cost, class_weight={1: 2, -1: 1}, penalty="l2", loss="squared_hinge", dual=True,
+        return LinearSVC(C=cost, class_weight={1: 2, -1: 1}, penalty="l2", loss="squared_hinge", dual="auto",
                          tol=1e-4, max_iter=2000, random_state=seed)
 
     chosen, decision, cv = _reference(train_x, train_labels, eval_x, svm, list(VISSL_VOC07_SVM_COSTS), 3, seed, True)
