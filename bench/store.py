@@ -80,6 +80,14 @@ def run_dir_name(model: str, seed: int = DEFAULT_SEED_FOLDER) -> str:
     return name if seed == DEFAULT_SEED_FOLDER else f"{name}-seed{seed}"
 
 
+def protocol_run_dir_name(model: str, seed: int, protocol: str) -> str:
+    """:func:`run_dir_name`, with ``-<protocol>`` after it for every protocol but the course one
+    (whose runs keep the bare names they always had): ``resnet50``, ``resnet50-modern``,
+    ``resnet50-seed1-linear``, ``prior-baseline-voc07``. Runs of different protocols never share a folder."""
+    base = run_dir_name(model, seed)
+    return base if protocol == DEFAULT_PROTOCOL else f"{base}-{protocol}"
+
+
 # -- the lock --------------------------------------------------------------------------------
 
 

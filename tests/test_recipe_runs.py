@@ -20,8 +20,8 @@ QUICK = [
 ]
 
 
-def _record(out: Path) -> dict:
-    return json.loads((out / "test_resnet" / "result.json").read_text())
+def _record(out: Path, folder: str = "test_resnet") -> dict:
+    return json.loads((out / folder / "result.json").read_text())
 
 
 def test_protocol_course_is_bit_identical_to_the_default(tiny_voc: Path, tmp_path: Path) -> None:
@@ -89,7 +89,10 @@ def test_named_protocols_run_end_to_end(name: str, tiny_voc: Path, tmp_path: Pat
     args = [*QUICK, "--protocol", name, "--data", str(tiny_voc), "--out", str(out), "--batch-size", "4",
             "--eval-batch-size", "8", "--year", "2012", "--train-split", "train", "--eval-split", "val"]
     assert main(args) == 0
-    record = _record(out)
+    # runs of a protocol other than the course's have their own folders: a course sweep into the same
+    # --out keeps its own
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [f"test_resnet-{name}"]
+    record = _record(out, f"test_resnet-{name}")
     assert record["status"] == "ok", record["error"]
     config = record["config"]
     assert config["name"] == name and config["epochs"] == 1  # the flags won, the rest is the recipe's

@@ -254,3 +254,12 @@ def test_write_run_is_atomic_a_failed_write_leaves_the_old_files(tmp_path: Path)
         write_run(tmp_path, RunRecord(model="m", status="ok", metrics={"mAP": float("nan")}))
     assert (tmp_path / RESULT_FILE).read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [RESULT_FILE]  # no temp file left behind
+
+
+def test_each_protocol_but_the_course_has_its_own_run_folders() -> None:
+    from bench.store import protocol_run_dir_name
+
+    assert protocol_run_dir_name("resnet50", 0, "course") == "resnet50"
+    assert protocol_run_dir_name("resnet50", 0, "modern") == "resnet50-modern"
+    assert protocol_run_dir_name("vit/tiny", 2, "linear") == "vit_tiny-seed2-linear"
+    assert protocol_run_dir_name("prior-baseline", 0, "voc07") == "prior-baseline-voc07"

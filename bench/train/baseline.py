@@ -11,7 +11,7 @@ import numpy as np
 
 from bench.data import DataSource
 from bench.protocol import LinearProtocol, Protocol
-from bench.store import BASELINE_NAME, RunRecord, write_run
+from bench.store import BASELINE_NAME, DEFAULT_SEED_FOLDER, RunRecord, protocol_run_dir_name, write_run
 from bench.train.checks import protocol_dataset
 from bench.train.experiment import is_global_zero
 from voc.metrics import evaluate
@@ -43,11 +43,14 @@ def run_prior_baseline(
     data: DataSource,
     out_dir: str | Path,
     command: str | None = None,
-    folder: str = BASELINE_NAME,
+    folder: str | None = None,
     config_update: Mapping[str, Any] | None = None,
 ) -> RunRecord:
     """Score every eval image with the training split's class frequencies and store the run in
-    ``out_dir/folder``; ``config_update`` is applied to the recorded config (default: 0 epochs)."""
+    ``out_dir/folder`` (default: ``prior-baseline``, with ``-<protocol>`` for every protocol but the
+    course's); ``config_update`` is applied to the recorded config (default: 0 epochs)."""
+    if folder is None:
+        folder = protocol_run_dir_name(BASELINE_NAME, DEFAULT_SEED_FOLDER, protocol.name)
     run_dir = Path(out_dir) / folder
     record = new_record(BASELINE_NAME, protocol, data, command)
     record.weights = "train-split label priors"

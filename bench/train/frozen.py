@@ -34,7 +34,14 @@ from bench.lowshot import run_lowshot
 from bench.model import build_classifier, count_parameters
 from bench.probe import SCORE_MAP, fit_probe, merged_classes, to_unit_interval
 from bench.protocol import LinearProtocol, config_hash
-from bench.store import BASELINE_NAME, RUN_CONFIG_FILE, RunRecord, run_dir_name, write_json_atomic, write_run
+from bench.store import (
+    RUN_CONFIG_FILE,
+    RunRecord,
+    protocol_run_dir_name,
+    run_dir_name,
+    write_json_atomic,
+    write_run,
+)
 from bench.train.baseline import new_record, run_prior_baseline
 from bench.train.compiled import CompileDecision, Encode, FixedBatchEncoder, decide_compile, eager_rate, freezing
 from bench.train.runner import OnRecord, claimed_run_dir, complete_record, sweep
@@ -82,7 +89,7 @@ def pooled_features(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def frozen_run_dir_name(model: str, protocol: LinearProtocol) -> str:
     """``<model>[-seed<k>]-linear`` / ``-lowshot``: beside the same model's fine-tuning runs."""
-    return f"{run_dir_name(model, protocol.seed)}-{protocol.name}"
+    return protocol_run_dir_name(model, protocol.seed, protocol.name)
 
 
 def weights_identity(weights: Weights, seed: int) -> dict[str, Any]:
@@ -395,8 +402,7 @@ def run_frozen_baseline(
     """The label-prior baseline under a frozen protocol's splits and labels (every eval image
     scored with the training split's class frequencies), in ``<out>/prior-baseline-<name>``."""
     return run_prior_baseline(
-        protocol=protocol, data=data, out_dir=out_dir, command=command,
-        folder=f"{BASELINE_NAME}-{protocol.name}", config_update={"probe": "label priors"},
+        protocol=protocol, data=data, out_dir=out_dir, command=command, config_update={"probe": "label priors"},
     )
 
 

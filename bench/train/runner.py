@@ -30,8 +30,8 @@ from bench.store import (
     RUN_LOCK_FILE,
     RunRecord,
     locked,
+    protocol_run_dir_name,
     read_record,
-    run_dir_name,
     write_json_atomic,
     write_run,
 )
@@ -65,7 +65,7 @@ def run_model(
     record of the same config (protocol, data, model, weights choice) is kept as it is, and an
     interrupted run of the same config continues from its last epoch checkpoint.
     """
-    with claimed_run_dir(Path(out_dir), run_dir_name(model_name, protocol.seed)) as run_dir:
+    with claimed_run_dir(Path(out_dir), protocol_run_dir_name(model_name, protocol.seed, protocol.name)) as run_dir:
         return _run_model_in(
             run_dir, model_name, protocol=protocol, data=data, weights=weights, pretrained=pretrained,
             options=options, command=command, resume=resume,
@@ -142,17 +142,11 @@ def _run_model_in(
         assert datamodule.eval_set is not None
         ids = [datamodule.eval_set.ids[i] for i in output.indices]
         scores, labels = output.scores, output.labels
-        world = trainer.world_size
-        train_rate, eval_rate = meter.train.images_per_s(), meter.eval.images_per_s()
         record.status = "ok"
         record.metrics = module.eval_metrics  # the protocol's declared report_model, whatever the other scored
         if len(module.eval_results) > 1:  # the EMA too: its headline metrics beside the raw model's
             record.extra["eval_models"] = module.eval_summary()
-        record.throughput = {
-            "train_images_per_s": None if train_rate is None else round(train_rate * world, 3),
-            "eval_images_per_s": None if eval_rate is None else round(eval_rate * world, 3),
-            "measured": "steady state, end to end (data loading included), all processes",
-        }
+        record.throughput = meter.record(trainer.world_size)
         record.wall_time_s = {
             "setup": round(train_started - started, 3),
             "train": round(eval_started - train_started, 3),
