@@ -286,7 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --speed, also time a straightforward course-style training loop (fp32, NCHW, PIL "
                         "transforms, a Python loop of 20 BCE calls) for comparison; slow (--speed-seed-loop is "
                         "its old name, accepted for one release)")
-    p.add_argument("--speed-steps", type=int, default=20, help="timed batches per measurement with --speed")
+    p.add_argument("--speed-steps", type=int, default=20,
+                   help="timed batches per measurement with --speed, after 3 warm-up batches (a split with fewer "
+                        "batches is cycled)")
+    p.add_argument("--speed-repeats", type=int, default=3,
+                   help="with --speed, repeat every measurement this many times; the table shows the median and "
+                        "the min-max, speed.json keeps every repeat")
+    p.add_argument("--speed-workers", type=int, nargs="+", default=None, metavar="N",
+                   help="with --speed, measure end to end with each of these DataLoader worker counts, one row each "
+                        "(default: --num-workers, else the machine's default: cores - 1, at most 8)")
+    p.add_argument("--speed-threads", default=None, metavar="auto|N",
+                   help="with --speed, the main process's compute threads during the end-to-end runs: 'auto' gives "
+                        "it the cores the workers leave (cores - workers, at least 1), N sets N (default: torch's "
+                        "own, as in training runs)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -379,6 +391,7 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
         raise UsageError("give --report-only or --no-report, not both")
     if args.speed and args.seeds is not None:
         raise UsageError("--seeds does not apply to --speed (it measures throughput, not results); use --seed")
+    _check_speed_flags(args)
     if args.eval_every is not None and args.eval_every < 1:
         raise UsageError(f"--eval-every: a number of epochs, at least 1, not {args.eval_every}")
     if args.gallery_models and ALL_MODELS in args.gallery_models and len(args.gallery_models) > 1:
@@ -393,6 +406,23 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def _check_speed_flags(args: argparse.Namespace) -> None:
+    """``--speed-*`` values, and the ones that only mean something with ``--speed``."""
+    given = [flag for flag, value in (("--speed-workers", args.speed_workers), ("--speed-threads", args.speed_threads))
+             if value is not None]
+    if given and not args.speed:
+        raise UsageError(f"{', '.join(given)}: only with --speed")
+    for flag, value in (("--speed-steps", args.speed_steps), ("--speed-repeats", args.speed_repeats)):
+        if value < 1:
+            raise UsageError(f"{flag}: at least 1, not {value}")
+    workers = args.speed_workers or []
+    if any(w < 0 for w in workers) or len(set(workers)) < len(workers):
+        raise UsageError(f"--speed-workers: distinct worker counts, 0 or more, not {' '.join(map(str, workers))}")
+    threads = args.speed_threads
+    if threads is not None and threads != "auto" and not (threads.isdigit() and int(threads) >= 1):
+        raise UsageError(f"--speed-threads: 'auto' or a number of threads, at least 1, not {threads!r}")
 
 
 def _check_protocol_flags(args: argparse.Namespace) -> None:
@@ -529,13 +559,17 @@ def _resolve_weights(models: Sequence[str], pretrained: str):  # noqa: ANN202 - 
 
 
 def _speed(models: list[str], protocol: Protocol, data: DataSource, options, args: argparse.Namespace) -> int:  # noqa: ANN001
-    from bench.train.speed import run_speed, speed_table
+    from bench.train.speed import run_speed, speed_caption, speed_table
 
     log.info("Speed at %s on %s", protocol_summary(protocol),
              data.describe(protocol.year, protocol.train_split, protocol.eval_split))
+    threads = args.speed_threads if args.speed_threads in (None, "auto") else int(args.speed_threads)
     rows = run_speed(models, protocol=protocol, data=data, out_dir=args.out, options=options, steps=args.speed_steps,
-                     course_loop=args.speed_course_loop)
+                     course_loop=args.speed_course_loop, repeats=args.speed_repeats,
+                     workers=args.speed_workers or (None,), threads=threads)
     print(speed_table(rows))
+    print()
+    print(speed_caption(rows))
     failed = [r["model"] for r in rows if "error" in r]
     if failed:
         print(f"error: speed measurement failed for {', '.join(failed)} (see {args.out / SPEED_FILE})", file=sys.stderr)

@@ -23,24 +23,39 @@ class IndexedDataset(Dataset):
     """Wraps a ``(image, target)`` dataset to yield ``(index, image, target)``.
 
     The index lets evaluation drop the duplicates a ``DistributedSampler`` pads in and put every
-    prediction back in dataset order.
+    prediction back in dataset order. With ``length`` longer than the dataset, it presents that
+    many items, cycling through the dataset (item ``i`` is image ``i % n``, with index ``i % n``, so
+    evaluation drops the repeats too): speed measurements time more batches than a small split has.
     """
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: Dataset, length: int | None = None) -> None:
         self.dataset = dataset
+        self.n = len(dataset)  # type: ignore[arg-type]
+        if length is not None and length < self.n:
+            raise ValueError(f"length {length} is shorter than the dataset ({self.n} items); it only lengthens")
+        if length is not None and length > 0 and self.n == 0:
+            raise ValueError("an empty dataset cannot be cycled")
+        self.length = self.n if length is None else length
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return self.length
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} items")
+        index %= self.n
         image, target = self.dataset[index]
         return index, image, target
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_num_workers() -> int:
     """DataLoader workers for this machine: one core stays with the compute threads."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cores - 1))
+    return max(0, min(8, available_cores() - 1))
 
 
 class VOCDataModule(pl.LightningDataModule):
@@ -55,6 +70,8 @@ class VOCDataModule(pl.LightningDataModule):
     later epochs read that. The train loader shuffles with a generator seeded by ``seed`` (each
     loader has its own, none draws from the global RNG). The
     eval split serves ``val_dataloader``, ``test_dataloader`` and ``predict_dataloader`` alike.
+    With ``min_batches`` (speed measurements only), a split of fewer than ``min_batches`` x batch size
+    images is cycled to exactly that many (:class:`IndexedDataset`'s ``length``): full batches.
     """
 
     def __init__(
@@ -73,6 +90,7 @@ class VOCDataModule(pl.LightningDataModule):
         seed: int = 0,
         skip_bad_images: bool = False,
         exclude: Mapping[str, Mapping[str, str]] | None = None,
+        min_batches: int | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -88,6 +106,7 @@ class VOCDataModule(pl.LightningDataModule):
         self.skip_bad_images = skip_bad_images
         self.exclude = dict(exclude or {})
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.min_batches = min_batches
         self.train_transform: Callable = build_transform(transform, train=True)
         self.eval_transform: Callable = build_transform(transform, train=False)
         self.train_set: VOCClassification | None = None
@@ -122,8 +141,11 @@ class VOCDataModule(pl.LightningDataModule):
         # every loader its own generator: making one draws its workers' base seed from it, so an eval
         # loader made mid-training (validation) leaves the global RNG, and so the training, as they were
         generator = torch.Generator().manual_seed(self.seed)
+        length = None
+        if self.min_batches is not None:
+            length = max(len(dataset), self.min_batches * batch_size)  # type: ignore[arg-type]
         return DataLoader(
-            IndexedDataset(dataset),
+            IndexedDataset(dataset, length),
             batch_size=batch_size,
             shuffle=shuffle,
             generator=generator,

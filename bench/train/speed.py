@@ -4,13 +4,20 @@ Model-only numbers time the crop-max classifier on random tensors of the protoco
 timm's ``benchmark.py`` does); end-to-end numbers time our real pipeline (JPEG decode, transforms,
 DataLoader, Lightning) at the same shapes, precision and memory layout, with the same steady-state
 meter the leaderboard uses. Achieved GFLOP/s are compared with this machine's measured matmul peak.
+
+Every figure is timed over ``steps`` batches after :data:`WARMUP_BATCHES` warm-up batches; a split
+with fewer batches is cycled, never timed short. Each measurement is repeated; a row keeps every
+repeat and shows the median with the slowest and the fastest repeat, and its ratios are the medians
+of the per-repeat ratios (model-only and end-to-end of one repeat are measured back to back).
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,7 @@ from bench.train.experiment import TrainerOptions, build_experiment
 from bench.train.throughput import WARMUP_BATCHES
 from bench.weights import Weights
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
+from voc.datamodule import available_cores, default_num_workers
 from voc.io import write_json_atomic
 from voc.module import multilabel_bce_loss
 
@@ -35,6 +43,24 @@ log = logging.getLogger(__name__)
 
 RANDOM_INIT = Weights("random", "random init")
 _AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+DEFAULT_REPEATS = 3
+"""How often ``--speed`` repeats every measurement unless ``--speed-repeats`` says otherwise."""
+AUTO_THREADS = "auto"
+"""``--speed-threads auto``: the main process computes with ``cores - workers`` threads end to end."""
+RATES = (
+    "model_only_train_images_per_s",
+    "e2e_train_images_per_s",
+    "model_only_eval_images_per_s",
+    "e2e_eval_images_per_s",
+    "course_loop_train_images_per_s",
+)
+"""The images/s a repeat measures (the course-style loop's only with ``course_loop``)."""
+RATIOS: Mapping[str, tuple[str, str]] = {
+    "train_e2e_over_model_only": ("e2e_train_images_per_s", "model_only_train_images_per_s"),
+    "eval_e2e_over_model_only": ("e2e_eval_images_per_s", "model_only_eval_images_per_s"),
+    "e2e_train_over_course_loop": ("e2e_train_images_per_s", "course_loop_train_images_per_s"),
+}
+"""ratio -> (numerator, denominator): each repeat's ratio of its own two rates."""
 
 
 def _device(accelerator: str) -> torch.device:
@@ -122,19 +148,57 @@ def model_only_throughput(
     return train, timed(protocol.eval_batch_size, eval_step)
 
 
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op compute threads (``None``: as they are), then restore them."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def e2e_threads(setting: str | int | None, workers: int) -> int | None:
+    """Compute threads of the main process end to end: ``None`` leaves torch's, :data:`AUTO_THREADS`
+    gives it the cores the ``workers`` DataLoader workers leave (at least one), a number is used as is."""
+    if setting is None:
+        return None
+    if setting == AUTO_THREADS:
+        return max(1, available_cores() - workers)
+    return int(setting)
+
+
 def end_to_end_throughput(
-    model_name: str, protocol: Protocol, data: DataSource, options: TrainerOptions, steps: int
-) -> tuple[float, float]:
-    """(train, eval) images/s of the real pipeline over ``steps`` batches after the warm-up."""
+    model_name: str, protocol: Protocol, data: DataSource, options: TrainerOptions, steps: int,
+    threads: int | None = None,
+) -> dict[str, float | int]:
+    """Images/s of the real pipeline, train and eval, each over ``steps`` batches after the warm-up
+    (a split with fewer batches is cycled), with ``threads`` compute threads (``None``: torch's):
+    ``e2e_{train,eval}_images_per_s``, ``e2e_{train,eval}_timed_batches`` and ``e2e_threads``."""
     batches = WARMUP_BATCHES + steps
     short = replace(protocol, epochs=1, limit_train_batches=batches, limit_eval_batches=batches)
-    experiment = build_experiment(model_name, protocol=short, data=data, weights=RANDOM_INIT, options=options)
-    experiment.trainer.fit(experiment.module, datamodule=experiment.datamodule)
-    experiment.trainer.test(experiment.module, datamodule=experiment.datamodule, verbose=False)
-    train, evaluation = experiment.meter.train.images_per_s(), experiment.meter.eval.images_per_s()
-    if train is None or evaluation is None:
-        raise RuntimeError(f"{model_name}: too few batches to measure throughput")
-    return train, evaluation
+    with torch_threads(threads):
+        experiment = build_experiment(model_name, protocol=short, data=data, weights=RANDOM_INIT, options=options,
+                                      min_batches=batches)
+        experiment.trainer.fit(experiment.module, datamodule=experiment.datamodule)
+        experiment.trainer.test(experiment.module, datamodule=experiment.datamodule, verbose=False)
+        used_threads = torch.get_num_threads()
+    measured: dict[str, float | int] = {}
+    for stage, meter in (("train", experiment.meter.train), ("eval", experiment.meter.eval)):
+        rate = meter.steady_images_per_s()
+        if rate is None or meter.timed_batches != steps:
+            raise RuntimeError(
+                f"{model_name}: the end-to-end {stage} loop timed {meter.timed_batches} batches, not {steps} "
+                f"(after {WARMUP_BATCHES} warm-up batches of {meter.batches})"
+            )
+        measured[f"e2e_{stage}_images_per_s"] = rate
+        measured[f"e2e_{stage}_timed_batches"] = meter.timed_batches
+    measured["e2e_threads"] = used_threads
+    return measured
 
 
 def course_style_train_throughput(model_name: str, protocol: Protocol, data: DataSource, steps: int) -> float:
@@ -142,7 +206,7 @@ def course_style_train_throughput(model_name: str, protocol: Protocol, data: Dat
     fp32, NCHW, torchvision PIL transforms per sample in one DataLoader worker, sigmoid then max over
     the crops, and a Python loop of 20 per-class ``BCELoss`` calls."""
     import timm
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Subset
     from torchvision import transforms as T
 
     from voc.dataset import VOCClassification
@@ -158,6 +222,9 @@ def course_style_train_throughput(model_name: str, protocol: Protocol, data: Dat
         T.Lambda(lambda crops: torch.stack([to_tensor(c) for c in (crops if isinstance(crops, tuple) else (crops,))])),
     ])
     dataset = VOCClassification(data.root, protocol.year, protocol.train_split, transform=transform)
+    needed = (WARMUP_BATCHES + steps) * protocol.batch_size
+    if len(dataset) < needed:  # cycled, like the end-to-end loader
+        dataset = Subset(dataset, [i % len(dataset) for i in range(needed)])
     loader = DataLoader(dataset, batch_size=protocol.batch_size, shuffle=True, num_workers=1)
     model = timm.create_model(model_name, num_classes=NUM_CLASSES)
     optimizer = torch.optim.Adam(model.parameters(), lr=protocol.lr)
@@ -178,6 +245,33 @@ def course_style_train_throughput(model_name: str, protocol: Protocol, data: Dat
     return images / (time.perf_counter() - started)
 
 
+def with_ratios(repeat: Mapping[str, Any]) -> dict[str, Any]:
+    """The repeat with each of :data:`RATIOS` whose two rates it has (unrounded)."""
+    ratios = {
+        name: repeat[num] / repeat[den] for name, (num, den) in RATIOS.items() if num in repeat and den in repeat
+    }
+    return {**repeat, **ratios}
+
+
+def aggregate_repeats(repeats: Sequence[Mapping[str, Any]], digits: int = 3) -> dict[str, float]:
+    """For every rate and ratio (:data:`RATES`, :data:`RATIOS`) that each repeat has: ``key``, the
+    median over the repeats, and ``key_min`` / ``key_max``; rounded to ``digits`` decimals. A ratio's
+    median is of the per-repeat ratios, which need not be the ratio of the two medians."""
+    out: dict[str, float] = {}
+    for key in (*RATES, *RATIOS):
+        if not repeats or any(key not in r for r in repeats):
+            continue
+        values = [float(r[key]) for r in repeats]
+        out[key] = round(statistics.median(values), digits)
+        out[f"{key}_min"] = round(min(values), digits)
+        out[f"{key}_max"] = round(max(values), digits)
+    return out
+
+
+def _rounded(repeat: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in repeat.items()}
+
+
 def measure_speed(
     model_name: str,
     *,
@@ -187,59 +281,122 @@ def measure_speed(
     steps: int,
     peak_gflops: float,
     course_loop: bool = False,
-) -> dict[str, Any]:
-    """One model's row: model-only and end-to-end throughput, their ratios and achieved GFLOP/s."""
+    repeats: int = DEFAULT_REPEATS,
+    workers: Sequence[int | None] = (None,),
+    threads: str | int | None = None,
+) -> list[dict[str, Any]]:
+    """One model's rows, one per DataLoader worker count of ``workers`` (``None``: ``options``' own,
+    else the machine's default): model-only and end-to-end throughput, their ratios and achieved
+    GFLOP/s, each the median of ``repeats`` repeats with its min and max, and every repeat itself.
+    Each repeat measures the model alone, then end to end with each worker count (the main process
+    with :func:`e2e_threads` of ``threads``), then the course-style loop if asked."""
     accelerator = resolve_accelerator(options.accelerator)
     precision = resolve_precision(protocol.precision, accelerator)
     k, size = _shapes(protocol)
     torch.manual_seed(protocol.seed)
     model, _ = build_classifier(model_name, RANDOM_INIT, input_size=size)
     flops = forward_flops_per_image(model, k, size)
-    only_train, only_eval = model_only_throughput(model, protocol, precision, accelerator, steps)
-    del model
-    e2e_train, e2e_eval = end_to_end_throughput(model_name, protocol, data, options, steps)
-    row = {
-        "model": model_name,
-        "precision": precision,
-        "shape": f"batch {protocol.batch_size}/{protocol.eval_batch_size} x {k} x 3 x {size} x {size}",
-        "forward_gflops_per_image": round(flops / 1e9, 3),
-        "model_only_train_images_per_s": round(only_train, 3),
-        "e2e_train_images_per_s": round(e2e_train, 3),
-        "train_e2e_over_model_only": round(e2e_train / only_train, 3),
-        "model_only_eval_images_per_s": round(only_eval, 3),
-        "e2e_eval_images_per_s": round(e2e_eval, 3),
-        "eval_e2e_over_model_only": round(e2e_eval / only_eval, 3),
-        # training does about three forward passes' worth of work (forward + 2x in backward)
-        "e2e_train_gflops_per_s": round(3 * flops * e2e_train / 1e9, 1),
-        "e2e_eval_gflops_per_s": round(flops * e2e_eval / 1e9, 1),
-        "matmul_peak_gflops_per_s": round(peak_gflops, 1),
-    }
-    if course_loop:
-        course = course_style_train_throughput(model_name, protocol, data, steps)
-        row["course_loop_train_images_per_s"] = round(course, 3)
-        row["e2e_train_over_course_loop"] = round(e2e_train / course, 2)
-    return row
+    default = default_num_workers() if options.num_workers is None else options.num_workers
+    counts = list(dict.fromkeys(default if w is None else w for w in workers))
+    measured: dict[int, list[dict[str, Any]]] = {w: [] for w in counts}
+    for repeat in range(repeats):
+        log.info("%s: speed repeat %d of %d", model_name, repeat + 1, repeats)
+        only_train, only_eval = model_only_throughput(model, protocol, precision, accelerator, steps)
+        model_only = {
+            "model_only_train_images_per_s": only_train,
+            "model_only_eval_images_per_s": only_eval,
+            "model_only_threads": torch.get_num_threads(),
+        }
+        e2e = {
+            w: end_to_end_throughput(model_name, protocol, data, replace(options, num_workers=w), steps,
+                                     threads=e2e_threads(threads, w))
+            for w in counts
+        }
+        course = {}
+        if course_loop:
+            rate = course_style_train_throughput(model_name, protocol, data, steps)
+            course = {"course_loop_train_images_per_s": rate}
+        for w in counts:
+            measured[w].append(_rounded(with_ratios({**model_only, **e2e[w], **course})))
+    rows = []
+    for w in counts:
+        summary = aggregate_repeats(measured[w])
+        first = measured[w][0]
+        rows.append({
+            "model": model_name,
+            "precision": precision,
+            "shape": f"batch {protocol.batch_size}/{protocol.eval_batch_size} x {k} x 3 x {size} x {size}",
+            "workers": w,
+            "model_only_threads": first["model_only_threads"],
+            "e2e_threads": first["e2e_threads"],
+            "warmup_steps": WARMUP_BATCHES,
+            "timed_steps": steps,
+            "forward_gflops_per_image": round(flops / 1e9, 3),
+            **summary,
+            # training does about three forward passes' worth of work (forward + 2x in backward)
+            "e2e_train_gflops_per_s": round(3 * flops * summary["e2e_train_images_per_s"] / 1e9, 1),
+            "e2e_eval_gflops_per_s": round(flops * summary["e2e_eval_images_per_s"] / 1e9, 1),
+            "matmul_peak_gflops_per_s": round(peak_gflops, 1),
+            "repeats": measured[w],
+        })
+    return rows
+
+
+SPEED_COLUMNS: Mapping[str, str] = {
+    "model": "model",
+    "precision": "precision",
+    "workers": "workers",
+    "threads": "threads model-only/e2e",
+    "model_only_train_images_per_s": "train img/s model-only",
+    "e2e_train_images_per_s": "train img/s e2e",
+    "train_e2e_over_model_only": "train e2e/model",
+    "model_only_eval_images_per_s": "eval img/s model-only",
+    "e2e_eval_images_per_s": "eval img/s e2e",
+    "eval_e2e_over_model_only": "eval e2e/model",
+    "e2e_train_gflops_per_s": "train GFLOP/s",
+    "e2e_eval_gflops_per_s": "eval GFLOP/s",
+    "matmul_peak_gflops_per_s": "matmul peak GFLOP/s",
+    "course_loop_train_images_per_s": "course-style loop train img/s",
+    "e2e_train_over_course_loop": "e2e/course-style",
+}
+"""Row key -> the table's header, in the table's order."""
+
+
+def _cell(row: Mapping[str, Any], key: str) -> str:
+    """``median (min–max)`` for a measured rate or ratio of several repeats, the value alone otherwise."""
+    if key == "threads":
+        return f"{row['model_only_threads']}/{row['e2e_threads']}" if "e2e_threads" in row else "–"
+    value = row.get(key)
+    if value is None:
+        return "–"
+    if key in RATES or key in RATIOS:
+        low, high = row.get(f"{key}_min"), row.get(f"{key}_max")
+        if len(row.get("repeats") or ()) > 1 and low is not None and high is not None:
+            return f"{value:.3f} ({low:.3f}–{high:.3f})"
+        return f"{value:.3f}"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
 
 
 def speed_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as a GitHub markdown table."""
-    headers = {
-        "model": "model",
-        "precision": "precision",
-        "model_only_train_images_per_s": "train img/s model-only",
-        "e2e_train_images_per_s": "train img/s e2e",
-        "train_e2e_over_model_only": "train e2e/model",
-        "model_only_eval_images_per_s": "eval img/s model-only",
-        "e2e_eval_images_per_s": "eval img/s e2e",
-        "eval_e2e_over_model_only": "eval e2e/model",
-        "e2e_train_gflops_per_s": "train GFLOP/s",
-        "e2e_eval_gflops_per_s": "eval GFLOP/s",
-        "matmul_peak_gflops_per_s": "matmul peak GFLOP/s",
-        "course_loop_train_images_per_s": "course-style loop train img/s",
-        "e2e_train_over_course_loop": "e2e/course-style",
-    }
-    body = [[row.get(key, "–") for key in headers] for row in rows]
-    return tabulate(body, headers=list(headers.values()), tablefmt="github")
+    """The rows as a GitHub markdown table: each rate and ratio as ``median (min–max)`` over the repeats."""
+    body = [[_cell(row, key) for key in SPEED_COLUMNS] for row in rows]
+    return tabulate(body, headers=list(SPEED_COLUMNS.values()), tablefmt="github", disable_numparse=True)
+
+
+def speed_caption(rows: Sequence[dict[str, Any]]) -> str:
+    """What the table's numbers are: repeats, warm-up and timed steps, how ratios and threads are read."""
+    measured = [row for row in rows if "repeats" in row]
+    if not measured:
+        return "No measurement finished."
+    row = measured[0]
+    return (
+        f"Each rate: median (min–max) over {len(row['repeats'])} repeat(s), each timed over {row['timed_steps']} "
+        f"steps after {row['warmup_steps']} warm-up steps (a split with fewer batches is cycled). Ratios: median "
+        "(min–max) of the per-repeat ratios. GFLOP/s: at the median end-to-end rate. Threads: the main process's "
+        "compute threads for the model-only and the end-to-end runs; workers: DataLoader worker processes."
+    )
 
 
 def run_speed(
@@ -251,17 +408,21 @@ def run_speed(
     options: TrainerOptions = TrainerOptions(),
     steps: int = 20,
     course_loop: bool = False,
+    repeats: int = DEFAULT_REPEATS,
+    workers: Sequence[int | None] = (None,),
+    threads: str | int | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure every model; writes ``speed.json`` in ``out_dir``. A failing model gets an error row."""
+    """Measure every model (:func:`measure_speed`: one row per worker count); writes ``speed.json``
+    in ``out_dir``. A failing model gets one error row."""
     accelerator = resolve_accelerator(options.accelerator)
     peak = matmul_peak_gflops(resolve_precision(protocol.precision, accelerator), accelerator)
     rows = []
     for model_name in models:
         try:
-            rows.append(
+            rows.extend(
                 measure_speed(
                     model_name, protocol=protocol, data=data, options=options, steps=steps, peak_gflops=peak,
-                    course_loop=course_loop,
+                    course_loop=course_loop, repeats=repeats, workers=workers, threads=threads,
                 )
             )
         except Exception as err:  # noqa: BLE001 - one model's failure must not stop the others
