@@ -208,3 +208,56 @@ def test_records_without_a_protocol_name_are_the_course_protocol(tmp_path: Path)
     _write(tmp_path, [named, _record("unnamed", 0.4)])
     md_path, _ = write_leaderboard(tmp_path, settings=None)
     assert "## Protocol" not in md_path.read_text()
+
+
+def _with_windows(r: dict, train: tuple[float, float, float], eval_: tuple[float, float, float] | None = None) -> dict:
+    """``r`` with the meter's median and window range (a record written since the meter kept windows)."""
+    for stage, (median, low, high) in (("train", train), ("eval", eval_ or (50.0, 40.0, 60.0))):
+        r["throughput"].update({f"{stage}_images_per_s": median, f"{stage}_images_per_s_min": low,
+                                f"{stage}_images_per_s_max": high, f"{stage}_windows": 4})
+    return r
+
+
+def test_throughput_ranges_in_both_tables_empty_where_a_record_has_none(tmp_path: Path) -> None:
+    _write(tmp_path, [_with_windows(_record("new", 0.6), (12.0, 10.5, 13.25)), _record("old", 0.5)])
+    md_path, csv_path = write_leaderboard(tmp_path, settings=None)
+    frame = pd.read_csv(csv_path)
+    columns = list(frame.columns)
+    at = columns.index("train img/s min")
+    assert columns[at:at + 4] == ["train img/s min", "train img/s max", "eval img/s min", "eval img/s max"]
+    assert columns[at - 1] == VOC_CLASSES[-1]  # after every fixed column: an older CSV's columns keep their places
+    new, old = frame.iloc[0], frame.iloc[1]
+    assert (new["train img/s"], new["train img/s min"], new["train img/s max"]) == (12.0, 10.5, 13.25)
+    assert (new["eval img/s min"], new["eval img/s max"]) == (40.0, 60.0)
+    assert old[["train img/s min", "train img/s max", "eval img/s min", "eval img/s max"]].isna().all()
+    lines = md_path.read_text().splitlines()
+    cells = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[1:-1]]
+             for line in lines if line.startswith(("| 1 ", "| 2 "))}
+    train_at = COLUMNS.index("train img/s")
+    assert cells["new"][train_at:train_at + 2] == ["12.0 (10.5–13.2)", "50.0 (40.0–60.0)"]
+    assert cells["old"][train_at:train_at + 2] == ["12.3", "50.0"]
+    assert "slowest and the fastest window" in md_path.read_text()
+
+
+def test_records_without_ranges_give_the_csv_and_page_they_gave_before(tmp_path: Path) -> None:
+    _write(tmp_path, [_record("a", 0.6), _record("b", 0.5)])
+    md_path, csv_path = write_leaderboard(tmp_path, settings=None)
+    assert "img/s min" not in csv_path.read_text()
+    assert pd.read_csv(csv_path).columns[-1] == VOC_CLASSES[-1]
+    assert "window" not in md_path.read_text()
+
+
+def test_throughput_range_over_seeds_is_the_slowest_and_fastest_window(tmp_path: Path) -> None:
+    for seed, train in enumerate([(10.0, 9.0, 11.0), (14.0, 12.0, 15.0)]):
+        r = _with_windows(_record("m", 0.5), train)
+        r["config"] = {"epochs": 2, "seed": seed}
+        write_json_atomic(tmp_path / f"m-seed{seed}" / RESULT_FILE, r)
+    (summary,) = summarize(read_runs(tmp_path), settings=None)
+    assert summary.mean["train_images_per_s"] == 12.0  # the mean of the seeds' medians
+    assert summary.throughput_range["train_images_per_s"] == (9.0, 15.0)
+    # a seed without a range (an older record): no range rather than one that leaves that seed out
+    r = _record("m", 0.5)
+    r["config"] = {"epochs": 2, "seed": 2}
+    write_json_atomic(tmp_path / "m-seed2" / RESULT_FILE, r)
+    (summary,) = summarize(read_runs(tmp_path), settings=None)
+    assert summary.throughput_range == {}

@@ -115,3 +115,17 @@ def test_saved_figures_are_small_pngs_and_jpegs(tmp_path: Path) -> None:
     with Image.open(png) as a, Image.open(jpg) as b:
         assert a.format == "PNG" and b.format == "JPEG"
     assert png.stat().st_size < 300_000
+
+
+def test_pareto_throughput_error_bars_where_a_point_has_a_window_range() -> None:
+    points = [ParetoPoint("ranged", 10.0, 0.6, 0.55, 0.65, 8.0, 13.0), ParetoPoint("plain", 20.0, 0.5, 0.45, 0.55)]
+    figure = pareto_figure(points)
+    assert _overlapping(figure) == []
+    (ax,) = [ax for ax in figure.axes if ax.get_visible()]
+    ranged, plain = ax.containers
+    assert ranged.has_xerr and ranged.has_yerr and plain.has_yerr and not plain.has_xerr
+    x_bars, _ = ranged.lines[2]  # the x bars first, then the y bars
+    (left, _), (right, _) = x_bars.get_segments()[0]
+    assert (left, right) == (8.0, 13.0)
+    assert "slowest to fastest window" in ax.get_xlabel()
+    assert "window" not in pareto_figure(points[1:]).axes[0].get_xlabel()  # no range: the label as before

@@ -85,6 +85,21 @@ mAPs (means over seeds); the interval, P(≤ leader), seed spread and per-class 
 one. Low-shot rows add ``lowshot_k<k>_mean`` / ``_std`` for every k (:func:`lowshot_columns`)."""
 
 
+THROUGHPUT_RANGE_COLUMNS: dict[str, tuple[str, str]] = {
+    "train_images_per_s": ("train img/s min", "train img/s max"),
+    "eval_images_per_s": ("eval img/s min", "eval img/s max"),
+}
+"""Throughput key -> the CSV columns of its range: the slowest and the fastest steady-state window."""
+
+
+def throughput_range_columns(summaries: Sequence[Summary]) -> list[str]:
+    """The CSV's throughput range columns (:data:`THROUGHPUT_RANGE_COLUMNS`) where any summary has a
+    range: records written before the meter kept windows have none, and their CSV no such columns."""
+    if not any(s.throughput_range for s in summaries):
+        return []
+    return [column for pair in THROUGHPUT_RANGE_COLUMNS.values() for column in pair]
+
+
 def lowshot_columns(summaries: Sequence[Summary]) -> list[str]:
     """``lowshot_k<k>_mean``, ``lowshot_k<k>_std`` for every k any summary has, k ascending."""
     ks = sorted({k for s in summaries for k in s.lowshot})
@@ -102,6 +117,8 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
         acc_ci, map_ci = s.ci.get("accuracy"), s.map_ci
         lowshot = {f"lowshot_k{k}_{stat}": value for k, (mean, std) in s.lowshot.items()
                    for stat, value in (("mean", mean), ("std", std))}
+        ranges = {column: value for key, columns in THROUGHPUT_RANGE_COLUMNS.items()
+                  for column, value in zip(columns, s.throughput_range.get(key, (None, None)), strict=True)}
         rows.append(
             {
                 "rank": rank,
@@ -128,10 +145,12 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
                 "epochs": record.epochs,
                 "data": record.data_description,
                 **s.per_class_ap,
+                **ranges,
                 **lowshot,
             }
         )
-    return pd.DataFrame(rows, columns=[*CSV_COLUMNS, *lowshot_columns(summaries)])
+    columns = [*CSV_COLUMNS, *throughput_range_columns(summaries), *lowshot_columns(summaries)]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def format_value(value: Any, digits: int = 4) -> str:
@@ -148,6 +167,14 @@ def _with_ci(value: float | None, interval: Interval | None) -> str:
     if interval is None or interval.half_width != interval.half_width:
         return format_value(value)
     return f"{format_value(value)} ± {interval.half_width:.4f}"
+
+
+def _rate(s: Summary, key: str) -> str:
+    """``12.3 (11.8–12.9)``: the mean over seeds of the median window rate, and the slowest and the
+    fastest window; the rate alone where the records keep no range."""
+    interval = s.throughput_range.get(key)
+    value = format_value(s.mean.get(key), 1)
+    return value if interval is None else f"{value} ({interval[0]:.1f}–{interval[1]:.1f})"
 
 
 def _seed_spread(s: Summary) -> str:
@@ -192,8 +219,8 @@ def _markdown_rows(summaries: Sequence[Summary], ks: Sequence[int] = ()) -> list
                 _seed_spread(s),
                 *_lowshot_cells(s, ks),
                 format_value(s.mean.get("tail_accuracy")),
-                format_value(s.mean.get("train_images_per_s"), 1),
-                format_value(s.mean.get("eval_images_per_s"), 1),
+                _rate(s, "train_images_per_s"),
+                _rate(s, "eval_images_per_s"),
                 format_value(record.epochs),
                 format_value(record.data_description),
             ]
@@ -201,13 +228,18 @@ def _markdown_rows(summaries: Sequence[Summary], ks: Sequence[int] = ()) -> list
     return rows
 
 
-def _explanation(settings: BootstrapSettings | None, ap: str) -> list[str]:
+def _explanation(settings: BootstrapSettings | None, ap: str, ranges: bool = False) -> list[str]:
     others = ", ".join(f"`--ap {name}`" for name in AP_DEFINITIONS if name != ap)
     lines = [
         (
             f"Ranked by mAP under the {AP_DEFINITIONS[ap].description} (the mean over seeds where a configuration "
             f"ran with several); {others} rank by another definition, and leaderboard.csv has all three. "
             "Metrics are fractions (see README, *Metrics*); img/s are steady-state, end to end."
+            + (
+                " Where a run kept them, img/s are the median over windows of a few steady-state batches (sizes "
+                "in each result.json), with the slowest and the fastest window in brackets."
+                if ranges else ""
+            )
         ),
     ]
     if settings is not None:
@@ -242,7 +274,7 @@ def render_markdown(
         ),
         "",
     ]
-    for line in _explanation(settings, ap):
+    for line in _explanation(settings, ap, ranges=any(s.throughput_range for s in summaries)):
         lines += [line, ""]
     groups = by_protocol(summaries)
     if not summaries:

@@ -242,14 +242,17 @@ def _figures(
             left_out.append(n)
             continue
         ci = s.map_ci
-        points.append(ParetoPoint(n, rate, value, ci.low if ci else None, ci.high if ci else None))
+        slowest, fastest = s.throughput_range.get("train_images_per_s", (None, None))
+        points.append(ParetoPoint(n, rate, value, ci.low if ci else None, ci.high if ci else None, slowest, fastest))
     save_figure(pareto_figure(points), out_dir / fig_dir / "map_vs_throughput.png")
     front = [points[i].name for i in pareto_front(points)]
     lines += [
         "## mAP against training throughput",
         "",
         "Pareto front (no other model is both faster and more accurate): " + (", ".join(front) or "–") + "."
-        + (f" Not plotted (no training throughput): {', '.join(left_out)}." if left_out else ""),
+        + (f" Not plotted (no training throughput): {', '.join(left_out)}." if left_out else "")
+        + (" Horizontal error bars: the slowest and the fastest steady-state window of the training throughput."
+           if any(p.rate_low is not None for p in points) else ""),
         "",
         f"![mAP against training throughput]({(fig_dir / 'map_vs_throughput.png').as_posix()})",
         "",

@@ -112,6 +112,9 @@ class ParetoPoint:
     map: float
     map_low: float | None = None
     map_high: float | None = None
+    rate_low: float | None = None
+    """The slowest and the fastest steady-state window of the training throughput, where recorded."""
+    rate_high: float | None = None
 
 
 def pareto_front(points: Sequence[ParetoPoint]) -> list[int]:
@@ -130,9 +133,9 @@ def pareto_front(points: Sequence[ParetoPoint]) -> list[int]:
 
 
 def pareto_figure(points: Sequence[ParetoPoint]) -> Figure:
-    """mAP (with its bootstrap interval) against training throughput; the Pareto front joined by a
-    line and marked in the legend. Names are in the legend, not next to the points, so they never
-    overlap."""
+    """mAP (with its bootstrap interval) against training throughput (with its slowest and fastest
+    window, where the point has them); the Pareto front joined by a line and marked in the legend.
+    Names are in the legend, not next to the points, so they never overlap."""
     figure = new_figure(7.5, 4.8 + 0.25 * ((len(points) + 2) // 3))
     ax = figure.add_subplot()
     front = pareto_front(points)
@@ -140,9 +143,12 @@ def pareto_figure(points: Sequence[ParetoPoint]) -> Figure:
         yerr = None
         if p.map_low is not None and p.map_high is not None:
             yerr = [[max(p.map - p.map_low, 0.0)], [max(p.map_high - p.map, 0.0)]]
+        xerr = None
+        if p.rate_low is not None and p.rate_high is not None:
+            xerr = [[max(p.train_images_per_s - p.rate_low, 0.0)], [max(p.rate_high - p.train_images_per_s, 0.0)]]
         label = f"{p.name} (Pareto)" if i in front else p.name
-        ax.errorbar([p.train_images_per_s], [p.map], yerr=yerr, fmt=marker, color=color, markersize=8, capsize=3,
-                    label=label)
+        ax.errorbar([p.train_images_per_s], [p.map], yerr=yerr, xerr=xerr, fmt=marker, color=color, markersize=8,
+                    capsize=3, label=label)
     if len(front) > 1:
         ax.plot([points[i].train_images_per_s for i in front], [points[i].map for i in front], color="0.4",
                 linestyle="--", linewidth=1, zorder=0, label="Pareto front")
@@ -150,7 +156,9 @@ def pareto_figure(points: Sequence[ParetoPoint]) -> Figure:
     plain = FuncFormatter(lambda value, _: f"{value:g}")  # 20, 30, 50 rather than 2x10^1
     ax.xaxis.set_major_formatter(plain)
     ax.xaxis.set_minor_formatter(plain)
-    ax.set_xlabel("training throughput, images/s (steady state, end to end; log scale)")
+    ranges = any(p.rate_low is not None and p.rate_high is not None for p in points)
+    bars = "; error bar: slowest to fastest window" if ranges else ""
+    ax.set_xlabel(f"training throughput, images/s (steady state, end to end{bars}; log scale)")
     ax.set_ylabel("mAP (error bar: 95% bootstrap interval)")
     ax.set_title("mAP against training throughput")
     ax.grid(True, which="both", alpha=0.3)

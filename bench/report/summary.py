@@ -66,6 +66,9 @@ class Summary:
     """The AP definition this summary is ranked, compared and shown by (``voc.metrics.AP_DEFINITIONS``)."""
     mean: dict[str, float | None] = field(default_factory=dict)
     """accuracy, mAP, map_voc07, map_voc12, tail_accuracy, train/eval img/s: means over seeds."""
+    throughput_range: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """``train_images_per_s`` / ``eval_images_per_s`` -> (slowest, fastest) steady-state window over
+    every seed's run; only where every run recorded its windows' range (older records did not)."""
     seed_std: dict[str, float | None] = field(default_factory=dict)
     """accuracy, mAP, map_voc07, map_voc12: sample standard deviation over seeds (``None`` with one seed)."""
     per_class_ap: dict[str, float | None] = field(default_factory=dict)
@@ -166,8 +169,9 @@ def group_runs(runs: Sequence[Run], ap: str = DEFAULT_AP) -> list[Summary]:
 
 
 def _fill_means_and_spreads(summary: Summary) -> Summary:
-    """Set ``summary``'s means over seeds (metrics, throughput, per-class AP, tail curve) and the
-    seed standard deviations of accuracy and mAP from its runs' records; returns it."""
+    """Set ``summary``'s means over seeds (metrics, throughput, per-class AP, tail curve), the
+    seed standard deviations of accuracy and mAP and the throughput ranges from its runs' records;
+    returns it."""
     records = [run.record for run in summary.runs]
     for key in ("accuracy", "mAP", "map_voc07", "map_voc12", "tail_accuracy"):
         summary.mean[key] = _mean([r.metric(key) for r in records])
@@ -175,6 +179,9 @@ def _fill_means_and_spreads(summary: Summary) -> Summary:
         summary.seed_std[key] = _std([r.metric(key) for r in records])
     for key in ("train_images_per_s", "eval_images_per_s"):
         summary.mean[key] = _mean([r.throughput_value(key) for r in records])
+        lows, highs = ([r.throughput_value(f"{key}_{end}") for r in records] for end in ("min", "max"))
+        if records and all(v is not None for v in (*lows, *highs)):
+            summary.throughput_range[key] = (min(lows), max(highs))  # type: ignore[type-var]
     per_class = [r.per_class_values(summary.definition.per_class) for r in records]
     for name in VOC_CLASSES:
         summary.per_class_ap[name] = _mean([values.get(name) for values in per_class])
