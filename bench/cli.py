@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from bench.protocol import (
 from bench.report.gallery import DEFAULT_K
 from bench.report.markdown import ALL_MODELS, ReportOptions, check_gallery_models
 from bench.report.summary import DEFAULT_AP
+from bench.shard import WHOLE, Shard, parse_shard, shard_from_slurm
 from bench.store import BASELINE_NAME, LEADERBOARD_MD, SPEED_FILE, read_records
 from bench.weights import PRETRAINED_CHOICES
 from voc.config import AUGMENTS, CROP_MODES, LOSSES, OPTIMIZERS, REPORT_MODELS, SCHEDULERS
@@ -261,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {DEFAULT_AP})")
     p.add_argument("--no-baseline", action="store_true", help="skip the label-prior baseline row")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="run shard K (0 to N-1) of N of the sweep: the (model, seed) runs in sweep order (every "
+                        "model of a seed, then the next seed) dealt round-robin, run i to shard i mod N; shard 0 "
+                        "also runs the prior baseline. Shards run as separate processes (GPUs, nodes) into one "
+                        "shared --out, which needs a file system with working flock (default: inside a SLURM job "
+                        "array, the task's place in it from SLURM_ARRAY_TASK_ID/_MIN/_STEP/_COUNT; else 0/1, the "
+                        "whole sweep)")
     p.add_argument("--resume", action="store_true",
                    help="keep the records in --out that are complete for the same config, and continue an "
                         "interrupted model from its last epoch checkpoint")
@@ -392,6 +401,7 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
     if args.speed and args.seeds is not None:
         raise UsageError("--seeds does not apply to --speed (it measures throughput, not results); use --seed")
     _check_speed_flags(args)
+    _check_shard(args)
     if args.eval_every is not None and args.eval_every < 1:
         raise UsageError(f"--eval-every: a number of epochs, at least 1, not {args.eval_every}")
     if args.gallery_models and ALL_MODELS in args.gallery_models and len(args.gallery_models) > 1:
@@ -423,6 +433,36 @@ def _check_speed_flags(args: argparse.Namespace) -> None:
     threads = args.speed_threads
     if threads is not None and threads != "auto" and not (threads.isdigit() and int(threads) >= 1):
         raise UsageError(f"--speed-threads: 'auto' or a number of threads, at least 1, not {threads!r}")
+
+
+def _check_shard(args: argparse.Namespace) -> None:
+    """``--shard K/N``, or the SLURM job array's variables a sweep would read it from."""
+    light = [flag for flag, given in (("--speed", args.speed), ("--leaderboard-only", args.leaderboard_only),
+                                      ("--report-only", args.report_only)) if given]
+    if args.shard is not None and light:
+        raise UsageError(f"--shard splits a training sweep; it does not combine with {light[0]}")
+    if not light:
+        sweep_shard(args, quiet=True)
+
+
+def sweep_shard(args: argparse.Namespace, *, quiet: bool = False) -> Shard:
+    """The share of the sweep this process runs: ``--shard K/N``; else, inside a SLURM job array,
+    the task's place in it (``bench.shard.shard_from_slurm``); else the whole sweep."""
+    if args.shard is not None:
+        try:
+            return parse_shard(args.shard)
+        except ValueError as err:
+            raise UsageError(f"--shard: {err}") from None
+    try:
+        shard = shard_from_slurm(os.environ)
+    except ValueError as err:
+        raise UsageError(f"--shard from the SLURM job array: {err}") from None
+    if shard is None:
+        return WHOLE
+    if not quiet:
+        log.info("SLURM job array task %s: shard %s of the sweep (--shard 0/1 runs the whole sweep in every task)",
+                 os.environ["SLURM_ARRAY_TASK_ID"], shard)
+    return shard
 
 
 def _check_protocol_flags(args: argparse.Namespace) -> None:
@@ -637,7 +677,11 @@ def _sweep_and_report(args: argparse.Namespace, report: ReportOptions, sweep: Ca
     from bench.train.experiment import is_global_zero
 
     try:
-        records = sweep(on_record=lambda record: write_leaderboard(args.out, ap=args.ap))
+        shard = sweep_shard(args)
+        records = sweep(on_record=lambda record: write_leaderboard(args.out, ap=args.ap), shard=shard)
+        if not records:  # a shard of a sweep with fewer runs than shards
+            print(f"shard {shard}: no runs fall to this shard; nothing written", file=sys.stderr)
+            return 0
         if not args.no_report and is_global_zero():
             write_report(args.out, report)
     except KeyboardInterrupt:

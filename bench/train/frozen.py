@@ -34,6 +34,7 @@ from bench.lowshot import run_lowshot
 from bench.model import build_classifier, count_parameters
 from bench.probe import SCORE_MAP, fit_probe, merged_classes, to_unit_interval
 from bench.protocol import LinearProtocol, config_hash
+from bench.shard import WHOLE, Shard
 from bench.store import (
     RUN_CONFIG_FILE,
     RunRecord,
@@ -420,9 +421,11 @@ def run_frozen_sweep(
     resume: bool = False,
     seeds: Sequence[int] | None = None,
     on_record: OnRecord | None = None,
+    shard: Shard = WHOLE,
 ) -> list[RunRecord]:
     """The prior baseline (optional), then every model once per seed (``seeds``, default the
-    protocol's seed) under ``protocol``; each finished record goes to ``on_record``."""
+    protocol's seed) under ``protocol``; each finished record goes to ``on_record``. ``shard``:
+    only this shard's share of the runs (``bench.train.runner.sweep``)."""
     return sweep(
         models,
         seeds=seeds if seeds else [protocol.seed],
@@ -435,4 +438,5 @@ def run_frozen_sweep(
             weights=model_weights, pretrained=pretrained, options=options, command=command, resume=resume,
         ),
         on_record=on_record,
+        shard=shard,
     )

@@ -24,6 +24,7 @@ import torch
 from bench.data import DataSource
 from bench.hardware import environment, peak_rss_mb, reset_peak_rss
 from bench.protocol import Protocol, config_hash
+from bench.shard import WHOLE, Shard
 from bench.store import (
     CHECKPOINT_DIR,
     RUN_CONFIG_FILE,
@@ -202,11 +203,13 @@ def run_sweep(
     resume: bool = False,
     seeds: Sequence[int] | None = None,
     on_record: OnRecord | None = None,
+    shard: Shard = WHOLE,
 ) -> list[RunRecord]:
     """The prior baseline (optional), then every model once per seed (``seeds``, default the
     protocol's one seed), all models of a seed before the next seed. ``weights`` maps each model
     to what it starts from (resolved up front, ``bench.weights.resolve_weights``). Each finished
-    record goes to ``on_record`` on rank 0 as soon as it is stored."""
+    record goes to ``on_record`` on rank 0 as soon as it is stored. ``shard``: only this shard's
+    share of the runs (see :func:`sweep`)."""
     return sweep(
         models,
         seeds=seeds if seeds else [protocol.seed],
@@ -226,6 +229,7 @@ def run_sweep(
             resume=resume,
         ),
         on_record=on_record,
+        shard=shard,
     )
 
 
@@ -237,13 +241,25 @@ def sweep(
     baseline: Callable[[], RunRecord] | None,
     run_one: Callable[[str, int, Weights], RunRecord],
     on_record: OnRecord | None,
+    shard: Shard = WHOLE,
 ) -> list[RunRecord]:
     """The loop every protocol's sweep shares: ``baseline()`` if given, then ``run_one(model, seed,
     weights)`` for every model, all models of a seed before the next seed. Each finished record
-    goes to ``on_record`` on rank 0 as soon as it is stored."""
+    goes to ``on_record`` on rank 0 as soon as it is stored.
+
+    With a ``shard`` other than the whole sweep, only that shard's share of the (model, seed) runs
+    in that order (``bench.shard``: run ``i`` to shard ``i mod N``), and the baseline only in shard 0.
+    """
     missing = [m for m in models if m not in weights]
     if missing:
         raise ValueError(f"no resolved weights for {missing}")
+    runs = shard_runs(models, seeds, shard)
+    if not shard.is_whole:
+        log.info("shard %s: %d of the sweep's %d run(s): %s", shard, len(runs), len(models) * len(seeds),
+                 ", ".join(f"{m} seed {s}" for m, s in runs) or "none")
+        if baseline is not None and not shard.runs_baseline:
+            log.info("shard %s: the prior baseline runs in shard 0", shard)
+            baseline = None
 
     def finished(record: RunRecord) -> RunRecord:
         if on_record is not None and is_global_zero():
@@ -251,10 +267,15 @@ def sweep(
         return record
 
     records = [finished(baseline())] if baseline is not None else []
-    for seed in seeds:
-        for model_name in models:
-            records.append(finished(run_one(model_name, seed, weights[model_name])))
-            gc.collect()  # the finished model's trainer, module and loaders hold reference cycles
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+    for model_name, seed in runs:
+        records.append(finished(run_one(model_name, seed, weights[model_name])))
+        gc.collect()  # the finished model's trainer, module and loaders hold reference cycles
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     return records
+
+
+def shard_runs(models: Sequence[str], seeds: Sequence[int], shard: Shard = WHOLE) -> list[tuple[str, int]]:
+    """The (model, seed) runs of a sweep in the order it makes them, all models of a seed before
+    the next seed, and of those the ones ``shard`` runs."""
+    return shard.take([(model_name, seed) for seed in seeds for model_name in models])
