@@ -71,7 +71,7 @@ class VOCDataModule(pl.LightningDataModule):
     loader has its own, none draws from the global RNG). The
     eval split serves ``val_dataloader``, ``test_dataloader`` and ``predict_dataloader`` alike.
     With ``min_batches`` (speed measurements only), a split of fewer than ``min_batches`` x batch size
-    images is cycled to exactly that many (:class:`IndexedDataset`'s ``length``): full batches.
+    images (per process) is cycled to exactly that many (:class:`IndexedDataset`'s ``length``): full batches.
     """
 
     def __init__(
@@ -142,8 +142,9 @@ class VOCDataModule(pl.LightningDataModule):
         # loader made mid-training (validation) leaves the global RNG, and so the training, as they were
         generator = torch.Generator().manual_seed(self.seed)
         length = None
-        if self.min_batches is not None:
-            length = max(len(dataset), self.min_batches * batch_size)  # type: ignore[arg-type]
+        if self.min_batches is not None:  # per process: a distributed sampler deals the items out
+            processes = self.trainer.world_size if self.trainer is not None else 1
+            length = max(len(dataset), self.min_batches * batch_size * processes)  # type: ignore[arg-type]
         return DataLoader(
             IndexedDataset(dataset, length),
             batch_size=batch_size,
