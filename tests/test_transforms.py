@@ -164,3 +164,17 @@ def test_erasing_replaces_one_box_of_each_crop_and_nothing_else() -> None:
         box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
         assert 0 < changed.sum() <= box  # inside one rectangle
         assert int(box) <= 32 * 32 / 3 + 32  # of at most a third of the crop (timm's max_area, rounded)
+
+
+def test_the_modern_protocols_randaugment_never_fails() -> None:
+    # timm's increasing posterize keeps 0 bits at magnitude 10, which Pillow refuses; mmax9 caps it
+    from PIL import Image
+    from timm.data.auto_augment import rand_augment_transform
+
+    from bench.protocol import CPU_MODERN_PROTOCOL, MODERN_PROTOCOL
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    for protocol in (MODERN_PROTOCOL, CPU_MODERN_PROTOCOL):
+        augment = rand_augment_transform(protocol.randaugment, {"translate_const": 14, "img_mean": (124, 116, 104)})
+        for _ in range(3000):  # without mmax9: about 6 ValueErrors in 3000
+            augment(image)
