@@ -297,3 +297,6 @@ def test_report_has_one_part_per_protocol_with_its_own_figures(tiny_voc: Path, t
     assert (out / "report" / "course" / "per_class_ap.png").is_file()
     assert (out / "report" / "linear" / "per_class_ap.png").is_file()
     assert "leader" in course and "leader" in linear  # each part has its own leader
+    # galleries too: two protocols' leaders of one model never overwrite each other's
+    assert "report/course/gallery/fine/" in course and "report/linear/gallery/probe/" in linear
+    assert not (out / "report" / "gallery").exists()

@@ -159,7 +159,8 @@ def _image_locator(summary: Summary) -> Callable[[str], Path]:
 
 
 def _galleries(
-    out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], options: ReportOptions
+    out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], options: ReportOptions,
+    fig_dir: Path = Path(REPORT_DIR),
 ) -> list[str]:
     named = options.gallery_models if options.gallery_models and list(options.gallery_models) != [ALL_MODELS] else None
     if named:
@@ -195,7 +196,7 @@ def _galleries(
             lines += [f"From the run with seed {summary.seeds[0]}.", ""]
         folder = run_dir_name(summary.model) if name == summary.model else run_dir_name(summary.runs[0].dir.name)
         for class_name in classes:
-            rel = Path(REPORT_DIR) / "gallery" / folder / f"{class_name}.jpg"
+            rel = fig_dir / "gallery" / folder / f"{class_name}.jpg"
             write_class_gallery(out_dir / rel, name, CLASS_TO_INDEX[class_name], data.ids, data.scores, data.labels,
                                 locate, options.gallery_k)
             lines += [f"#### {class_name}", "", f"![{name}: {class_name}]({rel.as_posix()})", ""]
@@ -367,7 +368,7 @@ def render_report(out_dir: str | Path, options: ReportOptions = ReportOptions())
         lines.append("")
         fig_dir = Path(REPORT_DIR) if len(groups) == 1 else Path(REPORT_DIR) / protocol
         lines += _figures(out_dir, group, names, fig_dir)
-        lines += _galleries(out_dir, group, names, options)
+        lines += _galleries(out_dir, group, names, options, fig_dir)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
