@@ -20,6 +20,8 @@ from bench.store import (
     LABELS_FILE,
     LEADERBOARD_CSV,
     LEADERBOARD_MD,
+    LOG_DIR,
+    METRICS_LOG,
     PREDICTIONS_FILE,
     REPORT_DIR,
     REPORT_MD,
@@ -34,10 +36,11 @@ COMMITTED_RUNS = sorted(p.parent for p in RESULTS.glob(f"*/{RESULT_FILE}"))
 
 
 def _copy_runs(source: Path, target: Path) -> None:
-    """Only what is committed of each run: its record, predictions and labels."""
+    """Only what is committed of each run: its record, predictions and labels, and its training log
+    (the learning curves) where it has one."""
     for run in sorted(p.parent for p in source.glob(f"*/{RESULT_FILE}")):
-        (target / run.name).mkdir(parents=True)
-        for name in RUN_FILES:
+        (target / run.name / LOG_DIR).mkdir(parents=True)
+        for name in (*RUN_FILES, f"{LOG_DIR}/{METRICS_LOG}"):
             if (run / name).is_file():
                 shutil.copy2(run / name, target / run.name / name)
 
