@@ -13,6 +13,26 @@ from bench.protocol import PRECISIONS
 log = logging.getLogger(__name__)
 
 
+AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+"""The autocast dtype of each resolved mixed precision (``32-true`` runs without autocast)."""
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a resolved precision, ``None`` for full precision."""
+    return AUTOCAST_DTYPES.get(precision)
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """``torch.autocast`` to ``dtype`` on ``device``'s type, disabled where ``dtype`` is ``None``."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued work (CUDA); a no-op on the CPU. Timers read the clock after it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
     """The CPU feature flags from ``/proc/cpuinfo`` (empty where it does not exist)."""

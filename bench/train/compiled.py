@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from bench.hardware import autocast, synchronize
 from bench.protocol import COMPILE_MODES
 
 log = logging.getLogger(__name__)
@@ -84,13 +85,13 @@ def decide_compile(mode: str, images: int, eager_images_per_s: float | None = No
 def eager_rate(encode: Encode, example: torch.Tensor, autocast_dtype: torch.dtype | None) -> float:
     """Images per second of ``encode`` on ``example`` (one batch), after one warm-up call."""
     device = example.device
-    with torch.inference_mode(), _autocast(device, autocast_dtype):
+    with torch.inference_mode(), autocast(device, autocast_dtype):
         encode(example)
-        _sync(device)
+        synchronize(device)
         started = time.perf_counter()
         for _ in range(PROBE_BATCHES):
             encode(example)
-        _sync(device)
+        synchronize(device)
     return PROBE_BATCHES * example.shape[0] / max(time.perf_counter() - started, 1e-9)
 
 
@@ -127,12 +128,3 @@ def freezing() -> Iterator[None]:
 
     with inductor_config.patch(freezing=True):
         yield
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

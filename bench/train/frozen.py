@@ -29,7 +29,14 @@ import torch
 from torch import nn
 
 from bench.data import DataSource
-from bench.hardware import environment, peak_rss_mb, reset_peak_rss, resolve_accelerator, resolve_precision
+from bench.hardware import (
+    autocast_dtype,
+    environment,
+    peak_rss_mb,
+    reset_peak_rss,
+    resolve_accelerator,
+    resolve_precision,
+)
 from bench.lowshot import run_lowshot
 from bench.model import build_classifier, count_parameters
 from bench.probe import SCORE_MAP, fit_probe, merged_classes, to_unit_interval
@@ -58,8 +65,6 @@ log = logging.getLogger(__name__)
 FEATURE_DIR = ".features"
 """The default feature cache: ``<out>/.features`` (``--feature-cache`` puts it elsewhere)."""
 EXTRACTOR = "timm forward_head(forward_features(x), pre_logits=True), head in float32, eval mode, mean over crops"
-AUTOCAST: dict[str, torch.dtype | None] = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16, "32-true": None}
-"""The autocast dtype of each resolved precision during feature extraction."""
 
 
 @dataclass(frozen=True)
@@ -218,7 +223,7 @@ def split_features(plan: _SplitPlan, encode: Encode, extractor: _Extractor, cach
         plan.datamodule.test_dataloader(),
         len(plan.ids),
         device=extractor.device,
-        autocast_dtype=AUTOCAST[extractor.precision],
+        autocast_dtype=autocast_dtype(extractor.precision),
     )
     rate = len(plan.ids) / max(time.perf_counter() - started, 1e-9)
     path = cache.save(plan.name, plan.key, plan.ids, features)
@@ -234,16 +239,16 @@ def build_encoder(
     the measured rule (``bench.train.compiled.decide_compile``) say so, with the decision."""
     encode: Encode = partial(pooled_features, extractor.backbone)
     rate = None
+    crops = protocol.transform_config().num_crops
     if mode == "auto" and images > 0:
-        crops = protocol.transform_config().num_crops
         example = torch.randn(protocol.batch_size * crops, 3, protocol.input_size, protocol.input_size,
                               device=extractor.device).contiguous(memory_format=torch.channels_last)
-        rate = eager_rate(encode, example, AUTOCAST[extractor.precision]) / crops
+        rate = eager_rate(encode, example, autocast_dtype(extractor.precision)) / crops
     decision = decide_compile(mode, images, rate)
     log.info("%s: feature extraction %s (%s)", extractor.model_name, "compiled" if decision.compiled else "eager",
              decision.rule)
     if decision.compiled:
-        return FixedBatchEncoder(encode, protocol.batch_size * protocol.transform_config().num_crops), decision
+        return FixedBatchEncoder(encode, protocol.batch_size * crops), decision
     return encode, decision
 
 

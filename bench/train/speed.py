@@ -27,7 +27,14 @@ from tabulate import tabulate
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.data import DataSource
-from bench.hardware import resolve_accelerator, resolve_precision
+from bench.hardware import (
+    AUTOCAST_DTYPES,
+    autocast,
+    autocast_dtype,
+    resolve_accelerator,
+    resolve_precision,
+    synchronize,
+)
 from bench.model import CropMaxClassifier, build_classifier
 from bench.protocol import Protocol
 from bench.store import SPEED_FILE
@@ -42,7 +49,6 @@ from voc.module import multilabel_bce_loss
 log = logging.getLogger(__name__)
 
 RANDOM_INIT = Weights("random", "random init")
-_AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 DEFAULT_REPEATS = 3
 """How often ``--speed`` repeats every measurement unless ``--speed-repeats`` says otherwise."""
 AUTO_THREADS = "auto"
@@ -67,29 +73,19 @@ def _device(accelerator: str) -> torch.device:
     return torch.device("cuda" if accelerator in ("gpu", "cuda") else "cpu")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _autocast(device: torch.device, precision: str) -> torch.autocast:
-    dtype = _AUTOCAST_DTYPES.get(precision)
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
 def matmul_peak_gflops(precision: str, accelerator: str = "cpu", size: int = 2048, repeats: int = 5) -> float:
     """Best measured GFLOP/s of a square matmul in the precision's compute dtype."""
     device = _device(accelerator)
-    dtype = _AUTOCAST_DTYPES.get(precision, torch.float32)
+    dtype = AUTOCAST_DTYPES.get(precision, torch.float32)
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):
-        _sync(device)
+        synchronize(device)
         started = time.perf_counter()
         torch.mm(a, b)
-        _sync(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - started)
     return 2 * size**3 / best / 1e9
 
@@ -123,15 +119,15 @@ def model_only_throughput(
         targets = (torch.rand(batch, NUM_CLASSES, device=device) > 0.8).float()
         for _ in range(WARMUP_BATCHES):
             step(crops, targets)
-        _sync(device)
+        synchronize(device)
         started = time.perf_counter()
         for _ in range(steps):
             step(crops, targets)
-        _sync(device)
+        synchronize(device)
         return batch * steps / (time.perf_counter() - started)
 
     def train_step(crops: torch.Tensor, targets: torch.Tensor) -> None:
-        with _autocast(device, precision):
+        with autocast(device, autocast_dtype(precision)):
             logits = model(crops)
         loss = multilabel_bce_loss(logits, targets)
         optimizer.zero_grad(set_to_none=True)
@@ -139,7 +135,7 @@ def model_only_throughput(
         optimizer.step()
 
     def eval_step(crops: torch.Tensor, targets: torch.Tensor) -> None:
-        with torch.inference_mode(), _autocast(device, precision):
+        with torch.inference_mode(), autocast(device, autocast_dtype(precision)):
             torch.sigmoid(model(crops).float())
 
     model.train()
