@@ -28,6 +28,7 @@ from bench.protocol import (
     PROBE_RECIPES,
     PROBES,
     PROTOCOL_NAMES,
+    VISSL_VOC07_SVM_COSTS,
     LinearProtocol,
     Protocol,
     finetune_protocol,
@@ -243,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: svm)")
     p.add_argument("--probe-costs", type=_positive_float, nargs="+", default=None, metavar="C",
                    help="linear: the grid C is chosen from by CV on the training split (default: svm "
-                        f"{list(PROBE_RECIPES['svm'].costs)}, VISSL's; logreg 1e-6 ... 1e5, one per decade); "
+                        f"{list(PROBE_RECIPES['svm'].costs)}, VISSL's range one per decade; its own grid: "
+                        f"{' '.join(f'{c:g}' for c in VISSL_VOC07_SVM_COSTS)}; logreg 1e-6 ... 1e5, one per decade); "
                         f"lowshot: the one fixed C of every fit (default: {LINEAR_PROTOCOL.fixed_cost:g})")
     p.add_argument("--feature-cache", type=Path, default=None, metavar="DIR",
                    help="linear/lowshot: where cached features are kept (default: OUT/.features; delete the folder "

@@ -19,7 +19,7 @@ from bench.protocol import (
     LINEAR_SYNTHETIC_PROTOCOL,
     LOWSHOT_PROTOCOL,
     LOWSHOT_SYNTHETIC_PROTOCOL,
-    VISSL_VOC07_SVM_COSTS,
+    SVM_COSTS,
     LinearProtocol,
 )
 from bench.store import LABELS_FILE, LEADERBOARD_MD, PREDICTIONS_FILE
@@ -82,13 +82,13 @@ def test_linear_protocol_through_the_command_line(tmp_path: Path) -> None:
     record = _record(out / "test_resnet-linear")
     assert record["status"] == "ok", record["error"]
     config = record["config"]
-    assert (config["name"], config["probe"], config["costs"]) == ("linear", "svm", list(VISSL_VOC07_SVM_COSTS))
+    assert (config["name"], config["probe"], config["costs"]) == ("linear", "svm", list(SVM_COSTS))
     assert (config["resize"], config["crop_mode"], config["difficult"], config["positive_only"]) == (
         32, "full", "ignore", False)
     probe = record["probe"]
-    assert probe["name"] == "svm" and probe["grid"] == list(VISSL_VOC07_SVM_COSTS)
+    assert probe["name"] == "svm" and probe["grid"] == list(SVM_COSTS)
     assert list(probe["chosen_C"]) == list(VOC_CLASSES)
-    assert all(c in VISSL_VOC07_SVM_COSTS for c in probe["chosen_C"].values())  # every class has 2+ positives
+    assert all(c in SVM_COSTS for c in probe["chosen_C"].values())  # every class has 2+ positives
     assert probe["cv"]["split"] == "train" and probe["cv"]["n_splits"] == 3
     assert record["features"]["view"]["resize"] == 32 and record["features"]["view"]["hflip"] is False
     assert record["metrics"] == _rescored(out / "test_resnet-linear")
@@ -169,7 +169,9 @@ def test_defaults_are_vissls_voc07_benchmark_and_its_synthetic_variant() -> None
     p = LINEAR_PROTOCOL
     assert (p.year, p.train_split, p.eval_split, p.resize, p.crop_mode, p.input_size) == (
         "2007", "trainval", "test", 224, "full", 224)
-    assert p.cost_grid == VISSL_VOC07_SVM_COSTS and p.recipe.folds == 3
+    assert p.cost_grid == SVM_COSTS and p.recipe.folds == 3
+    assert SVM_COSTS == (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # VISSL's values that are powers of ten
+    assert set(SVM_COSTS) <= set(VISSL_VOC07_SVM_COSTS) and len(VISSL_VOC07_SVM_COSTS) == 11
     assert p.recipe.class_weight == ((1, 2.0), (-1, 1.0))
     assert LOWSHOT_PROTOCOL.k_values == (1, 2, 4, 8, 16, 32, 64, 96) and LOWSHOT_PROTOCOL.samples == 5
     assert LOWSHOT_PROTOCOL.negatives_per_positive == 19
