@@ -20,6 +20,7 @@ from bench.protocol import (
     LOWSHOT_PROTOCOL,
     LOWSHOT_SYNTHETIC_PROTOCOL,
     SVM_COSTS,
+    VISSL_VOC07_SVM_COSTS,
     LinearProtocol,
 )
 from bench.store import LABELS_FILE, LEADERBOARD_MD, PREDICTIONS_FILE
