@@ -123,36 +123,97 @@ class ClassFit:
         }
 
 
-def _fit_class(
-    x: np.ndarray, y: np.ndarray, recipe: ProbeRecipe, costs: Sequence[float], folds: int, fixed_cost: float, seed: int
-) -> ClassFit:
-    """Fit one class on targets ``y`` (1 / -1): C by ``min(folds, positives, negatives)``-fold
-    stratified CV where that is at least 2, else ``fixed_cost``; then refit on all rows with it."""
-    n_pos = int((y == 1).sum())
-    n_neg = int(y.size - n_pos)
-    if n_pos == 0 or n_neg == 0:
-        return ClassFit(None, None, "not fitted", None, None, n_pos, n_neg, 0)
-    n_splits = min(folds, n_pos, n_neg)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        if n_splits >= 2:
-            cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            cv_ap = tuple(
-                float(cross_val_score(make_estimator(recipe, c, seed), x, y, cv=cv, scoring="average_precision",
-                                      error_score="raise").mean())
-                for c in costs
-            )
-            cost, chosen_by = float(costs[int(np.argmax(cv_ap))]), "cv"  # argmax: ties go to the smallest C
-        else:
-            cv_ap, cost, chosen_by, n_splits = None, float(fixed_cost), "fixed", None
-        estimator = make_estimator(recipe, cost, seed).fit(x, y)
-    not_converged = 0
+def _count_convergence_warnings(caught: Sequence[warnings.WarningMessage]) -> int:
+    """ConvergenceWarnings among ``caught``; every other warning is raised again."""
+    count = 0
     for w in caught:
         if issubclass(w.category, ConvergenceWarning):
-            not_converged += 1
+            count += 1
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return ClassFit(estimator, cost, chosen_by, n_splits, cv_ap, n_pos, n_neg, not_converged)
+    return count
+
+
+def _cv_score(
+    x: np.ndarray, y: np.ndarray, recipe: ProbeRecipe, cost: float, n_splits: int, seed: int
+) -> tuple[float, int]:
+    """Mean ``n_splits``-fold stratified (shuffled, seeded) CV average precision of C = ``cost`` on
+    targets ``y`` (1 / -1), and how many of its fits did not converge."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        ap = float(cross_val_score(make_estimator(recipe, cost, seed), x, y, cv=cv, scoring="average_precision",
+                                   error_score="raise").mean())
+    return ap, _count_convergence_warnings(caught)
+
+
+def _refit(x: np.ndarray, y: np.ndarray, recipe: ProbeRecipe, cost: float, seed: int) -> tuple[Any, int]:
+    """The recipe's classifier with C = ``cost`` fitted on all rows, and whether it did not converge (0/1)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        estimator = make_estimator(recipe, cost, seed).fit(x, y)
+    return estimator, _count_convergence_warnings(caught)
+
+
+def cv_splits(y: np.ndarray, folds: int) -> int:
+    """Folds of a class's CV: ``min(folds, positives, negatives)`` (targets 1 / -1); below 2 there is
+    no CV and the class gets the fixed C."""
+    n_pos = int((y == 1).sum())
+    return min(folds, n_pos, int(y.size) - n_pos)
+
+
+def fit_classes(
+    x: np.ndarray,
+    targets: Sequence[np.ndarray],
+    *,
+    recipe: ProbeRecipe,
+    costs: Sequence[float],
+    folds: int,
+    fixed_cost: float,
+    seed: int,
+    parallel: Parallel,
+) -> list[ClassFit]:
+    """Fit one classifier per column of ``targets`` (each 1 / -1 over the rows of ``x``, or a pair
+    (rows, targets) of a subset): C by :func:`cv_splits`-fold CV over ``costs`` where that is at least 2
+    (the best mean CV AP; ties go to the smallest C), else ``fixed_cost``; then refitted on all its
+    rows. Every (class, C) CV and every refit is one job on ``parallel``'s workers, the large C first
+    (the slow fits: the workers stay busy to the end)."""
+    problems = [(x, t) if isinstance(t, np.ndarray) else (x[t[0]], t[1]) for t in targets]
+    splits = [cv_splits(y, folds) for _, y in problems]
+    cv_jobs = [(c, cost) for cost in sorted(costs, reverse=True) for c, (_, y) in enumerate(problems)
+               if splits[c] >= 2 and (y == 1).any() and (y == -1).any()]
+    scores = parallel(delayed(_cv_score)(problems[c][0], problems[c][1], recipe, cost, splits[c], seed)
+                      for c, cost in cv_jobs)
+    cv_ap: dict[int, dict[float, float]] = {}
+    not_converged = [0] * len(problems)
+    for (c, cost), (ap, bad) in zip(cv_jobs, scores, strict=True):
+        cv_ap.setdefault(c, {})[cost] = ap
+        not_converged[c] += bad
+    chosen: dict[int, tuple[float, str]] = {}
+    for c, (_, y) in enumerate(problems):
+        if not ((y == 1).any() and (y == -1).any()):
+            continue
+        if c in cv_ap:
+            by_cost = [cv_ap[c][float(cost)] for cost in costs]
+            chosen[c] = (float(costs[int(np.argmax(by_cost))]), "cv")  # argmax: ties go to the smallest C
+        else:
+            chosen[c] = (float(fixed_cost), "fixed")
+    refit_jobs = sorted(chosen, key=lambda c: -chosen[c][0])
+    refits = parallel(delayed(_refit)(problems[c][0], problems[c][1], recipe, chosen[c][0], seed) for c in refit_jobs)
+    fitted = dict(zip(refit_jobs, refits, strict=True))
+    out = []
+    for c, (_, y) in enumerate(problems):
+        n_pos = int((y == 1).sum())
+        n_neg = int(y.size - n_pos)
+        if c not in chosen:
+            out.append(ClassFit(None, None, "not fitted", None, None, n_pos, n_neg, 0))
+            continue
+        estimator, bad = fitted[c]
+        cost, chosen_by = chosen[c]
+        ap = tuple(cv_ap[c][float(k)] for k in costs) if chosen_by == "cv" else None
+        out.append(ClassFit(estimator, cost, chosen_by, splits[c] if chosen_by == "cv" else None, ap, n_pos, n_neg,
+                            not_converged[c] + bad))
+    return out
 
 
 @dataclass
@@ -216,15 +277,15 @@ def fit_probe(
     n_jobs: int | None = -1,
 ) -> ProbeFit:
     """Fit every class's probe on the training split (features ``[N, D]``, labels ``[N, C]``),
-    choosing its C by k-fold CV (``recipe.folds``) over ``costs`` on those rows alone; classes in
-    parallel over ``n_jobs`` processes (-1: every core)."""
+    choosing its C by k-fold CV (``recipe.folds``) over ``costs`` on those rows alone
+    (:func:`fit_classes`); jobs in parallel over ``n_jobs`` processes (-1: every core)."""
     x = prepare_features(recipe, train_features)
     y = svm_targets(train_labels)
     costs = tuple(float(c) for c in costs)
-    fits = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_class)(x, y[:, c], recipe, costs, recipe.folds, fixed_cost, seed) for c in range(y.shape[1])
-    )
-    return ProbeFit(recipe, costs, recipe.folds, fixed_cost, seed, list(fits))
+    with Parallel(n_jobs=n_jobs) as parallel:
+        fits = fit_classes(x, [y[:, c] for c in range(y.shape[1])], recipe=recipe, costs=costs, folds=recipe.folds,
+                           fixed_cost=fixed_cost, seed=seed, parallel=parallel)
+    return ProbeFit(recipe, costs, recipe.folds, fixed_cost, seed, fits)
 
 
 def fit_fixed(
@@ -238,9 +299,8 @@ def fit_fixed(
 ) -> list[ClassFit]:
     """Fit every class with C = ``cost`` on prepared features ``x`` and the entries ``targets``
     keeps (1 positive, 0 negative, -1 left out), classes over ``parallel``'s workers."""
-    jobs = []
+    problems = []
     for c in range(targets.shape[1]):
-        rows = targets[:, c] != -1
-        y = np.where(targets[rows, c] == POSITIVE, 1, -1).astype(np.int64)
-        jobs.append(delayed(_fit_class)(x[rows], y, recipe, (), 0, cost, seed))
-    return list(parallel(jobs))
+        rows = np.flatnonzero(targets[:, c] != -1)
+        problems.append((rows, np.where(targets[rows, c] == POSITIVE, 1, -1).astype(np.int64)))
+    return fit_classes(x, problems, recipe=recipe, costs=(), folds=0, fixed_cost=cost, seed=seed, parallel=parallel)
