@@ -1,0 +1,58 @@
+"""The data-only meter: what it counts, and the worker arithmetic (hand-computed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import bench.train.data_speed as data_speed
+from bench.data import DataSource
+from bench.protocol import COURSE_PROTOCOL
+from bench.train.data_speed import feed_rows, per_worker_rate, workers_needed
+from bench.train.experiment import TrainerOptions
+
+
+def test_workers_needed_rounds_up() -> None:
+    assert workers_needed(100.0, 30.0) == 4  # 3.33 -> 4
+    assert workers_needed(90.0, 30.0) == 3
+    assert workers_needed(1.0, 30.0) == 1  # at least one
+    with pytest.raises(ValueError, match="positive"):
+        workers_needed(10.0, 0.0)
+
+
+def _row(stage: str, workers: int, rate: float) -> dict:
+    return {"stage": stage, "workers": workers, "images_per_s": rate, "per_worker_images_per_s": rate / workers}
+
+
+def test_per_worker_rate_is_the_one_worker_row() -> None:
+    rows = [_row("train", 1, 40.0), _row("train", 2, 70.0), _row("eval", 2, 90.0)]
+    assert per_worker_rate(rows, "train") == 40.0
+    assert per_worker_rate(rows, "eval") == 45.0  # no 1-worker row: the best per-worker rate
+    assert per_worker_rate([], "train") is None
+
+
+def test_feed_rows_by_hand() -> None:
+    data = [_row("train", 1, 40.0), _row("eval", 1, 120.0)]
+    models = [{"model": "m", "model_only_train_images_per_s": 250.0, "model_only_eval_images_per_s": 1300.0},
+              {"model": "m", "model_only_train_images_per_s": 250.0, "model_only_eval_images_per_s": 1300.0},
+              {"model": "broken", "error": "x"}]
+    rows = feed_rows(models, data, target_rate=3000.0)
+    assert [(r["rate_of"], r["stage"], r["workers_needed"]) for r in rows] == [
+        ("--target-rate", "train", 75), ("--target-rate", "eval", 25), ("m", "train", 7), ("m", "eval", 11)]
+
+
+def test_data_only_counts_every_timed_batch_of_a_cycled_split(
+    tiny_voc: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """7 val images in batches of 2 are 4 batches: 3 + 0 warm-up and 8 timed batches cycle the split,
+    and the timed images are 8 full batches (a short split is never timed as one batch)."""
+    clock = iter(range(100))
+    monkeypatch.setattr(data_speed.time, "perf_counter", lambda: float(next(clock)))  # 1 s per call
+    protocol = COURSE_PROTOCOL.with_overrides(resize=32, crop=24, eval_batch_size=2, batch_size=2)
+    rate = data_speed.data_only_images_per_s(protocol, DataSource(root=tiny_voc), TrainerOptions(num_workers=0),
+                                             stage="eval", workers=0, steps=8)
+    assert rate == 16.0  # 8 batches x 2 images between two perf_counter calls 1 s apart
+    with pytest.raises(ValueError, match="unknown stage"):
+        data_speed.data_only_images_per_s(protocol, DataSource(root=tiny_voc), TrainerOptions(num_workers=0),
+                                          stage="test", workers=0, steps=1)
