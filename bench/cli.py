@@ -38,9 +38,9 @@ from bench.report.gallery import DEFAULT_K
 from bench.report.markdown import ALL_MODELS, ReportOptions, check_gallery_models
 from bench.report.summary import DEFAULT_AP
 from bench.shard import WHOLE, Shard, parse_shard, shard_from_slurm
-from bench.store import BASELINE_NAME, LEADERBOARD_MD, SPEED_FILE, read_records
+from bench.store import BASELINE_NAME, LEADERBOARD_MD, SPEED_DATA_FILE, SPEED_FILE, read_records
 from bench.weights import PRETRAINED_CHOICES
-from voc.config import AUGMENTS, CROP_MODES, LOSSES, OPTIMIZERS, REPORT_MODELS, SCHEDULERS
+from voc.config import AUGMENTS, CROP_MODES, DECODERS, LOSSES, OPTIMIZERS, REPORT_MODELS, SCHEDULERS
 from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
 from voc.errors import VOCDataError
 from voc.metrics import AP_DEFINITIONS
@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="decode each split's images once, resized, into a memory-mapped cache in this folder and "
                         "read that in later epochs (default: decode JPEGs every epoch)")
+    p.add_argument("--decode", choices=DECODERS, default=None,
+                   help="pil: decode JPEGs with PIL (at a reduced scale where that covers the size needed) and "
+                        "transform PIL images; torchvision: torchvision.io.decode_image (libjpeg-turbo) and "
+                        "transforms on uint8 tensors; see README, Speed (default: pil)")
     p.add_argument("--deterministic", action="store_true",
                    help="use only deterministic algorithms (Lightning's deterministic=True): identical results "
                         "on GPUs too, at some speed cost; CPU runs are reproducible without it")
@@ -310,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --speed, the main process's compute threads during the end-to-end runs: 'auto' gives "
                         "it the cores the workers leave (cores - workers, at least 1), N sets N (default: torch's "
                         "own, as in training runs)")
+    p.add_argument("--speed-data-only", action="store_true",
+                   help="with --speed, measure only the data pipeline (each loader with 1 .. cores DataLoader workers, "
+                        "no model): how fast this host's CPUs decode and transform, e.g. before renting GPUs for it")
+    p.add_argument("--target-rate", type=_positive_float, default=None, metavar="IMG_PER_S",
+                   help="with --speed, also print how many DataLoader workers deliver this many images/s (e.g. a "
+                        "GPU's published model-only rate), from the measured per-worker rate of the data-only "
+                        "loaders (always printed for each model's measured model-only rates)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -333,6 +344,7 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
             difficult=args.difficult,
             label_source=args.label_source,
             precision=args.precision,
+            decode=args.decode,
             seed=args.seed,
             limit_train_batches=args.limit_train_batches,
             limit_eval_batches=args.limit_eval_batches,
@@ -406,6 +418,9 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
     _check_shard(args)
     if args.eval_every is not None and args.eval_every < 1:
         raise UsageError(f"--eval-every: a number of epochs, at least 1, not {args.eval_every}")
+    if args.cache_dir is not None and args.decode == "torchvision":
+        raise UsageError("--cache-dir stores images decoded and resized by PIL, so it does not combine with "
+                         "--decode torchvision: drop one of the two")
     if args.gallery_models and ALL_MODELS in args.gallery_models and len(args.gallery_models) > 1:
         raise UsageError(f"--gallery-models: '{ALL_MODELS}' stands alone")
     _check_protocol_flags(args)
@@ -422,10 +437,17 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
 
 def _check_speed_flags(args: argparse.Namespace) -> None:
     """``--speed-*`` values, and the ones that only mean something with ``--speed``."""
-    given = [flag for flag, value in (("--speed-workers", args.speed_workers), ("--speed-threads", args.speed_threads))
-             if value is not None]
+    given = [flag for flag, value in (("--speed-workers", args.speed_workers), ("--speed-threads", args.speed_threads),
+                                      ("--target-rate", args.target_rate)) if value is not None]
+    if args.speed_data_only:
+        given.append("--speed-data-only")
     if given and not args.speed:
         raise UsageError(f"{', '.join(given)}: only with --speed")
+    model_side = [flag for flag, value in (("--speed-course-loop", args.speed_course_loop),
+                                           ("--speed-workers", args.speed_workers),
+                                           ("--speed-threads", args.speed_threads)) if value]
+    if args.speed_data_only and model_side:
+        raise UsageError(f"{', '.join(model_side)}: these time a model, which --speed-data-only leaves out")
     for flag, value in (("--speed-steps", args.speed_steps), ("--speed-repeats", args.speed_repeats)):
         if value < 1:
             raise UsageError(f"{flag}: at least 1, not {value}")
@@ -481,8 +503,12 @@ def _check_protocol_flags(args: argparse.Namespace) -> None:
             f"{', '.join(given)}: {what} trains no backbone, so there is nothing to set; "
             "--eval-batch-size sets the feature-extraction batch"
         )
-    if args.speed or args.speed_course_loop:
-        raise UsageError(f"--speed measures fine-tuning throughput; it does not combine with {what}")
+    model_loop = [flag for flag, value in (("--speed-course-loop", args.speed_course_loop),
+                                           ("--speed-workers", args.speed_workers),
+                                           ("--speed-threads", args.speed_threads)) if value]
+    if model_loop:
+        raise UsageError(f"{', '.join(model_loop)}: time the fine-tuning loops; --speed with {what} times feature "
+                         "extraction (use --num-workers for its loader)")
     if args.deterministic:
         raise UsageError(f"--deterministic: {what} runs no training; its features are computed once and cached")
     if args.devices != "auto" or args.num_nodes != 1 or args.strategy != "auto":
@@ -518,6 +544,7 @@ def frozen_protocol_from_args(args: argparse.Namespace, data: DataSource) -> Lin
             difficult=args.difficult,
             label_source=args.label_source,
             precision=args.precision,
+            decode=args.decode,
             seed=args.seed,
             probe=args.probe,
             costs=tuple(costs) if costs is not None and args.protocol == "linear" else None,
@@ -601,17 +628,42 @@ def _resolve_weights(models: Sequence[str], pretrained: str):  # noqa: ANN202 - 
 
 
 def _speed(models: list[str], protocol: Protocol, data: DataSource, options, args: argparse.Namespace) -> int:  # noqa: ANN001
+    from bench.train.data_speed import (
+        data_only_table,
+        default_data_workers,
+        feed_rows,
+        feed_table,
+        measure_data_only,
+    )
     from bench.train.speed import run_speed, speed_caption, speed_table
+    from voc.datamodule import available_cores
+    from voc.io import write_json_atomic
 
     log.info("Speed at %s on %s", protocol_summary(protocol),
              data.describe(protocol.year, protocol.train_split, protocol.eval_split))
     threads = args.speed_threads if args.speed_threads in (None, "auto") else int(args.speed_threads)
-    rows = run_speed(models, protocol=protocol, data=data, out_dir=args.out, options=options, steps=args.speed_steps,
-                     course_loop=args.speed_course_loop, repeats=args.speed_repeats,
-                     workers=args.speed_workers or (None,), threads=threads)
-    print(speed_table(rows))
+    rows = []
+    if not args.speed_data_only:
+        rows = run_speed(models, protocol=protocol, data=data, out_dir=args.out, options=options,
+                         steps=args.speed_steps, course_loop=args.speed_course_loop, repeats=args.speed_repeats,
+                         workers=args.speed_workers or (None,), threads=threads)
+        print(speed_table(rows))
+        print()
+        print(speed_caption(rows))
+    data_rows = measure_data_only(protocol, data, options, steps=args.speed_steps, repeats=args.speed_repeats,
+                                  workers=default_data_workers())
+    feed = feed_rows(rows, data_rows, args.target_rate)
+    write_json_atomic(args.out / SPEED_DATA_FILE, {"data_only": data_rows, "feed": feed})
     print()
-    print(speed_caption(rows))
+    print(data_only_table(data_rows))
+    if feed:
+        print()
+        print(feed_table(feed))
+    print()
+    print(f"Data only: each loader's batches drawn as fast as its workers make them, nothing consuming them; "
+          f"median (min–max) over {args.speed_repeats} repeat(s) of {args.speed_steps} timed batches. Workers "
+          "needed: a rate divided by the 1-worker rate, rounded up (linear scaling; the rows above show how far "
+          f"it holds on this machine's {available_cores()} cores). Written to {args.out / SPEED_DATA_FILE}.")
     failed = [r["model"] for r in rows if "error" in r]
     if failed:
         print(f"error: speed measurement failed for {', '.join(failed)} (see {args.out / SPEED_FILE})", file=sys.stderr)
@@ -664,11 +716,54 @@ def _run_frozen(
         n_jobs=-1 if args.n_jobs is None else args.n_jobs,
         compile=args.compile or "auto",
     )
+    if args.speed:
+        return _speed_frozen(models, protocol, data, options, args)
     return _sweep_and_report(args, report, partial(
         run_frozen_sweep, models, protocol=protocol, data=data, out_dir=args.out, weights=weights,
         pretrained=args.pretrained, options=options, command=command, baseline=not args.no_baseline,
         resume=args.resume, seeds=args.seeds,
     ))
+
+
+def _speed_frozen(
+    models: list[str], protocol: LinearProtocol, data: DataSource, options, args: argparse.Namespace,  # noqa: ANN001
+) -> int:
+    """``--speed --protocol linear|lowshot``: feature extraction, model-only against end to end, and the
+    view's loader alone with 1 .. cores workers."""
+    from bench.train.data_speed import data_only_table, default_data_workers, feed_rows, feed_table
+    from bench.train.frozen import _build_extractor
+    from bench.train.frozen_speed import extraction_data_only, measure_extraction_speed
+    from bench.train.speed import RANDOM_INIT, speed_caption, speed_table
+    from voc.io import write_json_atomic
+
+    rows: list[dict] = []
+    if not args.speed_data_only:
+        for model in models:
+            try:
+                rows.append(measure_extraction_speed(model, protocol=protocol, data=data, options=options,
+                                                     steps=args.speed_steps, repeats=args.speed_repeats))
+            except Exception as err:  # noqa: BLE001 - one model's failure must not stop the others
+                log.error("%s: speed measurement failed: %s", model, err)
+                rows.append({"model": model, "error": f"{type(err).__name__}: {err}"})
+        write_json_atomic(args.out / SPEED_FILE, rows)
+        print(speed_table(rows))
+        print()
+        print(speed_caption(rows) + " Feature extraction: eval columns only (no training).")
+    transform = _build_extractor(models[0], RANDOM_INIT, protocol, "cpu", "32-true")[0].transform
+    data_rows = extraction_data_only(protocol, data, options, steps=args.speed_steps, repeats=args.speed_repeats,
+                                     workers=default_data_workers(), transform=transform)
+    feed = feed_rows(rows, data_rows, args.target_rate)
+    write_json_atomic(args.out / SPEED_DATA_FILE, {"data_only": data_rows, "feed": feed})
+    print()
+    print(data_only_table(data_rows))
+    if feed:
+        print()
+        print(feed_table(feed))
+    failed = [r["model"] for r in rows if "error" in r]
+    if failed:
+        print(f"error: speed measurement failed for {', '.join(failed)} (see {args.out / SPEED_FILE})", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _sweep_and_report(args: argparse.Namespace, report: ReportOptions, sweep: Callable[..., list]) -> int:

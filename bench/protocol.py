@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar, TypeVar
 
-from voc.config import DEFAULT_RANDAUGMENT, LabelConfig, TrainConfig, TransformConfig
+from voc.config import DECODERS, DEFAULT_RANDAUGMENT, LabelConfig, TrainConfig, TransformConfig
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD
 
 PRECISIONS: tuple[str, ...] = ("auto", "bf16-mixed", "16-mixed", "32-true")
@@ -36,6 +36,14 @@ frozen backbone, linear probes on its cached features (:class:`LinearProtocol`).
 
 
 _P = TypeVar("_P", bound="_ProtocolMixin")
+
+
+def without_default_decode(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without ``decode`` where it is ``pil``: records written before the field existed
+    decoded with PIL, and keep their config hash (and a feature cache its key)."""
+    if data.get("decode") == "pil":
+        del data["decode"]
+    return data
 
 
 class _ProtocolMixin:
@@ -72,6 +80,7 @@ class _ProtocolMixin:
             augment=self.augment,
             randaugment=self.randaugment,
             erasing=self.erasing,
+            decode=self.decode,
         )
 
     def with_overrides(self: _P, **overrides: Any) -> _P:
@@ -140,6 +149,8 @@ class Protocol(_ProtocolMixin):
     augment: str = "basic"
     randaugment: str = DEFAULT_RANDAUGMENT
     erasing: float = 0.0
+    decode: str = "pil"
+    """How JPEGs are decoded (``voc.config.DECODERS``); left out of :meth:`to_dict` while ``pil``."""
 
     RECIPE_FIELDS: ClassVar[tuple[str, ...]] = (
         "head_lr_mult", "scheduler", "warmup_epochs", "schedule_epochs", "ema_decay", "ema_warmup", "report_model",
@@ -152,6 +163,8 @@ class Protocol(_ProtocolMixin):
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid values are {list(PRECISIONS)}")
+        if self.decode not in DECODERS:
+            raise ValueError(f"unknown decode {self.decode!r}; valid values are {list(DECODERS)}")
         self.train_config()  # every optimisation setting checked (voc.config.TrainConfig)
         if self.schedule_epochs is not None and self.schedule_epochs < self.epochs:
             raise ValueError(
@@ -183,7 +196,7 @@ class Protocol(_ProtocolMixin):
         defaults = {f.name: f.default for f in fields(self)}
         if all(data[k] == defaults[k] for k in self.RECIPE_FIELDS):
             data = {k: v for k, v in data.items() if k not in self.RECIPE_FIELDS}
-        return data
+        return without_default_decode(data)
 
 
 COURSE_PROTOCOL = Protocol()
@@ -454,6 +467,8 @@ class LinearProtocol(_ProtocolMixin):
     stored as float32 whatever it is."""
     batch_size: int = 32
     """Images per feature-extraction batch."""
+    decode: str = "pil"
+    """How JPEGs are decoded (``voc.config.DECODERS``); left out of :meth:`to_dict` while ``pil``."""
     seed: int = 0
     """Seeds the CV folds, the SVM solver, the low-shot samples and a random-init backbone."""
     probe: str = "svm"
@@ -477,6 +492,8 @@ class LinearProtocol(_ProtocolMixin):
             raise ValueError(f"unknown frozen protocol {self.name!r}; valid values are {list(FROZEN_PROTOCOLS)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid values are {list(PRECISIONS)}")
+        if self.decode not in DECODERS:
+            raise ValueError(f"unknown decode {self.decode!r}; valid values are {list(DECODERS)}")
         if self.probe not in PROBE_RECIPES:
             raise ValueError(f"unknown probe {self.probe!r}; valid values are {list(PROBES)}")
         if self.costs is not None:
@@ -515,7 +532,7 @@ class LinearProtocol(_ProtocolMixin):
                 del data[key]
         else:
             del data["costs"]
-        return data
+        return without_default_decode(data)
 
 
 LINEAR_PROTOCOL = LinearProtocol()

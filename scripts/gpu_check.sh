@@ -101,11 +101,16 @@ row = rows[0]
 if "error" in row:
     print(row["error"][:100])
     sys.exit()
-text = (f"{row['model']} {row['precision']}: train {row['model_only_train_images_per_s']:g} model-only / "
-        f"{row['e2e_train_images_per_s']:g} e2e img/s, eval {row['model_only_eval_images_per_s']:g} / "
-        f"{row['e2e_eval_images_per_s']:g}")
-data_only = {k: v for k, v in row.items() if "data" in k and isinstance(v, (int, float))}
-text += "".join(f", {k} {v:g}" for k, v in data_only.items())
+text = f"{row['model']} {row['precision']}:"
+if "model_only_train_images_per_s" in row:  # feature extraction (--protocol linear) has no train side
+    text += (f" train {row['model_only_train_images_per_s']:g} model-only / {row['e2e_train_images_per_s']:g} e2e"
+             " img/s,")
+text += f" eval {row['model_only_eval_images_per_s']:g} / {row['e2e_eval_images_per_s']:g}"
+try:  # the data pipeline alone (speed_data.json beside speed.json): img/s of one worker per loader
+    data = json.load(open(sys.argv[1].replace("speed.json", "speed_data.json")))["data_only"]
+    text += "".join(f", data-only {r['stage']} {r['images_per_s']:g}/worker" for r in data if r["workers"] == 1)
+except (OSError, KeyError, ValueError):
+    pass
 print(text)
 EOF
 }

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 import bench.train.data_speed as data_speed
+from bench.cli import main
 from bench.data import DataSource
 from bench.protocol import COURSE_PROTOCOL
+from bench.store import SPEED_DATA_FILE, SPEED_FILE
 from bench.train.data_speed import feed_rows, per_worker_rate, workers_needed
 from bench.train.experiment import TrainerOptions
 
@@ -56,3 +59,28 @@ def test_data_only_counts_every_timed_batch_of_a_cycled_split(
     with pytest.raises(ValueError, match="unknown stage"):
         data_speed.data_only_images_per_s(protocol, DataSource(root=tiny_voc), TrainerOptions(num_workers=0),
                                           stage="test", workers=0, steps=1)
+
+
+def test_speed_data_only_times_no_model(tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    args = ["--speed", "--speed-data-only", "--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out),
+            "--resize", "32", "--crop", "24", "--batch-size", "2", "--eval-batch-size", "2", "--speed-steps", "2",
+            "--speed-repeats", "1", "--target-rate", "100", "--decode", "torchvision"]
+    assert main(args) == 0
+    assert not (out / SPEED_FILE).exists()  # no model measured
+    measured = json.loads((out / SPEED_DATA_FILE).read_text())
+    assert {r["decode"] for r in measured["data_only"]} == {"torchvision"}
+    assert [r["rate_of"] for r in measured["feed"]] == ["--target-rate", "--target-rate"]
+    printed = capsys.readouterr().out
+    assert "img/s data-only" in printed and "train img/s e2e" not in printed
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--speed-data-only"], "--speed-data-only: only with --speed"),
+    (["--target-rate", "10"], "--target-rate: only with --speed"),
+    (["--speed", "--speed-data-only", "--speed-workers", "0"], "--speed-workers: these time a model"),
+])
+def test_speed_data_only_flag_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
+                                     message: str) -> None:
+    assert main(["--models", "test_resnet", "--out", str(tmp_path), *extra]) == 2
+    assert message in capsys.readouterr().err

@@ -23,7 +23,7 @@ from bench.protocol import (
     VISSL_VOC07_SVM_COSTS,
     LinearProtocol,
 )
-from bench.store import LABELS_FILE, LEADERBOARD_MD, PREDICTIONS_FILE
+from bench.store import LABELS_FILE, LEADERBOARD_MD, PREDICTIONS_FILE, SPEED_DATA_FILE, SPEED_FILE
 from voc.constants import VOC_CLASSES
 from voc.metrics import evaluate
 from voc.tables import align, read_class_csv
@@ -74,6 +74,32 @@ def _rescored(run_dir: Path) -> dict:
     labels = read_class_csv(run_dir / LABELS_FILE, "labels").sort_index()
     s, y = align(scores, labels, run_dir / PREDICTIONS_FILE, run_dir / LABELS_FILE)
     return evaluate(s, y)
+
+
+def test_speed_times_feature_extraction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--speed --protocol linear``: model-only and end-to-end extraction of the eval view over every
+    timed step (the 12-image split cycled), repeated, and the view's loader alone."""
+    root, _ = _tree(tmp_path / "voc", 20, 12)
+    out = tmp_path / "results"
+    steps, repeats = 5, 2
+    flags = [f for f in _flags(root, out) if f != "--no-report"]
+    assert main(["--protocol", "linear", "--speed", "--speed-steps", str(steps), "--speed-repeats", str(repeats),
+                 "--eval-batch-size", "4", "--compile", "off", "--target-rate", "50", *flags]) == 0
+    [row] = json.loads((out / SPEED_FILE).read_text())
+    assert row["model"] == "test_resnet" and row["timed_steps"] == steps and row["workers"] == 0
+    assert "batch 4 x 1 x 3 x 32 x 32" in row["shape"] and row["compile"]["compiled"] is False
+    assert len(row["repeats"]) == repeats
+    for repeat in row["repeats"]:
+        assert repeat["model_only_eval_images_per_s"] > 0 and repeat["e2e_eval_images_per_s"] > 0
+        assert repeat["eval_e2e_over_model_only"] == pytest.approx(
+            repeat["e2e_eval_images_per_s"] / repeat["model_only_eval_images_per_s"], rel=0.01)
+    assert "model_only_train_images_per_s" not in row  # extraction has no training side
+    measured = json.loads((out / SPEED_DATA_FILE).read_text())
+    assert [r["stage"] for r in measured["data_only"]] == ["eval"] * len(measured["data_only"])
+    assert {r["rate_of"] for r in measured["feed"]} == {"--target-rate", "test_resnet"}
+    printed = capsys.readouterr().out
+    assert "eval img/s e2e" in printed and "img/s per worker" in printed
+    assert not (out / "test_resnet-linear").exists()  # a speed run writes no record
 
 
 def test_linear_protocol_through_the_command_line(tmp_path: Path) -> None:
@@ -213,7 +239,8 @@ def test_the_grid_follows_the_probe_unless_given() -> None:
         (["--feature-cache", "x", "--n-jobs", "2"], "--feature-cache, --n-jobs: only for --protocol linear"),
         (["--protocol", "linear", "--epochs", "2", "--lr", "0.1"], "--epochs, --lr: --protocol linear trains no"),
         (["--protocol", "lowshot", "--batch-size", "4"], "--batch-size: --protocol lowshot trains no backbone"),
-        (["--protocol", "linear", "--speed"], "--speed measures fine-tuning"),
+        (["--protocol", "linear", "--speed", "--speed-course-loop"], "--speed-course-loop: time the fine-tuning"),
+        (["--protocol", "linear", "--speed", "--speed-workers", "0"], "--speed-workers: time the fine-tuning"),
         (["--protocol", "linear", "--devices", "2"], "--devices/--num-nodes/--strategy"),
         (["--protocol", "linear", "--n-jobs", "0"], "--n-jobs: give -1"),
         (["--protocol", "linear", "--seeds", "0", "-1"], "no negative seed [-1]"),

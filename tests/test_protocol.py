@@ -45,6 +45,7 @@ FLAGS = [
     ("--difficult", "ignore", "difficult", "ignore"),
     ("--label-source", "imagesets", "label_source", "imagesets"),
     ("--precision", "16-mixed", "precision", "16-mixed"),
+    ("--decode", "torchvision", "decode", "torchvision"),
     ("--seed", "7", "seed", 7),
     ("--limit-train-batches", "3", "limit_train_batches", 3),
     ("--limit-eval-batches", "0.5", "limit_eval_batches", 0.5),
@@ -231,12 +232,12 @@ def test_label_config_carries_every_label_field() -> None:
 
 def test_transform_config_carries_every_field() -> None:
     p = replace(COURSE_PROTOCOL, resize=60, crop=48, crop_mode="ten", hflip=False, rotation=7.5,
-                augment="randaugment", randaugment="rand-m3", erasing=0.5)
+                augment="randaugment", randaugment="rand-m3", erasing=0.5, decode="torchvision")
     config = p.transform_config(mean=(0.5, 0.25, 0.125), std=(1.0, 2.0, 4.0), interpolation="bicubic")
     expected = {
         "resize": 60, "crop": 48, "crop_mode": "ten", "mean": (0.5, 0.25, 0.125), "std": (1.0, 2.0, 4.0),
         "interpolation": "bicubic", "hflip": False, "rotation": 7.5, "augment": "randaugment",
-        "randaugment": "rand-m3", "erasing": 0.5,
+        "randaugment": "rand-m3", "erasing": 0.5, "decode": "torchvision",
     }
     assert {f.name: getattr(config, f.name) for f in fields(TransformConfig)} == expected
     assert (config.num_crops, config.input_size) == (10, 48)
@@ -264,9 +265,11 @@ def test_course_records_and_hashes_are_what_they_were_before_the_recipe_fields()
     # committed records (results/*/result.json) carry
     assert config_hash(COURSE_PROTOCOL.to_dict()) == "54f3148ecf8a"
     assert config_hash(CPU_SYNTHETIC_PROTOCOL.to_dict()) == "af6a5b1adc9f"
-    assert set(COURSE_PROTOCOL.to_dict()) == {f.name for f in fields(Protocol)} - set(Protocol.RECIPE_FIELDS)
+    # decode: in the record only where it is not PIL, the decoder records before it existed used
+    assert set(COURSE_PROTOCOL.to_dict()) == {f.name for f in fields(Protocol)} - set(Protocol.RECIPE_FIELDS) - {
+        "decode"}
     # any recipe setting away from the course's puts every recipe field in the record
-    assert set(replace(COURSE_PROTOCOL, erasing=0.1).to_dict()) == {f.name for f in fields(Protocol)}
+    assert set(replace(COURSE_PROTOCOL, erasing=0.1).to_dict()) == {f.name for f in fields(Protocol)} - {"decode"}
     assert replace(COURSE_PROTOCOL, erasing=0.1).to_dict()["scheduler"] == "none"
 
 
@@ -280,7 +283,8 @@ def test_train_config_carries_every_recipe_field() -> None:
 
 @pytest.mark.parametrize("name", [f.name for f in fields(Protocol)])
 def test_config_hash_changes_with_every_protocol_field(name: str) -> None:
-    base = VOC07_PROTOCOL.to_dict()  # a recipe away from the course's: every field is in its record
+    # a recipe away from the course's, decoded by torchvision: every field is in its record
+    base = replace(VOC07_PROTOCOL, decode="torchvision").to_dict()
     value = base[name]
     changed = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v + 1.5, str: lambda v: v + "x"}
     base_hash = config_hash(base)

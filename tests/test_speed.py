@@ -14,7 +14,8 @@ import torch
 
 from bench.cli import build_parser, main
 from bench.model import build_classifier
-from bench.store import SPEED_FILE
+from bench.store import SPEED_DATA_FILE, SPEED_FILE
+from bench.train.data_speed import default_data_workers
 from bench.train.speed import (
     aggregate_repeats,
     e2e_threads,
@@ -53,7 +54,7 @@ def test_speed_reports_positive_consistent_numbers(
     args = ["--speed", "--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), "--resize", "32",
             "--crop", "24", "--batch-size", str(batch), "--eval-batch-size", str(batch), "--speed-steps", str(steps),
             "--speed-repeats", str(repeats), "--speed-workers", "0", "1", "--speed-threads", "1",
-            "--speed-course-loop"]
+            "--speed-course-loop", "--target-rate", "1000"]
     assert main(args) == 0
     rows = json.loads((out / SPEED_FILE).read_text())
     assert [row["workers"] for row in rows] == [0, 1]  # one row per worker count, labelled
@@ -85,6 +86,25 @@ def test_speed_reports_positive_consistent_numbers(
     printed = capsys.readouterr().out
     assert "train img/s e2e" in printed and f"over {repeats} repeat(s)" in printed
     assert f"{steps} steps after {WARMUP_BATCHES} warm-up steps" in printed
+    # the data pipeline alone: each loader with 1 .. cores workers, and the workers each rate needs
+    measured = json.loads((out / SPEED_DATA_FILE).read_text())
+    workers = default_data_workers()
+    assert [(r["stage"], r["workers"]) for r in measured["data_only"]] == [
+        (stage, w) for stage in ("train", "eval") for w in workers]
+    for row in measured["data_only"]:
+        assert len(row["repeats"]) == repeats
+        assert row["images_per_s"] == pytest.approx(statistics.median(row["repeats"]), abs=0.001)
+        assert row["per_worker_images_per_s"] == pytest.approx(row["images_per_s"] / row["workers"], abs=0.001)
+        assert row["timed_steps"] == steps and row["warmup_steps"] == WARMUP_BATCHES + row["workers"]
+        assert row["decode"] == "pil" and "5 x 3 x 24 x 24" in row["shape"]
+    feed = {(r["rate_of"], r["stage"]): r for r in measured["feed"]}
+    assert set(feed) == {(who, stage) for who in ("--target-rate", "test_resnet") for stage in ("train", "eval")}
+    one_worker = {r["stage"]: r["images_per_s"] for r in measured["data_only"] if r["workers"] == 1}
+    for (who, stage), r in feed.items():
+        rate = 1000.0 if who == "--target-rate" else rows[0][f"model_only_{stage}_images_per_s"]
+        assert r["images_per_s"] == pytest.approx(rate, abs=0.001)
+        assert r["workers_needed"] == max(1, math.ceil(rate / one_worker[stage]))
+    assert "img/s per worker" in printed and "workers needed" in printed
 
 
 def test_indexed_dataset_cycles_to_a_longer_length() -> None:

@@ -25,6 +25,12 @@ INTERPOLATION_NAMES: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lancz
 AUGMENTS: tuple[str, ...] = ("basic", "randaugment")
 """``basic``: the random flip and rotation only (the course project's); ``randaugment``: those,
 then timm's RandAugment (``TransformConfig.randaugment``) on the resized image."""
+DECODERS: tuple[str, ...] = ("pil", "torchvision")
+"""How JPEGs become pixels: ``pil``, PIL (decoded at a reduced scale where that covers the target,
+resized and augmented as PIL images); ``torchvision``, ``torchvision.io.decode_image`` (libjpeg-turbo)
+to a uint8 tensor, resized and augmented as tensors (``torchvision.transforms.v2.functional``;
+RandAugment, which timm implements on PIL images, goes through PIL). The two differ in the last bits
+of some pixels."""
 _RANDAUGMENT_STRING = re.compile(r"rand(-((mstd|mmax|inc|m|n|p)\d+(\.\d+)?|t\w+))*")
 """The sections ``timm.data.auto_augment.rand_augment_transform`` parses (it asserts on others)."""
 DEFAULT_RANDAUGMENT = "rand-m9-mstd0.5"
@@ -107,6 +113,8 @@ class TransformConfig:
     erasing: float = 0.0
     """Probability of timm's ``RandomErasing`` (one box per crop, 2-33 % of its area, per-pixel
     normal noise) on each normalised training crop; 0: none."""
+    decode: str = "pil"
+    """The decoder (:data:`DECODERS`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
@@ -133,6 +141,8 @@ class TransformConfig:
         if self.augment != "randaugment" and self.randaugment != DEFAULT_RANDAUGMENT:
             raise ValueError(f"randaugment={self.randaugment!r} applies only with augment='randaugment' "
                              f"(augment is {self.augment!r})")
+        if self.decode not in DECODERS:
+            raise ValueError(f"Unknown decode {self.decode!r}. Valid values are {list(DECODERS)}.")
         if not 0.0 <= self.erasing <= 1.0:
             raise ValueError(f"erasing is a probability in [0, 1], got {self.erasing}")
 

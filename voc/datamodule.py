@@ -66,7 +66,7 @@ class VOCDataModule(pl.LightningDataModule):
     gets the random augmentation, the eval split does not. ``exclude`` maps a split to the ids to
     leave out of it and why. ``prepare_data`` does nothing: the data must already be on disk
     (``python -m voc download`` or ``python -m voc synth``). With ``cache_dir``, each split's
-    images are decoded and resized once into a memory-mapped cache there (``voc.cache``) and
+    images are decoded (by PIL) and resized once into a memory-mapped cache there (``voc.cache``) and
     later epochs read that. The train loader shuffles with a generator seeded by ``seed`` (each
     loader has its own, none draws from the global RNG). The
     eval split serves ``val_dataloader``, ``test_dataloader`` and ``predict_dataloader`` alike.
@@ -93,6 +93,11 @@ class VOCDataModule(pl.LightningDataModule):
         min_batches: int | None = None,
     ) -> None:
         super().__init__()
+        if cache_dir is not None and transform.decode != "pil":
+            raise ValueError(
+                f"cache_dir (--cache-dir) stores images decoded and resized by PIL, so it does not combine with "
+                f"decode={transform.decode!r} (--decode {transform.decode}): drop one of the two"
+            )
         self.root = Path(root)
         self.year = year
         self.train_split = train_split

@@ -105,7 +105,11 @@ class VOCClassification(Dataset):
         if self.image_cache is not None:
             image: Any = cached_image(self.image_cache, index)
         else:
-            image = load_rgb(self.image_path(index), getattr(self.transform, "decode_size", None))
+            read = getattr(self.transform, "read", None)  # the transform's own decoder (voc.transforms)
+            if read is not None:
+                image = read(self.image_path(index))
+            else:
+                image = load_rgb(self.image_path(index), getattr(self.transform, "decode_size", None))
         if self.transform is not None:
             image = self.transform(image)
         return image, torch.tensor(self.labels[index], dtype=torch.float32)

@@ -13,15 +13,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from timm.data.auto_augment import rand_augment_transform
 from timm.data.random_erasing import RandomErasing
+from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from voc.config import TransformConfig
+from voc.decode import read_rgb_tensor
+from voc.images import load_rgb
 
 INTERPOLATIONS: dict[str, Image.Resampling] = {
     "nearest": Image.Resampling.NEAREST,
@@ -30,6 +34,14 @@ INTERPOLATIONS: dict[str, Image.Resampling] = {
     "lanczos": Image.Resampling.LANCZOS,
 }
 """PIL's filter for each of ``voc.config.INTERPOLATION_NAMES`` (a test checks they match)."""
+TENSOR_INTERPOLATIONS: dict[str, InterpolationMode] = {
+    "nearest": InterpolationMode.NEAREST_EXACT,
+    "bilinear": InterpolationMode.BILINEAR,
+    "bicubic": InterpolationMode.BICUBIC,
+    "lanczos": InterpolationMode.LANCZOS,
+}
+"""torchvision's mode for each interpolation on tensors (``decode="torchvision"``); ``NEAREST_EXACT``
+is the nearest neighbour PIL computes."""
 
 
 def resized_size(width: int, height: int, resize: int, crop_mode: str) -> tuple[int, int]:
@@ -78,18 +90,50 @@ class MultiCropTransform:
     def num_crops(self) -> int:
         return self.config.num_crops
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        image = self._resize(image)
-        if self.train:
-            image = self._augment(image)
-        if self._randaugment is not None:
-            image = self._randaugment(image)
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+    def read(self, path: str | Path) -> Image.Image | torch.Tensor:
+        """Decode the image at ``path`` with the configured decoder: a PIL RGB image at the reduced
+        scale :meth:`decode_size` allows (``pil``), or a uint8 tensor ``[3, H, W]`` (``torchvision``)."""
+        if self.config.decode == "torchvision":
+            return read_rgb_tensor(path)
+        return load_rgb(path, self.decode_size)
+
+    def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
+        """A PIL image, or a uint8 RGB tensor ``[3, H, W]`` (e.g. from :meth:`read`), to the crops."""
+        pixels = self._tensor_pixels(image) if isinstance(image, torch.Tensor) else self._pil_pixels(image)
         crops = self._crops(pixels)
         crops = self._normalize(crops)
         if self._erasing is not None:
             crops = self._erasing(crops)  # in place, each crop on its own
         return crops
+
+    def _pil_pixels(self, image: Image.Image) -> torch.Tensor:
+        image = self._resize(image)
+        if self.train:
+            image = self._augment(image)
+        if self._randaugment is not None:
+            image = self._randaugment(image)
+        return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+    def _tensor_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The PIL path's steps on a uint8 tensor: antialiased resize, then the random flip and
+        rotation (bilinear, black fill, as PIL's), then RandAugment through PIL."""
+        if pixels.dtype != torch.uint8 or pixels.ndim != 3 or pixels.shape[0] != 3:
+            raise ValueError(f"expected a uint8 RGB tensor [3, H, W], got {pixels.dtype} {list(pixels.shape)}")
+        width, height = self.decode_size(pixels.shape[2], pixels.shape[1])
+        if (pixels.shape[1], pixels.shape[2]) != (height, width):
+            pixels = F.resize(pixels, [height, width], interpolation=TENSOR_INTERPOLATIONS[self.config.interpolation],
+                              antialias=True)
+        if self.train:
+            if self.config.hflip and torch.rand(()).item() < 0.5:
+                pixels = F.horizontal_flip(pixels)
+            if self.config.rotation > 0:
+                angle = (torch.rand(()).item() * 2.0 - 1.0) * self.config.rotation
+                if not math.isclose(angle, 0.0):
+                    pixels = F.rotate(pixels, angle, interpolation=InterpolationMode.BILINEAR)
+        if self._randaugment is not None:
+            image = self._randaugment(F.to_pil_image(pixels))
+            pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+        return pixels.contiguous()
 
     def decode_size(self, width: int, height: int) -> tuple[int, int]:
         """The smallest decoded size this transform needs from a ``width × height`` image; loaders

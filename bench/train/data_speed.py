@@ -13,14 +13,14 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from tabulate import tabulate
 
 from bench.data import DataSource
-from bench.protocol import Protocol
+from bench.protocol import LinearProtocol, Protocol
 from bench.train.experiment import TrainerOptions, build_datamodule
 from bench.train.throughput import WARMUP_BATCHES
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD
@@ -35,6 +35,28 @@ the protocol's crops are ``full``."""
 def default_data_workers() -> list[int]:
     """The worker counts the data-only meter measures by default: 1 up to every core (at most 16)."""
     return list(range(1, min(16, available_cores()) + 1))
+
+
+def loader_images_per_s(
+    loader: Iterable, *, steps: int, warmup: int, consume: Callable[[Any], int] | None = None
+) -> float:
+    """Images/s of ``loader`` over ``steps`` batches after ``warmup`` batches, each batch handed to
+    ``consume`` (which returns its images; ``None``: only counted). The loader must yield at least
+    ``warmup + steps`` batches of ``(indices, crops, targets)``; its workers are shut down after."""
+    batches = iter(loader)
+    try:
+        for _ in range(warmup):
+            batch = next(batches)
+            if consume is not None:
+                consume(batch)
+        images = 0
+        started = time.perf_counter()
+        for _ in range(steps):
+            batch = next(batches)
+            images += consume(batch) if consume is not None else batch[1].shape[0]
+        return images / (time.perf_counter() - started)
+    finally:
+        del batches  # shuts the workers down
 
 
 def data_only_images_per_s(
@@ -52,18 +74,28 @@ def data_only_images_per_s(
                                   "bilinear", min_batches=warmup + steps)
     datamodule.setup("fit" if stage == "train" else "test")
     loader = datamodule.train_dataloader() if stage == "train" else datamodule.test_dataloader()
-    batches = iter(loader)
-    try:
-        for _ in range(warmup):
-            next(batches)
-        images = 0
-        started = time.perf_counter()
-        for _ in range(steps):
-            _, crops, _ = next(batches)
-            images += crops.shape[0]
-        return images / (time.perf_counter() - started)
-    finally:
-        del batches  # shuts the workers down
+    return loader_images_per_s(loader, steps=steps, warmup=warmup)
+
+
+def data_only_row(
+    stage: str, workers: int, protocol: Protocol | LinearProtocol, rates: Sequence[float], steps: int, warmup: int,
+    shape: str,
+) -> dict[str, Any]:
+    """One loader's measurement: the median of ``rates`` with its min and max, per worker, and every repeat."""
+    median = statistics.median(rates)
+    return {
+        "stage": stage,
+        "workers": workers,
+        "decode": protocol.decode,
+        "shape": shape,
+        "warmup_steps": warmup,
+        "timed_steps": steps,
+        "images_per_s": round(median, 3),
+        "images_per_s_min": round(min(rates), 3),
+        "images_per_s_max": round(max(rates), 3),
+        "per_worker_images_per_s": round(median / max(1, workers), 3),
+        "repeats": [round(r, 3) for r in rates],
+    }
 
 
 def measure_data_only(
@@ -75,27 +107,14 @@ def measure_data_only(
     repeats: int,
     workers: Sequence[int],
 ) -> list[dict[str, Any]]:
-    """One row per (stage, worker count): ``images_per_s`` as the median over ``repeats`` with
-    ``_min``/``_max``, ``per_worker_images_per_s`` (the median over the workers), and every repeat."""
+    """One row per (stage, worker count) (:func:`data_only_row`)."""
     rows = []
     for stage in STAGES:
         for count in workers:
             rates = [data_only_images_per_s(protocol, data, options, stage=stage, workers=count, steps=steps)
                      for _ in range(repeats)]
-            median = statistics.median(rates)
-            rows.append({
-                "stage": stage,
-                "workers": count,
-                "decode": protocol.decode,
-                "shape": _shape(protocol, stage),
-                "warmup_steps": WARMUP_BATCHES + count,
-                "timed_steps": steps,
-                "images_per_s": round(median, 3),
-                "images_per_s_min": round(min(rates), 3),
-                "images_per_s_max": round(max(rates), 3),
-                "per_worker_images_per_s": round(median / max(1, count), 3),
-                "repeats": [round(r, 3) for r in rates],
-            })
+            rows.append(data_only_row(stage, count, protocol, rates, steps, WARMUP_BATCHES + count,
+                                      _shape(protocol, stage)))
     return rows
 
 
@@ -148,8 +167,8 @@ def feed_rows(
         if "error" in row or row["model"] in seen:
             continue
         seen.add(row["model"])
-        wanted += [(row["model"], "train", row["model_only_train_images_per_s"]),
-                   (row["model"], "eval", row["model_only_eval_images_per_s"])]
+        wanted += [(row["model"], stage, row[f"model_only_{stage}_images_per_s"]) for stage in STAGES
+                   if f"model_only_{stage}_images_per_s" in row]  # feature extraction has no train side
     out = []
     for who, stage, rate in wanted:
         per_worker = per_worker_rate(data_rows, stage)

@@ -40,7 +40,7 @@ from bench.hardware import (
 from bench.lowshot import run_lowshot
 from bench.model import build_classifier, count_parameters
 from bench.probe import SCORE_MAP, fit_probe, merged_classes, to_unit_interval
-from bench.protocol import LinearProtocol, config_hash
+from bench.protocol import LinearProtocol, config_hash, without_default_decode
 from bench.shard import WHOLE, Shard
 from bench.store import (
     RUN_CONFIG_FILE,
@@ -130,7 +130,7 @@ def feature_key(
         "weights": weights_identity(weights, protocol.seed),
         "data": {**record, "split": split},
         "images": files_digest(image_paths),
-        "view": asdict(transform),
+        "view": without_default_decode(asdict(transform)),
         "precision": precision,
         "device": device.type,
         "extractor": EXTRACTOR,

@@ -1,0 +1,147 @@
+"""``python benchmark.py --speed --protocol linear``: feature extraction, model-only against end to end.
+
+Model-only times the frozen backbone's pooled features (``bench.train.frozen.pooled_features``) on
+random tensors of the view's shape; end to end times the same encoder fed by our real loader of the
+eval split (decode, resize, normalise, collate, copy to the device, the mean over crops back on the
+CPU), at the same batch, precision and layout, compiled or not by the run's own rule
+(``bench.train.compiled``). Both over ``steps`` batches after the warm-up, repeated; the data
+pipeline alone is measured on the same loader (``bench.train.data_speed``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+
+from bench.data import DataSource
+from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolve_precision, synchronize
+from bench.protocol import LinearProtocol
+from bench.train.data_speed import data_only_row, loader_images_per_s
+from bench.train.frozen import FrozenOptions, _build_extractor, build_encoder
+from bench.train.speed import RANDOM_INIT, aggregate_repeats, with_ratios
+from bench.train.throughput import WARMUP_BATCHES
+from voc.datamodule import VOCDataModule, default_num_workers
+
+log = logging.getLogger(__name__)
+
+
+def _datamodule(
+    protocol: LinearProtocol, data: DataSource, transform: Any, workers: int, batches: int
+) -> VOCDataModule:
+    """The protocol's train and eval splits under the view ``transform``; the eval loader cycled to
+    ``batches`` batches."""
+    return VOCDataModule(
+        data.root,
+        year=protocol.year,
+        train_split=protocol.train_split,
+        eval_split=protocol.eval_split,
+        labels=protocol.label_config(),
+        transform=transform,
+        batch_size=protocol.batch_size,
+        eval_batch_size=protocol.batch_size,
+        num_workers=workers,
+        seed=protocol.seed,
+        skip_bad_images=bool(data.skipped),
+        exclude=data.skipped,
+        min_batches=batches,
+    )
+
+
+def measure_extraction_speed(
+    model_name: str,
+    *,
+    protocol: LinearProtocol,
+    data: DataSource,
+    options: FrozenOptions,
+    steps: int,
+    repeats: int,
+) -> dict[str, Any]:
+    """One row: model-only and end-to-end feature-extraction images/s of the eval split's view, each
+    the median of ``repeats`` repeats with its min and max, their ratio, and every repeat; compiled
+    or eager as a real run on these splits would be (``options.compile``)."""
+    accelerator = resolve_accelerator(options.accelerator)
+    precision = resolve_precision(protocol.precision, accelerator)
+    extractor, _ = _build_extractor(model_name, RANDOM_INIT, protocol, accelerator, precision)
+    workers = default_num_workers() if options.num_workers is None else options.num_workers
+    datamodule = _datamodule(protocol, data, extractor.transform, workers, WARMUP_BATCHES + steps)
+    datamodule.setup("fit")
+    assert datamodule.train_set is not None and datamodule.eval_set is not None
+    images = len(datamodule.train_set) + len(datamodule.eval_set)  # what a real run extracts
+    encode, decision = build_encoder(extractor, protocol, options.compile, images)
+    crops = extractor.transform.num_crops
+    size = protocol.input_size
+    dtype = autocast_dtype(precision)
+    device = extractor.device
+
+    def pooled(flat: torch.Tensor, batch: int) -> None:
+        with torch.inference_mode(), autocast(device, dtype):
+            features = encode(flat)
+        features.float().reshape(batch, crops, -1).mean(dim=1).cpu()
+
+    def model_only() -> float:
+        flat = torch.randn(protocol.batch_size * crops, 3, size, size, device=device).contiguous(
+            memory_format=torch.channels_last)
+        for _ in range(WARMUP_BATCHES):
+            pooled(flat, protocol.batch_size)
+        synchronize(device)
+        started = time.perf_counter()
+        for _ in range(steps):
+            pooled(flat, protocol.batch_size)
+        synchronize(device)
+        return protocol.batch_size * steps / (time.perf_counter() - started)
+
+    def end_to_end() -> float:
+        def consume(batch: Any) -> int:
+            _, images_crops, _ = batch
+            n = images_crops.shape[0]
+            pooled(images_crops.flatten(0, 1).to(device).contiguous(memory_format=torch.channels_last), n)
+            return n
+
+        return loader_images_per_s(datamodule.test_dataloader(), steps=steps, warmup=WARMUP_BATCHES, consume=consume)
+
+    measured = []
+    for repeat in range(repeats):
+        log.info("%s: extraction speed repeat %d of %d", model_name, repeat + 1, repeats)
+        measured.append(with_ratios({
+            "model_only_eval_images_per_s": model_only(),
+            "e2e_eval_images_per_s": end_to_end(),
+            "model_only_threads": torch.get_num_threads(),
+            "e2e_threads": torch.get_num_threads(),
+        }))
+    rounded = [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in measured]
+    return {
+        "model": model_name,
+        "precision": precision,
+        "shape": f"batch {protocol.batch_size} x {crops} x 3 x {size} x {size} (the {protocol.name} view)",
+        "workers": workers,
+        "model_only_threads": torch.get_num_threads(),
+        "e2e_threads": torch.get_num_threads(),
+        "warmup_steps": WARMUP_BATCHES,
+        "timed_steps": steps,
+        "compile": decision.to_dict(),
+        **aggregate_repeats(rounded),
+        "repeats": rounded,
+    }
+
+
+def extraction_data_only(
+    protocol: LinearProtocol, data: DataSource, options: FrozenOptions, *, steps: int, repeats: int,
+    workers: list[int], transform: Any,
+) -> list[dict[str, Any]]:
+    """The view's eval loader alone with each worker count (``bench.train.data_speed`` rows, stage ``eval``)."""
+    rows = []
+    for count in workers:
+        rates = []
+        for _ in range(repeats):
+            datamodule = _datamodule(protocol, data, transform, count, WARMUP_BATCHES + count + steps)
+            datamodule.setup("test")
+            rates.append(loader_images_per_s(datamodule.test_dataloader(), steps=steps,
+                                             warmup=WARMUP_BATCHES + count))
+        rows.append(data_only_row("eval", count, protocol, rates, steps, WARMUP_BATCHES + count,
+                                  f"batch {protocol.batch_size} x {transform.num_crops} x 3 x {protocol.input_size} x "
+                                  f"{protocol.input_size} (the {protocol.name} view)"))
+    return rows
+
