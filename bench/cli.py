@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decode", choices=DECODERS, default=None,
                    help="pil: decode JPEGs with PIL (at a reduced scale where that covers the size needed) and "
                         "transform PIL images; torchvision: torchvision.io.decode_image (libjpeg-turbo) and "
-                        "transforms on uint8 tensors; see README, Speed (default: pil)")
+                        "transforms on uint8 tensors; see README, Speed (default: torchvision for --protocol "
+                        "linear/lowshot, where it measured faster end to end; pil for fine-tuning, as its records)")
     p.add_argument("--deterministic", action="store_true",
                    help="use only deterministic algorithms (Lightning's deterministic=True): identical results "
                         "on GPUs too, at some speed cost; CPU runs are reproducible without it")
@@ -806,7 +807,10 @@ def _run(args: argparse.Namespace, command: str) -> int:
     weights = None if args.speed else _resolve_weights(models, args.pretrained)
     if args.speed and args.pretrained not in PRETRAINED_CHOICES:
         _resolve_weights(models[:1], args.pretrained)  # --speed runs random init; a missing file is still an error
-    data = resolve_data(args.data, year=args.year or COURSE_PROTOCOL.year)
+    # --speed measures a fine-tuning protocol at its real-VOC settings, the year of its data included
+    speed_year = finetune_protocol(args.protocol, synthetic=False).year if args.speed and (
+        args.protocol not in FROZEN_PROTOCOLS) else None
+    data = resolve_data(args.data, year=args.year or speed_year or COURSE_PROTOCOL.year)
     if args.protocol in FROZEN_PROTOCOLS:
         return _run_frozen(args, command, report, models, weights, data)
     protocol = protocol_from_args(args, data)

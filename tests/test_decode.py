@@ -138,12 +138,13 @@ def test_unknown_decode_is_refused() -> None:
 
 def test_decode_is_recorded_and_hashed_only_when_not_pil() -> None:
     """Records written before ``decode`` existed (PIL) keep their config and hash."""
-    assert "decode" not in COURSE_PROTOCOL.to_dict() and "decode" not in LINEAR_PROTOCOL.to_dict()
+    assert "decode" not in COURSE_PROTOCOL.to_dict() and "decode" not in LINEAR_PROTOCOL.with_overrides(
+        decode="pil").to_dict()
+    assert LINEAR_PROTOCOL.decode == "torchvision" and LINEAR_PROTOCOL.to_dict()["decode"] == "torchvision"
     tv = COURSE_PROTOCOL.with_overrides(decode="torchvision")
     assert tv.to_dict()["decode"] == "torchvision"
     assert tv.transform_config().decode == "torchvision"
     assert config_hash(tv.to_dict()) != config_hash(COURSE_PROTOCOL.to_dict())
-    assert LINEAR_PROTOCOL.with_overrides(decode="torchvision").to_dict()["decode"] == "torchvision"
 
 
 def test_image_cache_does_not_combine_with_torchvision_decode(tmp_path: Path) -> None:
