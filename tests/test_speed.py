@@ -18,6 +18,7 @@ from bench.store import SPEED_DATA_FILE, SPEED_FILE
 from bench.train.data_speed import default_data_workers
 from bench.train.speed import (
     aggregate_repeats,
+    bracketed_rates,
     e2e_threads,
     forward_flops_per_image,
     speed_caption,
@@ -259,3 +260,21 @@ def test_old_course_loop_flag_is_an_alias() -> None:
     assert parser.parse_args(["--speed-seed-loop"]).speed_course_loop is True
     assert parser.parse_args(["--speed-course-loop"]).speed_course_loop is True
     assert parser.parse_args([]).speed_course_loop is False
+
+
+def test_bracketed_rates_pool_both_halves() -> None:
+    """All the images over all the seconds: 16 images in 2 s before and 8 in 2 s after are 6 img/s
+    (not the mean of 8 and 4 img/s); without a second half, the first alone."""
+    before = {"train": (16, 2.0), "eval": (32, 1.0)}
+    assert bracketed_rates(before, {"train": (8, 2.0), "eval": (32, 3.0)}) == {"train": 6.0, "eval": 16.0}
+    assert bracketed_rates(before, {}) == {"train": 8.0, "eval": 32.0}
+
+
+def test_bracketing_cancels_a_steady_drift() -> None:
+    """A machine slowing down steadily: the model alone runs at 10 img/s in the first half and 6 in
+    the second, and the pipeline, measured in between at the true mid-point speed of 8, matches the model.
+    Timed only before (10 img/s) the ratio would read 0.8; bracketed, 1.0."""
+    model_before, model_after = (40, 4.0), (24, 4.0)  # 10 and 6 img/s over equal times
+    rates = bracketed_rates({"train": model_before}, {"train": model_after})
+    assert 8.0 / rates["train"] == pytest.approx(1.0)
+    assert 8.0 / (model_before[0] / model_before[1]) == pytest.approx(0.8)

@@ -8,7 +8,9 @@ meter the leaderboard uses. Achieved GFLOP/s are compared with this machine's me
 Every figure is timed over ``steps`` batches after :data:`WARMUP_BATCHES` warm-up batches; a split
 with fewer batches is cycled, never timed short. Each measurement is repeated; a row keeps every
 repeat and shows the median with the slowest and the fastest repeat, and its ratios are the medians
-of the per-repeat ratios (model-only and end-to-end of one repeat are measured back to back).
+of the per-repeat ratios. In each repeat the model alone is timed half before and half after the
+end-to-end runs, so its figure is centred in time on theirs and a machine whose speed drifts steadily
+(this project's shared 2-core VMs do, by 10-20 % within minutes) does not bias their ratio.
 """
 
 from __future__ import annotations
@@ -104,17 +106,18 @@ def _shapes(protocol: Protocol) -> tuple[int, int]:
     return protocol.transform_config().num_crops, protocol.input_size
 
 
-def model_only_throughput(
+def model_only_timing(
     model: CropMaxClassifier, protocol: Protocol, precision: str, accelerator: str, steps: int
-) -> tuple[float, float]:
-    """(train, eval) images/s of the model alone on random tensors: forward, loss, backward and an
-    Adam step per training batch; forward under ``inference_mode`` per eval batch."""
+) -> dict[str, tuple[int, float]]:
+    """(images, seconds) of the model alone on random tensors over ``steps`` batches after
+    :data:`WARMUP_BATCHES` warm-up batches, per stage: ``train`` (forward, loss, backward and an Adam
+    step per batch) and ``eval`` (forward under ``inference_mode``)."""
     device = _device(accelerator)
     k, size = _shapes(protocol)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=protocol.lr)
 
-    def timed(batch: int, step: Any) -> float:
+    def timed(batch: int, step: Any) -> tuple[int, float]:
         crops = torch.randn(batch, k, 3, size, size, device=device)
         targets = (torch.rand(batch, NUM_CLASSES, device=device) > 0.8).float()
         for _ in range(WARMUP_BATCHES):
@@ -124,7 +127,7 @@ def model_only_throughput(
         for _ in range(steps):
             step(crops, targets)
         synchronize(device)
-        return batch * steps / (time.perf_counter() - started)
+        return batch * steps, time.perf_counter() - started
 
     def train_step(crops: torch.Tensor, targets: torch.Tensor) -> None:
         with autocast(device, autocast_dtype(precision)):
@@ -141,7 +144,20 @@ def model_only_throughput(
     model.train()
     train = timed(protocol.batch_size, train_step)
     model.eval()
-    return train, timed(protocol.eval_batch_size, eval_step)
+    return {"train": train, "eval": timed(protocol.eval_batch_size, eval_step)}
+
+
+def bracketed_rates(
+    before: Mapping[str, tuple[int, float]], after: Mapping[str, tuple[int, float]]
+) -> dict[str, float]:
+    """Images/s per stage over two timings taken before and after another measurement: all their
+    images over all their seconds, centred in time on what they bracket, so a machine that speeds up
+    or slows down steadily does not bias the ratio of the two."""
+    rates = {}
+    for stage, (images, seconds) in before.items():
+        more_images, more_seconds = after.get(stage, (0, 0.0))
+        rates[stage] = (images + more_images) / (seconds + more_seconds)
+    return rates
 
 
 @contextmanager
@@ -297,12 +313,8 @@ def measure_speed(
     measured: dict[int, list[dict[str, Any]]] = {w: [] for w in counts}
     for repeat in range(repeats):
         log.info("%s: speed repeat %d of %d", model_name, repeat + 1, repeats)
-        only_train, only_eval = model_only_throughput(model, protocol, precision, accelerator, steps)
-        model_only = {
-            "model_only_train_images_per_s": only_train,
-            "model_only_eval_images_per_s": only_eval,
-            "model_only_threads": torch.get_num_threads(),
-        }
+        # the model alone: half its steps before the end-to-end runs, half after (bracketed_rates)
+        before = model_only_timing(model, protocol, precision, accelerator, steps - steps // 2)
         e2e = {
             w: end_to_end_throughput(model_name, protocol, data, replace(options, num_workers=w), steps,
                                      threads=e2e_threads(threads, w))
@@ -312,6 +324,13 @@ def measure_speed(
         if course_loop:
             rate = course_style_train_throughput(model_name, protocol, data, steps)
             course = {"course_loop_train_images_per_s": rate}
+        after = model_only_timing(model, protocol, precision, accelerator, steps // 2) if steps > 1 else {}
+        rates = bracketed_rates(before, after)
+        model_only = {
+            "model_only_train_images_per_s": rates["train"],
+            "model_only_eval_images_per_s": rates["eval"],
+            "model_only_threads": torch.get_num_threads(),
+        }
         for w in counts:
             measured[w].append(_rounded(with_ratios({**model_only, **e2e[w], **course})))
     rows = []
