@@ -4,7 +4,8 @@ Model-only times the frozen backbone's pooled features (``bench.train.frozen.poo
 random tensors of the view's shape; end to end times the same encoder fed by our real loader of the
 eval split (decode, resize, normalise, collate, copy to the device, the mean over crops back on the
 CPU), at the same batch, precision and layout, compiled or not by the run's own rule
-(``bench.train.compiled``). Both over ``steps`` batches after the warm-up, repeated; the data
+(``bench.train.compiled``). Both over ``steps`` batches after the warm-up, repeated, the model alone
+half before and half after end to end (``bench.train.speed.bracketed_rates``); the data
 pipeline alone is measured on the same loader (``bench.train.data_speed``).
 """
 
@@ -21,7 +22,7 @@ from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolv
 from bench.protocol import LinearProtocol
 from bench.train.data_speed import data_only_row, loader_images_per_s
 from bench.train.frozen import FrozenOptions, _build_extractor, build_encoder
-from bench.train.speed import RANDOM_INIT, aggregate_repeats, with_ratios
+from bench.train.speed import RANDOM_INIT, aggregate_repeats, bracketed_rates, with_ratios
 from bench.train.throughput import WARMUP_BATCHES
 from voc.datamodule import VOCDataModule, default_num_workers
 
@@ -81,17 +82,17 @@ def measure_extraction_speed(
             features = encode(flat)
         features.float().reshape(batch, crops, -1).mean(dim=1).cpu()
 
-    def model_only() -> float:
+    def model_only(timed_steps: int) -> dict[str, tuple[int, float]]:
         flat = torch.randn(protocol.batch_size * crops, 3, size, size, device=device).contiguous(
             memory_format=torch.channels_last)
         for _ in range(WARMUP_BATCHES):
             pooled(flat, protocol.batch_size)
         synchronize(device)
         started = time.perf_counter()
-        for _ in range(steps):
+        for _ in range(timed_steps):
             pooled(flat, protocol.batch_size)
         synchronize(device)
-        return protocol.batch_size * steps / (time.perf_counter() - started)
+        return {"eval": (protocol.batch_size * timed_steps, time.perf_counter() - started)}
 
     def end_to_end() -> float:
         def consume(batch: Any) -> int:
@@ -105,9 +106,12 @@ def measure_extraction_speed(
     measured = []
     for repeat in range(repeats):
         log.info("%s: extraction speed repeat %d of %d", model_name, repeat + 1, repeats)
+        before = model_only(steps - steps // 2)  # half before and half after end to end (bracketed_rates)
+        e2e = end_to_end()
+        after = model_only(steps // 2) if steps > 1 else {}
         measured.append(with_ratios({
-            "model_only_eval_images_per_s": model_only(),
-            "e2e_eval_images_per_s": end_to_end(),
+            "model_only_eval_images_per_s": bracketed_rates(before, after)["eval"],
+            "e2e_eval_images_per_s": e2e,
             "model_only_threads": torch.get_num_threads(),
             "e2e_threads": torch.get_num_threads(),
         }))
