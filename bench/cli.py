@@ -732,7 +732,7 @@ def _speed_frozen(
     """``--speed --protocol linear|lowshot``: feature extraction, model-only against end to end, and the
     view's loader alone with 1 .. cores workers."""
     from bench.train.data_speed import data_only_table, default_data_workers, feed_rows, feed_table
-    from bench.train.frozen import _build_extractor
+    from bench.train.frozen import build_extractor
     from bench.train.frozen_speed import extraction_data_only, measure_extraction_speed
     from bench.train.speed import RANDOM_INIT, speed_caption, speed_table
     from voc.io import write_json_atomic
@@ -750,7 +750,7 @@ def _speed_frozen(
         print(speed_table(rows))
         print()
         print(speed_caption(rows) + " Feature extraction: eval columns only (no training).")
-    transform = _build_extractor(models[0], RANDOM_INIT, protocol, "cpu", "32-true")[0].transform
+    transform = build_extractor(models[0], RANDOM_INIT, protocol, "cpu", "32-true")[0].transform
     data_rows = extraction_data_only(protocol, data, options, steps=args.speed_steps, repeats=args.speed_repeats,
                                      workers=default_data_workers(), transform=transform)
     feed = feed_rows(rows, data_rows, args.target_rate)

@@ -252,7 +252,7 @@ def build_encoder(
     return encode, decision
 
 
-def _build_extractor(
+def build_extractor(
     model_name: str, weights: Weights, protocol: LinearProtocol, accelerator: str, precision: str
 ) -> tuple[_Extractor, int]:
     """The backbone (the classifier's, built as every run builds it), frozen, and its parameter count."""
@@ -314,7 +314,7 @@ def _run(
         record.weights = weights.description
         accelerator = resolve_accelerator(options.accelerator)
         precision = resolve_precision(protocol.precision, accelerator)
-        extractor, record.params = _build_extractor(model_name, weights, protocol, accelerator, precision)
+        extractor, record.params = build_extractor(model_name, weights, protocol, accelerator, precision)
         record.environment = environment(accelerator, precision)
         log.info("%s: %s, frozen, features under %s, %d parameters", model_name, weights.description, precision,
                  record.params)

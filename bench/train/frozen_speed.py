@@ -21,7 +21,7 @@ from bench.data import DataSource
 from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolve_precision, synchronize
 from bench.protocol import LinearProtocol
 from bench.train.data_speed import data_only_row, loader_images_per_s
-from bench.train.frozen import FrozenOptions, _build_extractor, build_encoder
+from bench.train.frozen import FrozenOptions, build_encoder, build_extractor
 from bench.train.speed import RANDOM_INIT, aggregate_repeats, bracketed_rates, with_ratios
 from bench.train.throughput import WARMUP_BATCHES
 from voc.datamodule import VOCDataModule, default_num_workers
@@ -65,7 +65,7 @@ def measure_extraction_speed(
     or eager as a real run on these splits would be (``options.compile``)."""
     accelerator = resolve_accelerator(options.accelerator)
     precision = resolve_precision(protocol.precision, accelerator)
-    extractor, _ = _build_extractor(model_name, RANDOM_INIT, protocol, accelerator, precision)
+    extractor, _ = build_extractor(model_name, RANDOM_INIT, protocol, accelerator, precision)
     workers = default_num_workers() if options.num_workers is None else options.num_workers
     datamodule = _datamodule(protocol, data, extractor.transform, workers, WARMUP_BATCHES + steps)
     datamodule.setup("fit")
