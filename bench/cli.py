@@ -631,15 +631,10 @@ def _resolve_weights(models: Sequence[str], pretrained: str):  # noqa: ANN202 - 
 
 def _speed(models: list[str], protocol: Protocol, data: DataSource, options, args: argparse.Namespace) -> int:  # noqa: ANN001
     from bench.train.data_speed import (
-        data_only_table,
         default_data_workers,
-        feed_rows,
-        feed_table,
         measure_data_only,
     )
     from bench.train.speed import run_speed, speed_caption, speed_table
-    from voc.datamodule import available_cores
-    from voc.io import write_json_atomic
 
     log.info("Speed at %s on %s", protocol_summary(protocol),
              data.describe(protocol.year, protocol.train_split, protocol.eval_split))
@@ -654,6 +649,16 @@ def _speed(models: list[str], protocol: Protocol, data: DataSource, options, arg
         print(speed_caption(rows))
     data_rows = measure_data_only(protocol, data, options, steps=args.speed_steps, repeats=args.speed_repeats,
                                   workers=default_data_workers())
+    return _finish_speed(rows, data_rows, args, caption=True)
+
+
+def _finish_speed(rows: list[dict], data_rows: list[dict], args: argparse.Namespace, *, caption: bool) -> int:
+    """The end of every ``--speed``: the workers each rate needs, ``speed_data.json``, the data-only
+    tables (with their ``caption``), and exit status 1 when a model's measurement failed."""
+    from bench.train.data_speed import data_only_table, feed_rows, feed_table
+    from voc.datamodule import available_cores
+    from voc.io import write_json_atomic
+
     feed = feed_rows(rows, data_rows, args.target_rate)
     write_json_atomic(args.out / SPEED_DATA_FILE, {"data_only": data_rows, "feed": feed})
     print()
@@ -661,11 +666,12 @@ def _speed(models: list[str], protocol: Protocol, data: DataSource, options, arg
     if feed:
         print()
         print(feed_table(feed))
-    print()
-    print(f"Data only: each loader's batches drawn as fast as its workers make them, nothing consuming them; "
-          f"median (min–max) over {args.speed_repeats} repeat(s) of {args.speed_steps} timed batches. Workers "
-          "needed: a rate divided by the 1-worker rate, rounded up (linear scaling; the rows above show how far "
-          f"it holds on this machine's {available_cores()} cores). Written to {args.out / SPEED_DATA_FILE}.")
+    if caption:
+        print()
+        print(f"Data only: each loader's batches drawn as fast as its workers make them, nothing consuming them; "
+              f"median (min–max) over {args.speed_repeats} repeat(s) of {args.speed_steps} timed batches. Workers "
+              "needed: a rate divided by the 1-worker rate, rounded up (linear scaling; the rows above show how "
+              f"far it holds on this machine's {available_cores()} cores). Written to {args.out / SPEED_DATA_FILE}.")
     failed = [r["model"] for r in rows if "error" in r]
     if failed:
         print(f"error: speed measurement failed for {', '.join(failed)} (see {args.out / SPEED_FILE})", file=sys.stderr)
@@ -732,7 +738,7 @@ def _speed_frozen(
 ) -> int:
     """``--speed --protocol linear|lowshot``: feature extraction, model-only against end to end, and the
     view's loader alone with 1 .. cores workers."""
-    from bench.train.data_speed import data_only_table, default_data_workers, feed_rows, feed_table
+    from bench.train.data_speed import default_data_workers
     from bench.train.frozen import build_extractor
     from bench.train.frozen_speed import extraction_data_only, measure_extraction_speed
     from bench.train.speed import RANDOM_INIT, speed_caption, speed_table
@@ -754,18 +760,7 @@ def _speed_frozen(
     transform = build_extractor(models[0], RANDOM_INIT, protocol, "cpu", "32-true")[0].transform
     data_rows = extraction_data_only(protocol, data, options, steps=args.speed_steps, repeats=args.speed_repeats,
                                      workers=default_data_workers(), transform=transform)
-    feed = feed_rows(rows, data_rows, args.target_rate)
-    write_json_atomic(args.out / SPEED_DATA_FILE, {"data_only": data_rows, "feed": feed})
-    print()
-    print(data_only_table(data_rows))
-    if feed:
-        print()
-        print(feed_table(feed))
-    failed = [r["model"] for r in rows if "error" in r]
-    if failed:
-        print(f"error: speed measurement failed for {', '.join(failed)} (see {args.out / SPEED_FILE})", file=sys.stderr)
-        return 1
-    return 0
+    return _finish_speed(rows, data_rows, args, caption=False)
 
 
 def _sweep_and_report(args: argparse.Namespace, report: ReportOptions, sweep: Callable[..., list]) -> int:

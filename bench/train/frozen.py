@@ -175,6 +175,37 @@ class _SplitPlan:
     cached: np.ndarray | None
 
 
+def frozen_datamodule(
+    protocol: LinearProtocol,
+    data: DataSource,
+    transform: TransformConfig,
+    *,
+    train_split: str,
+    eval_split: str,
+    num_workers: int | None,
+    cache_dir: Path | None = None,
+    min_batches: int | None = None,
+) -> VOCDataModule:
+    """The protocol's labels on ``data``'s splits under the view ``transform``, in extraction batches
+    (``protocol.batch_size``) for both loaders; ``min_batches`` cycles a short split (speed measurements)."""
+    return VOCDataModule(
+        data.root,
+        year=protocol.year,
+        train_split=train_split,
+        eval_split=eval_split,
+        labels=protocol.label_config(),
+        transform=transform,
+        batch_size=protocol.batch_size,
+        eval_batch_size=protocol.batch_size,
+        num_workers=num_workers,
+        cache_dir=cache_dir,
+        seed=protocol.seed,
+        skip_bad_images=bool(data.skipped),
+        exclude=data.skipped,
+        min_batches=min_batches,
+    )
+
+
 def plan_split(
     split: str,
     extractor: _Extractor,
@@ -185,21 +216,8 @@ def plan_split(
     cache: FeatureCache,
 ) -> _SplitPlan:
     """``split``'s loader, ids and labels, and its features where the cache has them."""
-    datamodule = VOCDataModule(
-        data.root,
-        year=protocol.year,
-        train_split=split,
-        eval_split=split,
-        labels=protocol.label_config(),
-        transform=extractor.transform,
-        batch_size=protocol.batch_size,
-        eval_batch_size=protocol.batch_size,
-        num_workers=options.num_workers,
-        cache_dir=options.cache_dir,
-        seed=protocol.seed,
-        skip_bad_images=bool(data.skipped),
-        exclude=data.skipped,
-    )
+    datamodule = frozen_datamodule(protocol, data, extractor.transform, train_split=split, eval_split=split,
+                                   num_workers=options.num_workers, cache_dir=options.cache_dir)
     datamodule.setup("test")
     dataset = datamodule.eval_set
     assert dataset is not None

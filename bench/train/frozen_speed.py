@@ -21,34 +21,12 @@ from bench.data import DataSource
 from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolve_precision, synchronize
 from bench.protocol import LinearProtocol
 from bench.train.data_speed import data_only_row, loader_images_per_s
-from bench.train.frozen import FrozenOptions, build_encoder, build_extractor
+from bench.train.frozen import FrozenOptions, build_encoder, build_extractor, frozen_datamodule
 from bench.train.speed import RANDOM_INIT, aggregate_repeats, bracketed_rates, with_ratios
 from bench.train.throughput import WARMUP_BATCHES
-from voc.datamodule import VOCDataModule, default_num_workers
+from voc.datamodule import default_num_workers
 
 log = logging.getLogger(__name__)
-
-
-def _datamodule(
-    protocol: LinearProtocol, data: DataSource, transform: Any, workers: int, batches: int
-) -> VOCDataModule:
-    """The protocol's train and eval splits under the view ``transform``; the eval loader cycled to
-    ``batches`` batches."""
-    return VOCDataModule(
-        data.root,
-        year=protocol.year,
-        train_split=protocol.train_split,
-        eval_split=protocol.eval_split,
-        labels=protocol.label_config(),
-        transform=transform,
-        batch_size=protocol.batch_size,
-        eval_batch_size=protocol.batch_size,
-        num_workers=workers,
-        seed=protocol.seed,
-        skip_bad_images=bool(data.skipped),
-        exclude=data.skipped,
-        min_batches=batches,
-    )
 
 
 def measure_extraction_speed(
@@ -67,7 +45,9 @@ def measure_extraction_speed(
     precision = resolve_precision(protocol.precision, accelerator)
     extractor, _ = build_extractor(model_name, RANDOM_INIT, protocol, accelerator, precision)
     workers = default_num_workers() if options.num_workers is None else options.num_workers
-    datamodule = _datamodule(protocol, data, extractor.transform, workers, WARMUP_BATCHES + steps)
+    datamodule = frozen_datamodule(protocol, data, extractor.transform, train_split=protocol.train_split,
+                                   eval_split=protocol.eval_split, num_workers=workers,
+                                   min_batches=WARMUP_BATCHES + steps)
     datamodule.setup("fit")
     assert datamodule.train_set is not None and datamodule.eval_set is not None
     images = len(datamodule.train_set) + len(datamodule.eval_set)  # what a real run extracts
@@ -140,7 +120,9 @@ def extraction_data_only(
     for count in workers:
         rates = []
         for _ in range(repeats):
-            datamodule = _datamodule(protocol, data, transform, count, WARMUP_BATCHES + count + steps)
+            datamodule = frozen_datamodule(protocol, data, transform, train_split=protocol.train_split,
+                                           eval_split=protocol.eval_split, num_workers=count,
+                                           min_batches=WARMUP_BATCHES + count + steps)
             datamodule.setup("test")
             rates.append(loader_images_per_s(datamodule.test_dataloader(), steps=steps,
                                              warmup=WARMUP_BATCHES + count))
