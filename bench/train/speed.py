@@ -8,9 +8,11 @@ meter the leaderboard uses. Achieved GFLOP/s are compared with this machine's me
 Every figure is timed over ``steps`` batches after :data:`WARMUP_BATCHES` warm-up batches; a split
 with fewer batches is cycled, never timed short. Each measurement is repeated; a row keeps every
 repeat and shows the median with the slowest and the fastest repeat, and its ratios are the medians
-of the per-repeat ratios. In each repeat the model alone is timed half before and half after the
-end-to-end runs, so its figure is centred in time on theirs and a machine whose speed drifts steadily
-(this project's shared 2-core VMs do, by 10-20 % within minutes) does not bias their ratio.
+of the per-repeat ratios. On the CPU the model alone runs one step right after each end-to-end
+step, with the DataLoader workers paused (:mod:`bench.train.paired`), so the two figures are timed
+at the same moments: this project's shared 2-core VMs change speed by 10-40 % from one few-second
+stretch to the next. Where that pairing cannot run (CUDA), the model alone is timed half before and
+half after the end-to-end runs, centred in time on them, which cancels a steady drift only.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,13 @@ from bench.hardware import (
     resolve_accelerator,
     resolve_precision,
     synchronize,
+    torch_threads,
 )
 from bench.model import CropMaxClassifier, build_classifier
 from bench.protocol import Protocol
 from bench.store import SPEED_FILE
 from bench.train.experiment import TrainerOptions, build_experiment
+from bench.train.paired import ModelOnlyStep, PairedModelOnly, PairedModelOnlyCallback, can_pair
 from bench.train.throughput import WARMUP_BATCHES
 from bench.weights import Weights
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
@@ -106,45 +109,56 @@ def _shapes(protocol: Protocol) -> tuple[int, int]:
     return protocol.transform_config().num_crops, protocol.input_size
 
 
-def model_only_timing(
-    model: CropMaxClassifier, protocol: Protocol, precision: str, accelerator: str, steps: int
-) -> dict[str, tuple[int, float]]:
-    """(images, seconds) of the model alone on random tensors over ``steps`` batches after
-    :data:`WARMUP_BATCHES` warm-up batches, per stage: ``train`` (forward, loss, backward and an Adam
-    step per batch) and ``eval`` (forward under ``inference_mode``)."""
+def model_only_steps(
+    model: CropMaxClassifier, protocol: Protocol, precision: str, accelerator: str
+) -> dict[str, ModelOnlyStep]:
+    """One step of the model alone per stage, on fixed random tensors of the protocol's shapes:
+    ``train`` (forward, loss, backward and an Adam step on a batch) and ``eval`` (forward under
+    ``inference_mode`` on an eval batch), each with its images; each step ends synchronised."""
     device = _device(accelerator)
     k, size = _shapes(protocol)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=protocol.lr)
+    dtype = autocast_dtype(precision)
 
-    def timed(batch: int, step: Any) -> tuple[int, float]:
-        crops = torch.randn(batch, k, 3, size, size, device=device)
-        targets = (torch.rand(batch, NUM_CLASSES, device=device) > 0.8).float()
-        for _ in range(WARMUP_BATCHES):
-            step(crops, targets)
-        synchronize(device)
-        started = time.perf_counter()
-        for _ in range(steps):
-            step(crops, targets)
-        synchronize(device)
-        return batch * steps, time.perf_counter() - started
+    def inputs(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.randn(batch, k, 3, size, size, device=device),
+                (torch.rand(batch, NUM_CLASSES, device=device) > 0.8).float())
 
-    def train_step(crops: torch.Tensor, targets: torch.Tensor) -> None:
-        with autocast(device, autocast_dtype(precision)):
-            logits = model(crops)
-        loss = multilabel_bce_loss(logits, targets)
+    train_crops, train_targets = inputs(protocol.batch_size)
+    eval_crops, _ = inputs(protocol.eval_batch_size)
+
+    def train_step() -> None:
+        model.train()
+        with autocast(device, dtype):
+            logits = model(train_crops)
+        loss = multilabel_bce_loss(logits, train_targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        synchronize(device)
 
-    def eval_step(crops: torch.Tensor, targets: torch.Tensor) -> None:
-        with torch.inference_mode(), autocast(device, autocast_dtype(precision)):
-            torch.sigmoid(model(crops).float())
+    def eval_step() -> None:
+        model.eval()
+        with torch.inference_mode(), autocast(device, dtype):
+            torch.sigmoid(model(eval_crops).float())
+        synchronize(device)
 
-    model.train()
-    train = timed(protocol.batch_size, train_step)
-    model.eval()
-    return {"train": train, "eval": timed(protocol.eval_batch_size, eval_step)}
+    return {"train": (protocol.batch_size, train_step), "eval": (protocol.eval_batch_size, eval_step)}
+
+
+def model_only_timing(steps: Mapping[str, ModelOnlyStep], timed_steps: int) -> dict[str, tuple[int, float]]:
+    """(images, seconds) per stage of :func:`model_only_steps`' ``steps`` over ``timed_steps`` steps
+    after :data:`WARMUP_BATCHES` warm-up steps."""
+    timings = {}
+    for stage, (images, step) in steps.items():
+        for _ in range(WARMUP_BATCHES):
+            step()
+        started = time.perf_counter()
+        for _ in range(timed_steps):
+            step()
+        timings[stage] = (images * timed_steps, time.perf_counter() - started)
+    return timings
 
 
 def bracketed_rates(
@@ -160,20 +174,6 @@ def bracketed_rates(
     return rates
 
 
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``threads`` intra-op compute threads (``None``: as they are), then restore them."""
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def e2e_threads(setting: str | int | None, workers: int) -> int | None:
     """Compute threads of the main process end to end: ``None`` leaves torch's, :data:`AUTO_THREADS`
     gives it the cores the ``workers`` DataLoader workers leave (at least one), a number is used as is."""
@@ -186,16 +186,20 @@ def e2e_threads(setting: str | int | None, workers: int) -> int | None:
 
 def end_to_end_throughput(
     model_name: str, protocol: Protocol, data: DataSource, options: TrainerOptions, steps: int,
-    threads: int | None = None,
+    threads: int | None = None, paired: PairedModelOnly | None = None,
 ) -> dict[str, float | int]:
     """Images/s of the real pipeline, train and eval, each over ``steps`` batches after the warm-up
     (a split with fewer batches is cycled), with ``threads`` compute threads (``None``: torch's):
-    ``e2e_{train,eval}_images_per_s``, ``e2e_{train,eval}_timed_batches`` and ``e2e_threads``."""
+    ``e2e_{train,eval}_images_per_s``, ``e2e_{train,eval}_timed_batches`` and ``e2e_threads``.
+    With ``paired``, a model-only step follows every batch (:mod:`bench.train.paired`), outside the
+    end-to-end figure, and ``model_only_{train,eval}_images_per_s`` are those of the timed pairs."""
     batches = WARMUP_BATCHES + steps
     short = replace(protocol, epochs=1, limit_train_batches=batches, limit_eval_batches=batches)
     with torch_threads(threads):
         experiment = build_experiment(model_name, protocol=short, data=data, weights=RANDOM_INIT, options=options,
                                       min_batches=batches)
+        if paired is not None:
+            experiment.trainer.callbacks.append(PairedModelOnlyCallback(experiment.meter, paired))
         experiment.trainer.fit(experiment.module, datamodule=experiment.datamodule)
         experiment.trainer.test(experiment.module, datamodule=experiment.datamodule, verbose=False)
         used_threads = torch.get_num_threads()
@@ -209,6 +213,13 @@ def end_to_end_throughput(
             )
         measured[f"e2e_{stage}_images_per_s"] = rate
         measured[f"e2e_{stage}_timed_batches"] = meter.timed_batches
+        if paired is not None:
+            model_rate = paired.images_per_s(stage)
+            if model_rate is None or paired.timed_steps[stage] != steps:
+                raise RuntimeError(
+                    f"{model_name}: {paired.timed_steps[stage]} paired model-only {stage} steps were timed, not {steps}"
+                )
+            measured[f"model_only_{stage}_images_per_s"] = model_rate
     measured["e2e_threads"] = used_threads
     return measured
 
@@ -300,39 +311,53 @@ def measure_speed(
     """One model's rows, one per DataLoader worker count of ``workers`` (``None``: ``options``' own,
     else the machine's default): model-only and end-to-end throughput, their ratios and achieved
     GFLOP/s, each the median of ``repeats`` repeats with its min and max, and every repeat itself.
-    Each repeat measures the model alone, then end to end with each worker count (the main process
-    with :func:`e2e_threads` of ``threads``), then the course-style loop if asked."""
+    Each repeat measures end to end with each worker count (the main process with :func:`e2e_threads`
+    of ``threads``) and the model alone, then the course-style loop if asked. On the CPU the model
+    alone runs one step after every end-to-end step, the workers paused (:mod:`bench.train.paired`);
+    elsewhere it is timed half before and half after the end-to-end runs (:func:`bracketed_rates`).
+    ``model_only_timing`` says which."""
     accelerator = resolve_accelerator(options.accelerator)
     precision = resolve_precision(protocol.precision, accelerator)
     k, size = _shapes(protocol)
     torch.manual_seed(protocol.seed)
     model, _ = build_classifier(model_name, RANDOM_INIT, input_size=size)
     flops = forward_flops_per_image(model, k, size)
+    steps_of_model = model_only_steps(model, protocol, precision, accelerator)
+    pairing = can_pair(accelerator)
     default = default_num_workers() if options.num_workers is None else options.num_workers
     counts = list(dict.fromkeys(default if w is None else w for w in workers))
     measured: dict[int, list[dict[str, Any]]] = {w: [] for w in counts}
+    model_threads = torch.get_num_threads()
     for repeat in range(repeats):
         log.info("%s: speed repeat %d of %d", model_name, repeat + 1, repeats)
-        # the model alone: half its steps before the end-to-end runs, half after (bracketed_rates)
-        before = model_only_timing(model, protocol, precision, accelerator, steps - steps // 2)
-        e2e = {
-            w: end_to_end_throughput(model_name, protocol, data, replace(options, num_workers=w), steps,
-                                     threads=e2e_threads(threads, w))
-            for w in counts
-        }
-        course = {}
+        if pairing:  # a model-only step after every end-to-end one (warm-up included), workers paused
+            for w in counts:
+                paired = PairedModelOnly(steps_of_model, threads=model_threads)
+                e2e = end_to_end_throughput(model_name, protocol, data, replace(options, num_workers=w), steps,
+                                            threads=e2e_threads(threads, w), paired=paired)
+                measured[w].append({**e2e, "model_only_threads": model_threads})
+        else:  # the model alone half before the end-to-end runs, half after (bracketed_rates)
+            before = model_only_timing(steps_of_model, steps - steps // 2)
+            runs = {
+                w: end_to_end_throughput(model_name, protocol, data, replace(options, num_workers=w), steps,
+                                         threads=e2e_threads(threads, w))
+                for w in counts
+            }
+            after = model_only_timing(steps_of_model, steps // 2) if steps > 1 else {}
+            rates = bracketed_rates(before, after)
+            for w in counts:
+                measured[w].append({
+                    **runs[w],
+                    "model_only_train_images_per_s": rates["train"],
+                    "model_only_eval_images_per_s": rates["eval"],
+                    "model_only_threads": model_threads,
+                })
         if course_loop:
             rate = course_style_train_throughput(model_name, protocol, data, steps)
-            course = {"course_loop_train_images_per_s": rate}
-        after = model_only_timing(model, protocol, precision, accelerator, steps // 2) if steps > 1 else {}
-        rates = bracketed_rates(before, after)
-        model_only = {
-            "model_only_train_images_per_s": rates["train"],
-            "model_only_eval_images_per_s": rates["eval"],
-            "model_only_threads": torch.get_num_threads(),
-        }
+            for w in counts:
+                measured[w][-1]["course_loop_train_images_per_s"] = rate
         for w in counts:
-            measured[w].append(_rounded(with_ratios({**model_only, **e2e[w], **course})))
+            measured[w][-1] = _rounded(with_ratios(measured[w][-1]))
     rows = []
     for w in counts:
         summary = aggregate_repeats(measured[w])
@@ -346,6 +371,7 @@ def measure_speed(
             "e2e_threads": first["e2e_threads"],
             "warmup_steps": WARMUP_BATCHES,
             "timed_steps": steps,
+            "model_only_timing": "paired" if pairing else "bracketed",
             "forward_gflops_per_image": round(flops / 1e9, 3),
             **summary,
             # training does about three forward passes' worth of work (forward + 2x in backward)
@@ -441,7 +467,7 @@ def run_speed(
                 )
             )
         except Exception as err:  # noqa: BLE001 - one model's failure must not stop the others
-            log.error("%s: speed measurement failed: %s", model_name, err)
+            log.exception("%s: speed measurement failed: %s", model_name, err)
             rows.append({"model": model_name, "error": f"{type(err).__name__}: {err}"})
     write_json_atomic(Path(out_dir) / SPEED_FILE, rows)
     return rows

@@ -65,6 +65,12 @@ class _Meter:
                 self.windows.append(self._window_images / self._window_seconds)
             self._reset_window()
 
+    def exclude(self, seconds: float) -> None:
+        """Leave ``seconds`` spent since the last batch end out of the next batch's interval (work
+        done between two batches that is not part of the loop, e.g. a paired model-only step)."""
+        if self._last is not None:
+            self._last += seconds
+
     def steady_images_per_s(self) -> float | None:
         """Images/s over every steady-state batch (``None`` before the first one)."""
         if self.seconds > 0 and self.images > 0:
