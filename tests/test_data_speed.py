@@ -84,3 +84,25 @@ def test_speed_data_only_flag_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
                                      message: str) -> None:
     assert main(["--models", "test_resnet", "--out", str(tmp_path), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_loader_rate_leaves_out_what_between_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """2 warm-up and 3 timed batches of 4 images, 1 s each to consume; after each, a 5 s paired
+    step that ``between`` reports: 12 images in 3 s, not in 18 s; ``between`` told which were timed."""
+    now = [0.0]
+    monkeypatch.setattr(data_speed.time, "perf_counter", lambda: now[0])
+    batches = [(None, [0] * 4, None)] * 5
+    calls: list[bool] = []
+
+    def consume(batch: tuple) -> int:
+        now[0] += 1.0
+        return len(batch[1])
+
+    def between(timed: bool) -> float:
+        calls.append(timed)
+        now[0] += 5.0
+        return 5.0
+
+    rate = data_speed.loader_images_per_s(batches, steps=3, warmup=2, consume=consume, between=between)
+    assert rate == pytest.approx(12 / 3.0)
+    assert calls == [False, False, True, True, True]

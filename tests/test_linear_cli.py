@@ -88,6 +88,7 @@ def test_speed_times_feature_extraction(tmp_path: Path, capsys: pytest.CaptureFi
     [row] = json.loads((out / SPEED_FILE).read_text())
     assert row["model"] == "test_resnet" and row["timed_steps"] == steps and row["workers"] == 0
     assert "batch 4 x 1 x 3 x 32 x 32" in row["shape"] and row["compile"]["compiled"] is False
+    assert row["model_only_timing"] == "paired"  # on the CPU: a model-only step after every batch
     assert len(row["repeats"]) == repeats
     for repeat in row["repeats"]:
         assert repeat["model_only_eval_images_per_s"] > 0 and repeat["e2e_eval_images_per_s"] > 0

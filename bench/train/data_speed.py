@@ -38,10 +38,13 @@ def default_data_workers() -> list[int]:
 
 
 def loader_images_per_s(
-    loader: Iterable, *, steps: int, warmup: int, consume: Callable[[Any], int] | None = None
+    loader: Iterable, *, steps: int, warmup: int, consume: Callable[[Any], int] | None = None,
+    between: Callable[[bool], float] | None = None,
 ) -> float:
     """Images/s of ``loader`` over ``steps`` batches after ``warmup`` batches, each batch handed to
-    ``consume`` (which returns its images; ``None``: only counted). The loader must yield at least
+    ``consume`` (which returns its images; ``None``: only counted). After each batch, ``between``
+    (if given) is called with whether that batch was timed and returns seconds to leave out of the
+    figure (a paired model-only step: ``bench.train.paired``). The loader must yield at least
     ``warmup + steps`` batches of ``(indices, crops, targets)``; its workers are shut down after."""
     batches = iter(loader)
     try:
@@ -49,12 +52,16 @@ def loader_images_per_s(
             batch = next(batches)
             if consume is not None:
                 consume(batch)
-        images = 0
+            if between is not None:
+                between(False)
+        images, left_out = 0, 0.0
         started = time.perf_counter()
         for _ in range(steps):
             batch = next(batches)
             images += consume(batch) if consume is not None else batch[1].shape[0]
-        return images / (time.perf_counter() - started)
+            if between is not None:
+                left_out += between(True)
+        return images / (time.perf_counter() - started - left_out)
     finally:
         del batches  # shuts the workers down
 

@@ -4,9 +4,11 @@ Model-only times the frozen backbone's pooled features (``bench.train.frozen.poo
 random tensors of the view's shape; end to end times the same encoder fed by our real loader of the
 eval split (decode, resize, normalise, collate, copy to the device, the mean over crops back on the
 CPU), at the same batch, precision and layout, compiled or not by the run's own rule
-(``bench.train.compiled``). Both over ``steps`` batches after the warm-up, repeated, the model alone
-half before and half after end to end (``bench.train.speed.bracketed_rates``); the data
-pipeline alone is measured on the same loader (``bench.train.data_speed``).
+(``bench.train.compiled``). Both over ``steps`` batches after the warm-up, repeated. On the CPU the
+model alone runs one step after every end-to-end batch with the loader's workers stopped
+(``bench.train.paired``); elsewhere it is timed half before and half after end to end
+(``bench.train.speed.bracketed_rates``). The data pipeline alone is measured on the same loader
+(``bench.train.data_speed``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolv
 from bench.protocol import LinearProtocol
 from bench.train.data_speed import data_only_row, loader_images_per_s
 from bench.train.frozen import FrozenOptions, build_encoder, build_extractor, frozen_datamodule
+from bench.train.paired import PairedModelOnly, can_pair
 from bench.train.speed import RANDOM_INIT, aggregate_repeats, bracketed_rates, with_ratios
 from bench.train.throughput import WARMUP_BATCHES
 from voc.datamodule import default_num_workers
@@ -62,9 +65,12 @@ def measure_extraction_speed(
             features = encode(flat)
         features.float().reshape(batch, crops, -1).mean(dim=1).cpu()
 
-    def model_only(timed_steps: int) -> dict[str, tuple[int, float]]:
-        flat = torch.randn(protocol.batch_size * crops, 3, size, size, device=device).contiguous(
+    def random_batch() -> torch.Tensor:
+        return torch.randn(protocol.batch_size * crops, 3, size, size, device=device).contiguous(
             memory_format=torch.channels_last)
+
+    def model_only(timed_steps: int) -> dict[str, tuple[int, float]]:
+        flat = random_batch()
         for _ in range(WARMUP_BATCHES):
             pooled(flat, protocol.batch_size)
         synchronize(device)
@@ -74,23 +80,37 @@ def measure_extraction_speed(
         synchronize(device)
         return {"eval": (protocol.batch_size * timed_steps, time.perf_counter() - started)}
 
-    def end_to_end() -> float:
+    def end_to_end(paired: PairedModelOnly | None = None) -> float:
         def consume(batch: Any) -> int:
             _, images_crops, _ = batch
             n = images_crops.shape[0]
             pooled(images_crops.flatten(0, 1).to(device).contiguous(memory_format=torch.channels_last), n)
             return n
 
-        return loader_images_per_s(datamodule.test_dataloader(), steps=steps, warmup=WARMUP_BATCHES, consume=consume)
+        between = None if paired is None else (lambda timed: paired.step("eval", timed))
+        return loader_images_per_s(datamodule.test_dataloader(), steps=steps, warmup=WARMUP_BATCHES,
+                                   consume=consume, between=between)
+
+    pairing = can_pair(accelerator)
+    paired_batch = random_batch() if pairing else None
+
+    def paired_step() -> None:
+        pooled(paired_batch, protocol.batch_size)
 
     measured = []
     for repeat in range(repeats):
         log.info("%s: extraction speed repeat %d of %d", model_name, repeat + 1, repeats)
-        before = model_only(steps - steps // 2)  # half before and half after end to end (bracketed_rates)
-        e2e = end_to_end()
-        after = model_only(steps // 2) if steps > 1 else {}
+        if pairing:  # a model-only step after every end-to-end batch, the workers stopped
+            paired = PairedModelOnly({"eval": (protocol.batch_size, paired_step)})
+            e2e = end_to_end(paired)
+            model_rate = paired.images_per_s("eval")
+        else:  # half before and half after end to end (bracketed_rates)
+            before = model_only(steps - steps // 2)
+            e2e = end_to_end()
+            after = model_only(steps // 2) if steps > 1 else {}
+            model_rate = bracketed_rates(before, after)["eval"]
         measured.append(with_ratios({
-            "model_only_eval_images_per_s": bracketed_rates(before, after)["eval"],
+            "model_only_eval_images_per_s": model_rate,
             "e2e_eval_images_per_s": e2e,
             "model_only_threads": torch.get_num_threads(),
             "e2e_threads": torch.get_num_threads(),
@@ -105,6 +125,7 @@ def measure_extraction_speed(
         "e2e_threads": torch.get_num_threads(),
         "warmup_steps": WARMUP_BATCHES,
         "timed_steps": steps,
+        "model_only_timing": "paired" if pairing else "bracketed",
         "compile": decision.to_dict(),
         **aggregate_repeats(rounded),
         "repeats": rounded,

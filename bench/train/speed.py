@@ -467,7 +467,7 @@ def run_speed(
                 )
             )
         except Exception as err:  # noqa: BLE001 - one model's failure must not stop the others
-            log.exception("%s: speed measurement failed: %s", model_name, err)
+            log.error("%s: speed measurement failed: %s", model_name, err)
             rows.append({"model": model_name, "error": f"{type(err).__name__}: {err}"})
     write_json_atomic(Path(out_dir) / SPEED_FILE, rows)
     return rows
