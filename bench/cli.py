@@ -40,7 +40,16 @@ from bench.report.summary import DEFAULT_AP
 from bench.shard import WHOLE, Shard, parse_shard, shard_from_slurm
 from bench.store import BASELINE_NAME, LEADERBOARD_MD, SPEED_DATA_FILE, SPEED_FILE, read_records
 from bench.weights import PRETRAINED_CHOICES
-from voc.config import AUGMENTS, CROP_MODES, DECODERS, LOSSES, OPTIMIZERS, REPORT_MODELS, SCHEDULERS
+from voc.config import (
+    AUGMENTS,
+    CROP_MODES,
+    DECODERS,
+    DEFAULT_RANDAUGMENT,
+    LOSSES,
+    OPTIMIZERS,
+    REPORT_MODELS,
+    SCHEDULERS,
+)
 from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
 from voc.errors import VOCDataError
 from voc.metrics import AP_DEFINITIONS
@@ -331,6 +340,9 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
     """The named protocol (``--protocol``) for the data (its real-VOC variant for ``--speed``) with
     every explicit flag applied."""
     base = finetune_protocol(args.protocol, data.is_synthetic and not args.speed)
+    randaugment = args.randaugment
+    if args.augment == "basic" and randaugment is None:  # --augment basic drops the protocol's RandAugment
+        randaugment = DEFAULT_RANDAUGMENT
     try:
         protocol = base.with_overrides(
             year=args.year,
@@ -364,7 +376,7 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource) -> Protocol:
             asl_gamma_pos=args.asl_gamma_pos,
             asl_clip=args.asl_clip,
             augment=args.augment,
-            randaugment=args.randaugment,
+            randaugment=randaugment,
             erasing=args.erasing,
         )
         protocol.label_config()

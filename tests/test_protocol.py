@@ -77,6 +77,14 @@ def _protocol(argv: list[str], data: DataSource) -> Protocol:
     return protocol_from_args(build_parser().parse_args(argv), data)
 
 
+def test_augment_basic_over_a_randaugment_protocol_drops_its_config_string() -> None:
+    p = _protocol(["--protocol", "modern", "--augment", "basic", "--erasing", "0"], SYNTHETIC)
+    assert (p.augment, p.erasing) == ("basic", 0.0)
+    assert p.transform_config().augment == "basic"
+    with pytest.raises(UsageError, match="applies only with augment='randaugment'"):
+        _protocol(["--protocol", "modern", "--augment", "basic", "--randaugment", "rand-m5"], SYNTHETIC)
+
+
 def test_no_flags_give_the_data_default() -> None:
     assert _protocol([], REAL) == COURSE_PROTOCOL
     assert _protocol([], SYNTHETIC) == CPU_SYNTHETIC_PROTOCOL
