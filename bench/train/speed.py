@@ -114,7 +114,8 @@ def model_only_steps(
 ) -> dict[str, ModelOnlyStep]:
     """One step of the model alone per stage, on fixed random tensors of the protocol's shapes:
     ``train`` (forward, loss, backward and an Adam step on a batch) and ``eval`` (forward under
-    ``inference_mode`` on an eval batch), each with its images; each step ends synchronised."""
+    ``inference_mode`` on an eval batch), each with its images. A step does not wait for the device
+    (on CUDA, time a run of steps between two :func:`synchronize` calls: :func:`model_only_timing`)."""
     device = _device(accelerator)
     k, size = _shapes(protocol)
     model = model.to(device, memory_format=torch.channels_last)
@@ -136,27 +137,29 @@ def model_only_steps(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        synchronize(device)
 
     def eval_step() -> None:
         model.eval()
         with torch.inference_mode(), autocast(device, dtype):
             torch.sigmoid(model(eval_crops).float())
-        synchronize(device)
 
     return {"train": (protocol.batch_size, train_step), "eval": (protocol.eval_batch_size, eval_step)}
 
 
-def model_only_timing(steps: Mapping[str, ModelOnlyStep], timed_steps: int) -> dict[str, tuple[int, float]]:
-    """(images, seconds) per stage of :func:`model_only_steps`' ``steps`` over ``timed_steps`` steps
-    after :data:`WARMUP_BATCHES` warm-up steps."""
+def model_only_timing(
+    steps: Mapping[str, ModelOnlyStep], timed_steps: int, device: torch.device
+) -> dict[str, tuple[int, float]]:
+    """(images, seconds) per stage of :func:`model_only_steps`' ``steps`` on ``device`` over
+    ``timed_steps`` steps after :data:`WARMUP_BATCHES` warm-up steps."""
     timings = {}
     for stage, (images, step) in steps.items():
         for _ in range(WARMUP_BATCHES):
             step()
+        synchronize(device)
         started = time.perf_counter()
         for _ in range(timed_steps):
             step()
+        synchronize(device)
         timings[stage] = (images * timed_steps, time.perf_counter() - started)
     return timings
 
@@ -337,13 +340,13 @@ def measure_speed(
                                             threads=e2e_threads(threads, w), paired=paired)
                 measured[w].append({**e2e, "model_only_threads": model_threads})
         else:  # the model alone half before the end-to-end runs, half after (bracketed_rates)
-            before = model_only_timing(steps_of_model, steps - steps // 2)
+            before = model_only_timing(steps_of_model, steps - steps // 2, _device(accelerator))
             runs = {
                 w: end_to_end_throughput(model_name, protocol, data, replace(options, num_workers=w), steps,
                                          threads=e2e_threads(threads, w))
                 for w in counts
             }
-            after = model_only_timing(steps_of_model, steps // 2) if steps > 1 else {}
+            after = model_only_timing(steps_of_model, steps // 2, _device(accelerator)) if steps > 1 else {}
             rates = bracketed_rates(before, after)
             for w in counts:
                 measured[w].append({
