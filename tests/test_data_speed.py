@@ -106,3 +106,23 @@ def test_loader_rate_leaves_out_what_between_returns(monkeypatch: pytest.MonkeyP
     rate = data_speed.loader_images_per_s(batches, steps=3, warmup=2, consume=consume, between=between)
     assert rate == pytest.approx(12 / 3.0)
     assert calls == [False, False, True, True, True]
+
+
+def test_worker_steps_script_prints_every_step(tiny_voc: Path) -> None:
+    """``scripts/worker_steps.py`` (the README's per-step table) runs our transform's steps on a VOC tree."""
+    import subprocess
+    import sys
+
+    year = next(tiny_voc.glob("VOCdevkit/VOC*"))
+    script = Path(__file__).parents[1] / "scripts" / "worker_steps.py"
+    done = subprocess.run([sys.executable, str(script), str(year), "--images", "6", "--batch", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "ms/image" not in line]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| decode (torchvision)", "| resize to 224 x 224", "| to float and normalise", "| collate batches of 2",
+        "| sum", "| instead: collate uint8 batches of 2, then to float and normalise (main process)"]
+    steps = [float(row.split(" | ")[1].rstrip(" |")) for row in rows]
+    assert all(ms > 0 for ms in steps) and steps[4] == pytest.approx(sum(steps[:4]), abs=0.02)
+    empty = subprocess.run([sys.executable, str(script), str(tiny_voc)], capture_output=True, text=True, timeout=120)
+    assert empty.returncode == 2 and "JPEGImages has no .jpg files" in empty.stderr
