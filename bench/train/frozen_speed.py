@@ -14,18 +14,17 @@ model alone runs one step after every end-to-end batch with the loader's workers
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import torch
 
 from bench.data import DataSource
-from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolve_precision, synchronize
+from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolve_precision
 from bench.protocol import LinearProtocol
 from bench.train.data_speed import data_only_row, loader_images_per_s
 from bench.train.frozen import FrozenOptions, build_encoder, build_extractor, frozen_datamodule
 from bench.train.paired import PairedModelOnly, can_pair
-from bench.train.speed import RANDOM_INIT, aggregate_repeats, bracketed_rates, with_ratios
+from bench.train.speed import RANDOM_INIT, aggregate_repeats, bracketed_rates, model_only_timing, rounded, with_ratios
 from bench.train.throughput import WARMUP_BATCHES
 from voc.datamodule import default_num_workers
 
@@ -65,20 +64,9 @@ def measure_extraction_speed(
             features = encode(flat)
         features.float().reshape(batch, crops, -1).mean(dim=1).cpu()
 
-    def random_batch() -> torch.Tensor:
-        return torch.randn(protocol.batch_size * crops, 3, size, size, device=device).contiguous(
-            memory_format=torch.channels_last)
-
-    def model_only(timed_steps: int) -> dict[str, tuple[int, float]]:
-        flat = random_batch()
-        for _ in range(WARMUP_BATCHES):
-            pooled(flat, protocol.batch_size)
-        synchronize(device)
-        started = time.perf_counter()
-        for _ in range(timed_steps):
-            pooled(flat, protocol.batch_size)
-        synchronize(device)
-        return {"eval": (protocol.batch_size * timed_steps, time.perf_counter() - started)}
+    flat = torch.randn(protocol.batch_size * crops, 3, size, size, device=device).contiguous(
+        memory_format=torch.channels_last)
+    model_only = {"eval": (protocol.batch_size, lambda: pooled(flat, protocol.batch_size))}
 
     def end_to_end(paired: PairedModelOnly | None = None) -> float:
         def consume(batch: Any) -> int:
@@ -92,22 +80,17 @@ def measure_extraction_speed(
                                    consume=consume, between=between)
 
     pairing = can_pair(accelerator)
-    paired_batch = random_batch() if pairing else None
-
-    def paired_step() -> None:
-        pooled(paired_batch, protocol.batch_size)
-
     measured = []
     for repeat in range(repeats):
         log.info("%s: extraction speed repeat %d of %d", model_name, repeat + 1, repeats)
         if pairing:  # a model-only step after every end-to-end batch, the workers stopped
-            paired = PairedModelOnly({"eval": (protocol.batch_size, paired_step)})
+            paired = PairedModelOnly(model_only)
             e2e = end_to_end(paired)
             model_rate = paired.images_per_s("eval")
         else:  # half before and half after end to end (bracketed_rates)
-            before = model_only(steps - steps // 2)
+            before = model_only_timing(model_only, steps - steps // 2, device)
             e2e = end_to_end()
-            after = model_only(steps // 2) if steps > 1 else {}
+            after = model_only_timing(model_only, steps // 2, device) if steps > 1 else {}
             model_rate = bracketed_rates(before, after)["eval"]
         measured.append(with_ratios({
             "model_only_eval_images_per_s": model_rate,
@@ -115,7 +98,7 @@ def measure_extraction_speed(
             "model_only_threads": torch.get_num_threads(),
             "e2e_threads": torch.get_num_threads(),
         }))
-    rounded = [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in measured]
+    repeats_kept = [rounded(r) for r in measured]
     return {
         "model": model_name,
         "precision": precision,
@@ -127,8 +110,8 @@ def measure_extraction_speed(
         "timed_steps": steps,
         "model_only_timing": "paired" if pairing else "bracketed",
         "compile": decision.to_dict(),
-        **aggregate_repeats(rounded),
-        "repeats": rounded,
+        **aggregate_repeats(repeats_kept),
+        "repeats": repeats_kept,
     }
 
 

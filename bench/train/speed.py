@@ -294,7 +294,8 @@ def aggregate_repeats(repeats: Sequence[Mapping[str, Any]], digits: int = 3) -> 
     return out
 
 
-def _rounded(repeat: Mapping[str, Any]) -> dict[str, Any]:
+def rounded(repeat: Mapping[str, Any]) -> dict[str, Any]:
+    """The repeat with every float rounded to 3 decimals, as ``speed.json`` keeps it."""
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in repeat.items()}
 
 
@@ -360,7 +361,7 @@ def measure_speed(
             for w in counts:
                 measured[w][-1]["course_loop_train_images_per_s"] = rate
         for w in counts:
-            measured[w][-1] = _rounded(with_ratios(measured[w][-1]))
+            measured[w][-1] = rounded(with_ratios(measured[w][-1]))
     rows = []
     for w in counts:
         summary = aggregate_repeats(measured[w])
