@@ -239,9 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decode", choices=DECODERS, default=None,
                    help="pil: decode JPEGs with PIL (at a reduced scale where that covers the size needed) and "
                         "transform PIL images; torchvision: torchvision.io.decode_image (libjpeg-turbo) and "
-                        "transforms on uint8 tensors; see README, Speed (default: torchvision for --protocol "
-                        "linear/lowshot, whose view one worker decoded 1.8x faster that way; pil for fine-tuning, "
-                        "as its committed records)")
+                        "transforms on uint8 tensors; device: the workers only read the files, and each eval or "
+                        "feature-extraction batch is decoded in one call on the compute device (nvJPEG on a GPU) and "
+                        "resized there (training images as torchvision); for GPUs, slower on a CPU; see README, "
+                        "Speed (default: torchvision for --protocol linear/lowshot, whose view one worker decoded "
+                        "1.8x faster that way; pil for fine-tuning, as its committed records)")
     p.add_argument("--deterministic", action="store_true",
                    help="use only deterministic algorithms (Lightning's deterministic=True): identical results "
                         "on GPUs too, at some speed cost; CPU runs are reproducible without it")
@@ -432,9 +434,9 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
     _check_shard(args)
     if args.eval_every is not None and args.eval_every < 1:
         raise UsageError(f"--eval-every: a number of epochs, at least 1, not {args.eval_every}")
-    if args.cache_dir is not None and args.decode == "torchvision":
+    if args.cache_dir is not None and args.decode not in (None, "pil"):
         raise UsageError("--cache-dir stores images decoded and resized by PIL, so it does not combine with "
-                         "--decode torchvision: drop one of the two")
+                         f"--decode {args.decode}: drop one of the two")
     if args.gallery_models and ALL_MODELS in args.gallery_models and len(args.gallery_models) > 1:
         raise UsageError(f"--gallery-models: '{ALL_MODELS}' stands alone")
     _check_protocol_flags(args)

@@ -25,12 +25,16 @@ INTERPOLATION_NAMES: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lancz
 AUGMENTS: tuple[str, ...] = ("basic", "randaugment")
 """``basic``: the random flip and rotation only (the course project's); ``randaugment``: those,
 then timm's RandAugment (``TransformConfig.randaugment``) on the resized image."""
-DECODERS: tuple[str, ...] = ("pil", "torchvision")
+DECODERS: tuple[str, ...] = ("pil", "torchvision", "device")
 """How JPEGs become pixels: ``pil``, PIL (decoded at a reduced scale where that covers the target,
 resized and augmented as PIL images); ``torchvision``, ``torchvision.io.decode_image`` (libjpeg-turbo)
 to a uint8 tensor, resized and augmented as tensors (``torchvision.transforms.v2.functional``;
 RandAugment, which timm implements on PIL images, goes through PIL). The two differ in the last bits
-of some pixels."""
+of some pixels. ``device``: for the views without randomness (evaluation, feature extraction), the
+loader workers only read the files; each batch is decoded in the main process onto the compute
+device in one ``torchvision.io.decode_jpeg`` call (nvJPEG on CUDA) and resized, cropped and
+normalised there by the ``torchvision`` path's code (on the CPU: the same pixels as ``torchvision``);
+training images, which are augmented, are decoded as with ``torchvision``."""
 _RANDAUGMENT_STRING = re.compile(r"rand(-((mstd|mmax|inc|m|n|p)\d+(\.\d+)?|t\w+))*")
 """The sections ``timm.data.auto_augment.rand_augment_transform`` parses (it asserts on others)."""
 DEFAULT_RANDAUGMENT = "rand-m9-mstd0.5"

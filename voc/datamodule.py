@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from voc.cache import ResizedImageCache
 from voc.config import LabelConfig, TransformConfig
@@ -48,6 +49,28 @@ class IndexedDataset(Dataset):
         return index, image, target
 
 
+class EncodedImages(NamedTuple):
+    """A batch's files, undecoded (``decode="device"``): their bytes one after another in ``data``
+    (uint8 ``[sum of lengths]``) and each file's length in ``lengths`` (int64 ``[B]``). One tensor,
+    not one per file, crosses from a loader worker to the main process."""
+
+    data: torch.Tensor
+    lengths: torch.Tensor
+
+    def files(self) -> list[torch.Tensor]:
+        """Each file's bytes, a uint8 tensor ``[N]`` (views into :attr:`data`)."""
+        return list(torch.split(self.data, self.lengths.tolist()))
+
+
+def collate_encoded(
+    items: Sequence[tuple[int, torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, EncodedImages, torch.Tensor]:
+    """``(indices [B], EncodedImages, targets [B, 20])`` of items whose images are a file's bytes."""
+    indices, encoded, targets = zip(*items, strict=True)
+    images = EncodedImages(torch.cat(encoded), torch.tensor([len(e) for e in encoded], dtype=torch.int64))
+    return default_collate(list(indices)), images, default_collate(list(targets))
+
+
 def available_cores() -> int:
     """The CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -69,7 +92,9 @@ class VOCDataModule(pl.LightningDataModule):
     images are decoded (by PIL) and resized once into a memory-mapped cache there (``voc.cache``) and
     later epochs read that. The train loader shuffles with a generator seeded by ``seed`` (each
     loader has its own, none draws from the global RNG). The
-    eval split serves ``val_dataloader``, ``test_dataloader`` and ``predict_dataloader`` alike.
+    eval split serves ``val_dataloader``, ``test_dataloader`` and ``predict_dataloader`` alike. With
+    ``transform.decode == "device"`` the eval loader yields the files' bytes and
+    :meth:`on_before_batch_transfer` makes the crops on the trainer's device (:meth:`prepare_eval_batch`).
     With ``min_batches`` (speed measurements only), a split of fewer than ``min_batches`` x batch size
     images (per process) is cycled to exactly that many (:class:`IndexedDataset`'s ``length``): full batches.
     """
@@ -150,9 +175,11 @@ class VOCDataModule(pl.LightningDataModule):
         if self.min_batches is not None:  # per process: a distributed sampler deals the items out
             processes = self.trainer.world_size if self.trainer is not None else 1
             length = max(len(dataset), self.min_batches * batch_size * processes)  # type: ignore[arg-type]
+        on_device = getattr(getattr(dataset, "transform", None), "on_device", False)
         return DataLoader(
             IndexedDataset(dataset, length),
             batch_size=batch_size,
+            collate_fn=collate_encoded if on_device else None,
             shuffle=shuffle,
             generator=generator,
             num_workers=self.num_workers,
@@ -173,3 +200,21 @@ class VOCDataModule(pl.LightningDataModule):
 
     test_dataloader = val_dataloader
     predict_dataloader = val_dataloader
+
+    def prepare_eval_batch(self, batch: Any, device: torch.device | str) -> Any:
+        """An eval batch as the model takes it: with ``decode="device"``, its JPEGs (the loader's
+        :func:`collate_encoded` :class:`EncodedImages`) decoded, resized, cropped and normalised on ``device``
+        by the eval transform's ``decode_batch``; any other batch unchanged."""
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 3 and isinstance(batch[1], EncodedImages)):
+            return batch
+        if self.eval_set is None:
+            self.setup("validate")
+        indices, encoded, targets = batch
+        paths = [self.eval_set.image_path(int(i)) for i in indices]  # type: ignore[union-attr]
+        return indices, self.eval_transform.decode_batch(encoded.files(), device, paths), targets
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Lightning's hook, in the main process before the batch moves to the device:
+        :meth:`prepare_eval_batch` onto the trainer's device."""
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        return self.prepare_eval_batch(batch, device)

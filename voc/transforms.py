@@ -11,7 +11,7 @@ each normalised training crop; neither is part of the default pipeline.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from voc.config import TransformConfig
-from voc.decode import read_rgb_tensor
+from voc.decode import decode_jpeg_batch, read_encoded, read_rgb_tensor
 from voc.images import load_rgb
 
 INTERPOLATIONS: dict[str, Image.Resampling] = {
@@ -90,21 +90,50 @@ class MultiCropTransform:
     def num_crops(self) -> int:
         return self.config.num_crops
 
+    @property
+    def on_device(self) -> bool:
+        """Whether the loader hands over the files' bytes and :meth:`decode_batch` makes the crops
+        on the compute device (``decode="device"``, for a view without randomness)."""
+        return self.config.decode == "device" and not self.train
+
     def read(self, path: str | Path) -> Image.Image | torch.Tensor:
-        """Decode the image at ``path`` with the configured decoder: a PIL RGB image at the reduced
-        scale :meth:`decode_size` allows (``pil``), or a uint8 tensor ``[3, H, W]`` (``torchvision``)."""
-        if self.config.decode == "torchvision":
+        """Read the image at ``path`` for the configured decoder: a PIL RGB image at the reduced scale
+        :meth:`decode_size` allows (``pil``), a uint8 tensor ``[3, H, W]`` (``torchvision``, and
+        ``device`` in training), or the undecoded bytes, a uint8 tensor ``[N]`` (:attr:`on_device`)."""
+        if self.on_device:
+            return read_encoded(path)
+        if self.config.decode in ("torchvision", "device"):
             return read_rgb_tensor(path)
         return load_rgb(path, self.decode_size)
 
     def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
-        """A PIL image, or a uint8 RGB tensor ``[3, H, W]`` (e.g. from :meth:`read`), to the crops."""
+        """A PIL image, or a uint8 RGB tensor ``[3, H, W]`` (e.g. from :meth:`read`), to the crops;
+        with :attr:`on_device`, the encoded bytes from :meth:`read`, unchanged (for :meth:`decode_batch`)."""
+        if self.on_device:
+            if not (isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.ndim == 1):
+                raise ValueError(
+                    f"decode='device' hands over a file's bytes (uint8 [N], from read()), got {image!r:.80}")
+            return image
         pixels = self._tensor_pixels(image) if isinstance(image, torch.Tensor) else self._pil_pixels(image)
         crops = self._crops(pixels)
         crops = self._normalize(crops)
         if self._erasing is not None:
             crops = self._erasing(crops)  # in place, each crop on its own
         return crops
+
+    def decode_batch(
+        self, encoded: Sequence[torch.Tensor], device: torch.device | str, paths: Sequence[str | Path] | None = None
+    ) -> torch.Tensor:
+        """The crops ``[B, K, 3, h, w]`` (float32, normalised) of a batch of encoded JPEGs, made on
+        ``device``: decoded in one call (``voc.decode.decode_jpeg_batch``; nvJPEG on CUDA), then each
+        image resized and cropped by the ``torchvision`` path's code and the batch normalised. On the
+        CPU these are the crops ``decode="torchvision"`` makes in a worker. ``paths`` name the files
+        in errors."""
+        if not self.on_device:
+            raise ValueError("decode_batch is the decode='device' path of a view without randomness "
+                             f"(this transform: decode={self.config.decode!r}, train={self.train})")
+        images = decode_jpeg_batch(encoded, device, paths)
+        return self._normalize(torch.stack([self._crops(self._tensor_pixels(image)) for image in images]))
 
     def _pil_pixels(self, image: Image.Image) -> torch.Tensor:
         image = self._resize(image)
@@ -167,8 +196,9 @@ class MultiCropTransform:
         return torch.stack(F.ten_crop(pixels, size))
 
     def _normalize(self, crops: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.config.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(self.config.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        """uint8 crops ``[..., 3, h, w]`` to float32 ``(x - 255·mean) / (255·std)`` on their device."""
+        mean = torch.tensor(self.config.mean, dtype=torch.float32, device=crops.device).view(3, 1, 1) * 255.0
+        std = torch.tensor(self.config.std, dtype=torch.float32, device=crops.device).view(3, 1, 1) * 255.0
         return (crops.float() - mean) / std
 
 

@@ -58,7 +58,7 @@ def loader_images_per_s(
         started = time.perf_counter()
         for _ in range(steps):
             batch = next(batches)
-            images += consume(batch) if consume is not None else batch[1].shape[0]
+            images += consume(batch) if consume is not None else len(batch[0])  # indices: crops may be bytes
             if between is not None:
                 left_out += between(True)
         return images / (time.perf_counter() - started - left_out)

@@ -242,6 +242,7 @@ def split_features(plan: _SplitPlan, encode: Encode, extractor: _Extractor, cach
         len(plan.ids),
         device=extractor.device,
         autocast_dtype=autocast_dtype(extractor.precision),
+        prepare=plan.datamodule.prepare_eval_batch,
     )
     rate = len(plan.ids) / max(time.perf_counter() - started, 1e-9)
     path = cache.save(plan.name, plan.key, plan.ids, features)

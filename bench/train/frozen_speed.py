@@ -70,7 +70,7 @@ def measure_extraction_speed(
 
     def end_to_end(paired: PairedModelOnly | None = None) -> float:
         def consume(batch: Any) -> int:
-            _, images_crops, _ = batch
+            _, images_crops, _ = datamodule.prepare_eval_batch(batch, device)  # decode="device": decoded here
             n = images_crops.shape[0]
             pooled(images_crops.flatten(0, 1).to(device).contiguous(memory_format=torch.channels_last), n)
             return n
