@@ -2,8 +2,8 @@
 # The GPU acceptance check (README, "Speed"): on one GPU, in under 8 minutes,
 #   1. the test suite with CUDA visible;
 #   2. --speed for resnet50 at the course protocol's shapes (model-only vs end to end, train and eval);
-#   3. --speed at the frozen protocol's shape (224 x 224 whole image; --protocol linear where --speed
-#      supports it, else the same shape through the fine-tuning pipeline, and it says so);
+#   3. --speed --protocol linear (feature extraction at 224 x 224, whole image), with the JPEGs decoded
+#      in the workers (torchvision), then with --decode device (nvJPEG, batched, on the GPU);
 #   4. a 2-epoch synthetic training run in bf16 (resnet18);
 #   5. a --deterministic run done twice, its metrics compared (MATCH / DIFFER).
 # Everything goes into one folder (default gpu_check_out/, or $1); a summary table ends the output
@@ -40,14 +40,12 @@ echo "gpu_check: $MODE; writing to $OUT"
 SPEED_MODEL=resnet50
 TRAIN_MODEL=resnet18
 COURSE_SHAPE=()  # --speed's default: the course protocol's, resize 400 -> FiveCrop 224, batch 8, eval batch 16
-FROZEN_SHAPE=(--resize 224 --crop 224 --crops full --eval-batch-size 32)  # the frozen protocols' view and batch
 if [[ $QUICK == 1 ]]; then
     SPEED_MODEL=test_resnet
     TRAIN_MODEL=test_resnet
     SYNTH=(--train 24 --val 12)
     SPEED=(--speed-steps 2 --speed-repeats 1 --num-workers 0)
     COURSE_SHAPE=(--resize 40 --crop 32)
-    FROZEN_SHAPE=(--resize 32 --crop 32 --crops full --eval-batch-size 8)
     TRAIN=(--resize 32 --crop 32 --crops full --batch-size 8 --lr 1e-3 --num-workers 0)
     DETERMINISTIC=(--epochs 1)
 elif [[ $CUDA == True ]]; then
@@ -132,10 +130,12 @@ EOF
 # 0. the data: the standard synthetic set on a GPU, a small one generated into OUT otherwise
 if [[ ${#SYNTH[@]} == 0 ]]; then
     DATA=(--data synthetic)
+    LINEAR_SPLITS=()  # --data synthetic: the frozen protocols' synthetic variant, train -> val
 else
     run_step "synthetic set" "$OUT/synth.log" "$PY" -m voc synth --out "$OUT/synthetic" "${SYNTH[@]}"
     record "synthetic set" "$(status_of $RC)" "$TOOK" "${SYNTH[*]} in $OUT/synthetic"
     DATA=(--data "$OUT/synthetic")
+    LINEAR_SPLITS=(--year 2012 --train-split train --eval-split val)  # a folder reads as real VOC: VOC2007 otherwise
 fi
 
 # 1. the test suite with CUDA visible
@@ -152,19 +152,15 @@ run_step "speed course" "$OUT/speed-course.log" timeout "$STEP_TIMEOUT" "$PY" be
     --models "$SPEED_MODEL" "${DATA[@]}" "${SPEED[@]}" "${COURSE_SHAPE[@]}" --out "$OUT/speed-course"
 record "speed course shapes" "$(status_of $RC)" "$TOOK" "$(speed_figure "$OUT/speed-course/speed.json")"
 
-# 3. --speed at the frozen protocol's shape
+# 3. --speed at the frozen protocol's view (224 x 224 whole image), decoded in the workers (torchvision) ...
 run_step "speed linear" "$OUT/speed-linear.log" timeout "$STEP_TIMEOUT" "$PY" benchmark.py --speed \
-    --protocol linear --models "$SPEED_MODEL" "${DATA[@]}" "${SPEED[@]}" --out "$OUT/speed-linear"
-if [[ $RC == 2 ]] && grep -q "does not combine with --protocol linear" "$OUT/speed-linear.log"; then
-    echo "   --speed does not support --protocol linear in this version: measuring its shape" \
-         "(${FROZEN_SHAPE[*]}) through the fine-tuning pipeline instead; its eval column is the extraction's forward"
-    run_step "speed frozen shape" "$OUT/speed-frozen-shape.log" timeout "$STEP_TIMEOUT" "$PY" benchmark.py --speed \
-        --models "$SPEED_MODEL" "${DATA[@]}" "${SPEED[@]}" "${FROZEN_SHAPE[@]}" --out "$OUT/speed-frozen-shape"
-    record "speed frozen shape" "$(status_of $RC)" "$TOOK" \
-        "(as fine-tuning) $(speed_figure "$OUT/speed-frozen-shape/speed.json")"
-else
-    record "speed --protocol linear" "$(status_of $RC)" "$TOOK" "$(speed_figure "$OUT/speed-linear/speed.json")"
-fi
+    --protocol linear --models "$SPEED_MODEL" "${DATA[@]}" "${LINEAR_SPLITS[@]}" "${SPEED[@]}" --out "$OUT/speed-linear"
+record "speed --protocol linear" "$(status_of $RC)" "$TOOK" "$(speed_figure "$OUT/speed-linear/speed.json")"
+# ... and decoded in batches on the device (nvJPEG on the GPU; in the main process on a CPU)
+run_step "speed linear device" "$OUT/speed-linear-device.log" timeout "$STEP_TIMEOUT" "$PY" benchmark.py --speed \
+    --protocol linear --decode device --models "$SPEED_MODEL" "${DATA[@]}" "${LINEAR_SPLITS[@]}" "${SPEED[@]}" \
+    --out "$OUT/speed-linear-device"
+record "speed linear, nvJPEG" "$(status_of $RC)" "$TOOK" "$(speed_figure "$OUT/speed-linear-device/speed.json")"
 
 # 4. a 2-epoch synthetic training run in bf16
 run_step "train bf16" "$OUT/train-bf16.log" timeout "$STEP_TIMEOUT" "$PY" benchmark.py --models "$TRAIN_MODEL" \
