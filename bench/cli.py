@@ -241,9 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "transform PIL images; torchvision: torchvision.io.decode_image (libjpeg-turbo) and "
                         "transforms on uint8 tensors; device: the workers only read the files, and each eval or "
                         "feature-extraction batch is decoded in one call on the compute device (nvJPEG on a GPU) and "
-                        "resized there (training images as torchvision); for GPUs, slower on a CPU; see README, "
-                        "Speed (default: torchvision for --protocol linear/lowshot, whose view one worker decoded "
-                        "1.8x faster that way; pil for fine-tuning, as its committed records)")
+                        "resized there (training images as torchvision), meant for GPUs (on a 2-core CPU it "
+                        "measured as torchvision); see README, Speed (default: torchvision for --protocol "
+                        "linear/lowshot, whose view one worker decoded 1.8x faster that way; pil for fine-tuning, "
+                        "as its committed records)")
     p.add_argument("--deterministic", action="store_true",
                    help="use only deterministic algorithms (Lightning's deterministic=True): identical results "
                         "on GPUs too, at some speed cost; CPU runs are reproducible without it")
