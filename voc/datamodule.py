@@ -207,9 +207,8 @@ class VOCDataModule(pl.LightningDataModule):
         by the eval transform's ``decode_batch``; any other batch unchanged."""
         if not (isinstance(batch, (tuple, list)) and len(batch) == 3 and isinstance(batch[1], EncodedImages)):
             return batch
-        if self.eval_set is None:
-            self.setup("validate")
         indices, encoded, targets = batch
+        # an EncodedImages batch comes from this module's eval loader, whose making set up eval_set
         paths = [self.eval_set.image_path(int(i)) for i in indices]  # type: ignore[union-attr]
         return indices, self.eval_transform.decode_batch(encoded.files(), device, paths), targets
 
