@@ -19,10 +19,9 @@ from bench.train.throughput import WARMUP_BATCHES, ThroughputMeter
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX signals")
 
 
-def _count_forever(counter) -> None:  # noqa: ANN001 - a multiprocessing.Value
+def _count_forever(counter) -> None:  # noqa: ANN001 - a multiprocessing.RawValue
     while True:
-        with counter.get_lock():
-            counter.value += 1
+        counter.value += 1
         time.sleep(0.001)
 
 
@@ -33,7 +32,9 @@ def _advances(counter, seconds: float = 0.3) -> bool:  # noqa: ANN001
 
 
 def test_paused_workers_stops_children_and_lets_them_go_on_also_after_an_error() -> None:
-    counter = multiprocessing.Value("q", 0)
+    # A RawValue, written by the child alone: a locked Value's reads take its lock, and a child
+    # stopped while holding it would block this process's reads for good (a CI run hung so).
+    counter = multiprocessing.RawValue("q", 0)
     child = multiprocessing.get_context("fork").Process(target=_count_forever, args=(counter,), daemon=True)
     child.start()
     try:
