@@ -18,6 +18,7 @@ from bench.report.markdown import ReportOptions, write_report
 from bench.report.plots import ParetoPoint, pareto_front
 from bench.report.summary import mean_tail_curve, summarize
 from bench.store import (
+    BASELINE_NAME,
     LABELS_FILE,
     LEADERBOARD_CSV,
     LEADERBOARD_MD,
@@ -158,6 +159,29 @@ def test_paired_bootstrap_against_the_leader(three_models: Path, tiny_voc: Path)
     md = write_leaderboard(three_models)[0].read_text()
     row = next(line for line in md.splitlines() if line.startswith("| 1 "))
     assert "leader" in row and " ± " in row
+
+
+def test_paired_bootstrap_against_the_prior_baseline_flags_a_model_that_learned_nothing(
+    three_models: Path, tiny_voc: Path,
+) -> None:
+    # the baseline scores every image with the train split's label frequencies; "frequencies" is a
+    # model that learned exactly those: on every resample its mAP equals the baseline's (P = 0.5)
+    _, train_labels = load_labels(tiny_voc, "2012", "train")
+    _, labels = load_labels(tiny_voc, "2012", "val")
+    priors = np.tile((train_labels == 1).mean(axis=0), (len(labels), 1))
+    _store_run(three_models, tiny_voc, BASELINE_NAME, priors)
+    _store_run(three_models, tiny_voc, "frequencies", priors.copy())
+    summaries = {s.model: s for s in summarize(read_runs(three_models))}
+    assert summaries[BASELINE_NAME].p_not_above_prior is None
+    assert summaries["frequencies"].p_not_above_prior == 0.5
+    assert summaries["good"].p_not_above_prior <= 0.05
+    md = write_leaderboard(three_models)[0].read_text()
+    notes = [line for line in md.splitlines() if "not shown above the prior baseline" in line]
+    flagged = {line.split(":")[0].removeprefix("- ") for line in notes}
+    assert "frequencies" in flagged and "good" not in flagged and BASELINE_NAME not in flagged
+    frame = pd.read_csv(three_models / LEADERBOARD_CSV).set_index("model")
+    assert frame.loc["frequencies", "p_map_not_better_than_prior"] == 0.5
+    assert np.isnan(frame.loc[BASELINE_NAME, "p_map_not_better_than_prior"])
 
 
 def test_select_top_and_bottom_hand_computed() -> None:

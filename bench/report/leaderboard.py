@@ -44,6 +44,7 @@ COLUMNS: tuple[str, ...] = (
     "accuracy",
     MAP_COLUMN,
     "P(mAP ≤ leader)",
+    "P(mAP ≤ prior)",
     "mAP over seeds",
     "tail acc.",
     "train img/s",
@@ -69,6 +70,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "ranked_map_ci_low",
     "ranked_map_ci_high",
     "p_map_not_better_than_leader",
+    "p_map_not_better_than_prior",
     "seeds",
     "ranked_map_seed_std",
     "accuracy_seed_std",
@@ -81,7 +83,7 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 """The CSV's columns: rank within the row's protocol, the mAP key it ranks by (``--ap``: ``mAP``,
 ``map_voc07`` or ``map_voc12``), unformatted numbers, interval bounds instead of ± text, all three
-mAPs (means over seeds); the interval, P(≤ leader), seed spread and per-class AP are of the ranked
+mAPs (means over seeds); the interval, P(≤ leader), P(≤ prior), seed spread and per-class AP are of the ranked
 one. Low-shot rows add ``lowshot_k<k>_mean`` / ``_std`` for every k (:func:`lowshot_columns`)."""
 
 
@@ -136,6 +138,7 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
                 "ranked_map_ci_low": map_ci.low if map_ci else None,
                 "ranked_map_ci_high": map_ci.high if map_ci else None,
                 "p_map_not_better_than_leader": s.p_not_better,
+                "p_map_not_better_than_prior": s.p_not_above_prior,
                 "seeds": " ".join(str(seed) for seed in s.seeds),
                 "ranked_map_seed_std": s.map_seed_std,
                 "accuracy_seed_std": s.seed_std.get("accuracy"),
@@ -184,6 +187,13 @@ def _seed_spread(s: Summary) -> str:
     return f"{format_value(s.map)} ± {std:.4f} ({len(s.runs)} seeds)"
 
 
+def learned_beyond_prior(summary: Summary) -> bool:
+    """False only where the paired bootstrap against the prior baseline could not put the model above it
+    (P(mAP <= prior) > 1 - :data:`CONFIDENT`); True where it did or where there is no such comparison."""
+    p = summary.p_not_above_prior
+    return p is None or p <= 1 - CONFIDENT
+
+
 def markdown_columns(ap: str, ks: Sequence[int] = ()) -> list[str]:
     """:data:`COLUMNS` with the mAP column named after the AP definition ``ap``, and a ``k=<k>``
     column (low-shot mAP, mean ± std over samples) per k of ``ks``."""
@@ -216,6 +226,7 @@ def _markdown_rows(summaries: Sequence[Summary], ks: Sequence[int] = ()) -> list
                 _with_ci(s.mean.get("accuracy"), s.ci.get("accuracy")),
                 _with_ci(s.map, s.map_ci),
                 p,
+                format_value(s.p_not_above_prior, 3),
                 _seed_spread(s),
                 *_lowshot_cells(s, ks),
                 format_value(s.mean.get("tail_accuracy")),
@@ -248,7 +259,9 @@ def _explanation(settings: BootstrapSettings | None, ap: str, ranges: bool = Fal
             "the "
             f"eval images, seed {settings.seed}). *P(mAP ≤ leader)*: share of the same resamples in which the model's "
             "mAP is below the leader's, ties counting half (paired bootstrap); below "
-            f"{CONFIDENT} the two are not reliably apart. "
+            f"{CONFIDENT} the two are not reliably apart. *P(mAP ≤ prior)*: the same against the prior-baseline "
+            "row of the table (the training split's label frequencies as scores, no image seen); above "
+            f"{1 - CONFIDENT:.2f} the model is not shown to have learned more than those frequencies. "
             "The interval itself (bounds in leaderboard.csv and report.md) need not be centred on the value. "
             "*mAP over seeds*: mean ± standard deviation over training seeds (`--seeds`)."
         )
@@ -299,6 +312,11 @@ def render_markdown(
         lines.append(tabulate(_markdown_rows(group, ks), headers=markdown_columns(ap, ks), tablefmt="github",
                               disable_numparse=True))
         notes = [f"{name}: {s.note}" for s, name in zip(group, display_names(group), strict=True) if s.note]
+        notes += [
+            f"{name}: not shown above the prior baseline (P(mAP ≤ prior) = {format_value(s.p_not_above_prior, 3)}): "
+            "it learned no more than the label frequencies in this run, so its rank says nothing about the backbone"
+            for s, name in zip(group, display_names(group), strict=True) if not learned_beyond_prior(s)
+        ]
         if notes:
             lines += ["", *(f"- {note}" for note in notes)]
         if len(groups) > 1:

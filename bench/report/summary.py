@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.store import DEFAULT_PROTOCOL, LABELS_FILE, PREDICTIONS_FILE, Run, RunRecord, load_eval
+from bench.store import BASELINE_NAME, DEFAULT_PROTOCOL, LABELS_FILE, PREDICTIONS_FILE, Run, RunRecord, load_eval
 from voc.bootstrap import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
@@ -80,6 +80,9 @@ class Summary:
     keyed by their metric names."""
     p_not_better: float | None = None
     """Paired bootstrap: P(this configuration's mAP under :attr:`ap` <= the leader's); ``None`` for the leader."""
+    p_not_above_prior: float | None = None
+    """Paired bootstrap: P(this configuration's mAP under :attr:`ap` <= the prior baseline's of its protocol);
+    ``None`` for the baseline itself and where the protocol has no baseline scored on the same images."""
     eval_ids: tuple[str, ...] | None = None
     map_replicates: np.ndarray | None = None
     note: str | None = None
@@ -362,4 +365,9 @@ def _summarize_protocol(grouped: Sequence[Summary], settings: BootstrapSettings 
             summary.note = f"not compared with {leader.model}: evaluated on different images"
             continue
         summary.p_not_better = prob_not_better(summary.map_replicates, leader.map_replicates)
+    prior = next((s for s in summaries if s.model == BASELINE_NAME and s.map_replicates is not None), None)
+    for summary in summaries:
+        if prior is None or summary is prior or summary.map_replicates is None or summary.eval_ids != prior.eval_ids:
+            continue
+        summary.p_not_above_prior = prob_not_better(summary.map_replicates, prior.map_replicates)
     return summaries
