@@ -314,7 +314,8 @@ def render_markdown(
         notes = [f"{name}: {s.note}" for s, name in zip(group, display_names(group), strict=True) if s.note]
         notes += [
             f"{name}: not shown above the prior baseline (P(mAP ≤ prior) = {format_value(s.p_not_above_prior, 3)}): "
-            "it learned no more than the label frequencies in this run, so its rank says nothing about the backbone"
+            "this run is not shown to have learned more than the label frequencies, so its rank says nothing "
+            "about the backbone"
             for s, name in zip(group, display_names(group), strict=True) if not learned_beyond_prior(s)
         ]
         if notes:
