@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -25,8 +26,17 @@ def _command(tiny_voc: Path, out: Path, *models: str, epochs: int, baseline: boo
     return cmd if baseline else [*cmd, "--no-baseline"]
 
 
-def _start(cmd: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=cwd)
+def _sigint_at_its_default() -> None:
+    """In the sweep's process before it starts: SIGINT as a terminal's Ctrl+C finds it. A shell starts a
+    background job with SIGINT ignored, which the sweep would inherit (a pytest run started with ``&``
+    hung here so)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _start(cmd: list[str], cwd: Path, stderr: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen:
+    """The sweep, as from a terminal; ``PYTHONFAULTHANDLER=1`` lets :func:`_stacks_of_hung` ask for its stacks."""
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, env={**ENV, "PYTHONFAULTHANDLER": "1"},
+                            cwd=cwd, preexec_fn=_sigint_at_its_default)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -50,20 +60,12 @@ def _stacks_of_hung(proc: subprocess.Popen, stderr: Path) -> str:
     return text[start if start >= 0 else -4000:].split("\nExtension modules:")[0]
 
 
-def _sigint_at_its_default() -> None:
-    """In the sweep's process before it starts: SIGINT as a terminal's Ctrl+C finds it. A shell starts a
-    background job with SIGINT ignored, which the sweep would inherit (a pytest run started with ``&``
-    hung here so)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_sigint_keeps_finished_records_and_leaderboard(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     stderr = tmp_path / "stderr.txt"
     cmd = _command(tiny_voc, out, "test_resnet", "test_efficientnet", epochs=1000, baseline=True)
     with stderr.open("wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env={**ENV, "PYTHONFAULTHANDLER": "1"},
-                                cwd=tmp_path, preexec_fn=_sigint_at_its_default)
+        proc = _start(cmd, tmp_path, stderr=err)
     try:
         _wait_for(out / "test_resnet" / "checkpoints" / "last.ckpt", proc)
         proc.send_signal(signal.SIGINT)

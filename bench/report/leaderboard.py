@@ -313,9 +313,8 @@ def render_markdown(
                               disable_numparse=True))
         notes = [f"{name}: {s.note}" for s, name in zip(group, display_names(group), strict=True) if s.note]
         notes += [
-            f"{name}: not shown above the prior baseline (P(mAP ≤ prior) = {format_value(s.p_not_above_prior, 3)}): "
-            "this run is not shown to have learned more than the label frequencies, so its rank says nothing "
-            "about the backbone"
+            f"{name}: not shown above the prior baseline (P(mAP ≤ prior) = {format_value(s.p_not_above_prior, 3)}), "
+            "that is, to have learned more than the label frequencies: its rank says nothing about the backbone"
             for s, name in zip(group, display_names(group), strict=True) if not learned_beyond_prior(s)
         ]
         if notes:
