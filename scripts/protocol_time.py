@@ -17,42 +17,38 @@ ratio of their times, then the median ratio per model. Exit status 1 if a run fa
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+
+from bench.store import RunRecord, read_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass(frozen=True)
-class RunTime:
-    """One finished run: its total time (s) and steady-state training img/s."""
-
-    total_s: float
-    train_images_per_s: float | None
-
-
-def run_once(model: str, protocol: str, out: Path, extra: list[str]) -> RunTime:
-    """Run one model under one protocol into ``out`` (log: ``out.log``); its time from the record."""
+def run_once(model: str, protocol: str, out: Path, extra: list[str]) -> RunRecord:
+    """Run one model under one protocol into ``out`` (log: ``out.log``); its record."""
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix(".log")
     command = [sys.executable, str(ROOT / "benchmark.py"), "--protocol", protocol, "--models", model,
                "--no-baseline", "--no-report", "--out", str(out), *extra]
     with open(log, "w", encoding="utf-8") as f:
         done = subprocess.run(command, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, check=False)
-    records = sorted(out.glob("*/result.json"))
-    if done.returncode != 0 or len(records) != 1:
+    runs = read_runs(out)
+    if done.returncode != 0 or len(runs) != 1:
         raise RuntimeError(f"{' '.join(command)} exited with status {done.returncode} and wrote "
-                           f"{len(records)} record(s): see {log}")
-    record = json.loads(records[0].read_text(encoding="utf-8"))
-    if record.get("status") != "ok":
-        raise RuntimeError(f"{records[0]}: status {record.get('status')!r}, error {record.get('error')!r}: see {log}")
-    return RunTime(total_s=float(record["wall_time_s"]["total"]),
-                   train_images_per_s=record.get("throughput", {}).get("train_images_per_s"))
+                           f"{len(runs)} record(s): see {log}")
+    record = runs[0].record
+    if not record.ok:
+        raise RuntimeError(f"{runs[0].dir}: status {record.status!r}, error {record.error!r}: see {log}")
+    return record
+
+
+def _total_s(record: RunRecord) -> float:
+    """The run's time as the leaderboard reports it: set-up, training and evaluation."""
+    return float(record.wall_time_s["total"])
 
 
 def run_order(protocols: tuple[str, str], round_index: int, model_index: int) -> tuple[str, str]:
@@ -60,7 +56,8 @@ def run_order(protocols: tuple[str, str], round_index: int, model_index: int) ->
     return protocols if (round_index + model_index) % 2 == 0 else protocols[::-1]
 
 
-def _rate(value: float | None) -> str:
+def _train_rate(record: RunRecord) -> str:
+    value = record.throughput_value("train_images_per_s")
     return "–" if value is None else f"{value:.1f}"
 
 
@@ -73,12 +70,12 @@ def measure(models: list[str], protocols: tuple[str, str], rounds: int, out: Pat
     for round_index in range(rounds):
         for model_index, model in enumerate(models):
             order = run_order(protocols, round_index, model_index)
-            times = {p: run_once(model, p, out / f"{model}-{p}-r{round_index}", extra) for p in order}
-            ratio = times[second].total_s / times[first].total_s
+            records = {p: run_once(model, p, out / f"{model}-{p}-r{round_index}", extra) for p in order}
+            ratio = _total_s(records[second]) / _total_s(records[first])
             ratios.setdefault(model, []).append(ratio)
-            rows.append(f"| {model} | {round_index + 1} | {' → '.join(order)} | {times[first].total_s:.1f} "
-                        f"| {times[second].total_s:.1f} | {ratio:.3f} | {_rate(times[first].train_images_per_s)} "
-                        f"| {_rate(times[second].train_images_per_s)} |")
+            rows.append(f"| {model} | {round_index + 1} | {' → '.join(order)} | {_total_s(records[first]):.1f} "
+                        f"| {_total_s(records[second]):.1f} | {ratio:.3f} | {_train_rate(records[first])} "
+                        f"| {_train_rate(records[second])} |")
             print(rows[-1], file=sys.stderr, flush=True)  # progress: a sitting takes minutes per run
     summary = [f"| model | pairs | median {second}/{first} | min–max |", "|---|---|---|---|"]
     for model, values in ratios.items():
