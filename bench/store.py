@@ -135,9 +135,9 @@ them: the label-prior baseline's, and records written before ``--resume`` existe
 
 _KNOWN_KEYS: tuple[str, ...] = (
     "model", "status", "error", "weights", "dataset", "config", "metrics", "throughput", "wall_time_s", "params",
-    "environment", "command", "config_hash", "peak_rss_mb",
+    "environment", "command", "config_hash", "peak_rss_mb", "weights_sha256",
 )
-_OPTIONAL_KEYS = ("config_hash", "peak_rss_mb")
+_OPTIONAL_KEYS = ("config_hash", "peak_rss_mb", "weights_sha256")
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -177,6 +177,9 @@ class RunRecord:
     """Identifies the configuration for ``--resume``."""
     peak_rss_mb: float | None | Absent = ABSENT
     """The process's peak resident memory during the run (``None``: not measurable here)."""
+    weights_sha256: str | None | Absent = ABSENT
+    """The SHA-256 of the initial weights' source file, where they came from one that was hashed
+    (an installed weight package's checkpoint)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this class does not know, in their order: kept, and written back after the others."""
 
@@ -204,6 +207,7 @@ class RunRecord:
             command=data.get("command"),
             config_hash=data.get("config_hash", ABSENT),
             peak_rss_mb=data.get("peak_rss_mb", ABSENT),
+            weights_sha256=data.get("weights_sha256", ABSENT),
             extra={key: value for key, value in data.items() if key not in _KNOWN_KEYS},
         )
 

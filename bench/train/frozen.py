@@ -331,6 +331,8 @@ def _run(
     labels: np.ndarray | None = None
     try:
         record.weights = weights.description
+        if weights.sha256 is not None:
+            record.weights_sha256 = weights.sha256
         accelerator = resolve_accelerator(options.accelerator)
         precision = resolve_precision(protocol.precision, accelerator)
         extractor, record.params = build_extractor(model_name, weights, protocol, accelerator, precision)

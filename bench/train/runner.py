@@ -122,6 +122,8 @@ def _run_model_in(
     labels: np.ndarray | None = None
     try:
         record.weights = weights.description
+        if weights.sha256 is not None:
+            record.weights_sha256 = weights.sha256
         experiment = build_experiment(model_name, protocol=protocol, data=data, weights=weights, options=options,
                                       run_dir=run_dir)
         module, datamodule, trainer, meter = (
