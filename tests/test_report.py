@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -105,6 +106,8 @@ def test_gallery_for_every_model_and_all_classes(three_models: Path) -> None:
 
 def test_stale_figures_are_removed(three_models: Path) -> None:
     write_report(three_models, ReportOptions(gallery_models=("all",), gallery_classes=("dog",)))
+    assert (three_models / REPORT_DIR / "gallery" / "fast" / "dog.jpg").is_file()
+    assert (three_models / REPORT_DIR / "gallery" / "good" / "dog.jpg").is_file()
     write_report(three_models, ReportOptions(gallery_classes=("cat",)))
     assert not (three_models / REPORT_DIR / "gallery" / "fast").exists()
     assert not (three_models / REPORT_DIR / "gallery" / "good" / "dog.jpg").exists()
@@ -120,6 +123,29 @@ def test_missing_images_are_named_not_dropped(three_models: Path, tiny_voc: Path
     shutil.rmtree(moved / "VOCdevkit" / "VOC2012" / "JPEGImages")
     md = write_report(out).read_text()
     assert "No gallery:" in md and "JPEGImages" in md
+
+
+def test_a_gallery_whose_images_are_gone_is_kept_not_deleted(
+    tiny_voc: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_voc, moved)
+    out = tmp_path / "r3"
+    _store_run(out, moved, "good", _scores(moved, 0.9, 0))
+    options = ReportOptions(gallery_classes=("dog", "cat"))
+    drawn_md = write_report(out, options).read_text()
+    drawn = {p.name: p.read_bytes() for p in (out / REPORT_DIR / "gallery" / "good").glob("*.jpg")}
+    assert sorted(drawn) == ["cat.jpg", "dog.jpg"]
+    shutil.rmtree(moved / "VOCdevkit" / "VOC2012" / "JPEGImages")
+    with caplog.at_level(logging.WARNING):
+        assert write_report(out, options).read_text() == drawn_md
+    assert {p.name: p.read_bytes() for p in (out / REPORT_DIR / "gallery" / "good").glob("*.jpg")} == drawn
+    assert "gallery of good kept as it was (2 files)" in caplog.text
+    # a class that was never drawn cannot be kept: no gallery, and nothing half-kept
+    md = write_report(out, ReportOptions(gallery_classes=("dog", "bus"))).read_text()
+    assert "No gallery:" in md and not (out / REPORT_DIR / "gallery" / "good").exists()
 
 
 def test_report_is_deterministic(three_models: Path) -> None:

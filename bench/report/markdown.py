@@ -160,8 +160,11 @@ def _image_locator(summary: Summary) -> Callable[[str], Path]:
 
 def _galleries(
     out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], options: ReportOptions,
-    fig_dir: Path = Path(REPORT_DIR),
+    fig_dir: Path = Path(REPORT_DIR), previous: Path | None = None,
 ) -> list[str]:
+    """The galleries' markdown, drawing each from its run's VOC tree. Where the images are gone (a
+    clone without the data) and ``previous`` (the report folder as it was before this rebuild) holds
+    every class's gallery file of that model, those files are kept as they are instead."""
     named = options.gallery_models if options.gallery_models and list(options.gallery_models) != [ALL_MODELS] else None
     if named:
         chosen = [i for i, s in enumerate(summaries) if s.model in set(named)]
@@ -185,20 +188,29 @@ def _galleries(
     for i in chosen:
         summary, name = summaries[i], names[i]
         lines += ["", f"### {name}", ""]
+        folder = run_dir_name(summary.model) if name == summary.model else run_dir_name(summary.runs[0].dir.name)
+        rels = [fig_dir / "gallery" / folder / f"{class_name}.jpg" for class_name in classes]
         try:
             locate = _image_locator(summary)
             data = load_eval(summary.runs[0])
         except VOCDataError as err:
-            lines.append(f"No gallery: {err}.")
-            log.warning("report: no gallery for %s: %s", name, err)
-            continue
+            kept = [previous / rel.relative_to(REPORT_DIR) for rel in rels] if previous is not None else []
+            if not kept or not all(path.is_file() for path in kept):
+                lines.append(f"No gallery: {err}.")
+                log.warning("report: no gallery for %s: %s", name, err)
+                continue
+            for path, rel in zip(kept, rels, strict=True):
+                (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, out_dir / rel)
+            log.warning("report: gallery of %s kept as it was (%d files): it cannot be redrawn here: %s",
+                        name, len(kept), err)
+            locate = None
         if len(summary.runs) > 1:
             lines += [f"From the run with seed {summary.seeds[0]}.", ""]
-        folder = run_dir_name(summary.model) if name == summary.model else run_dir_name(summary.runs[0].dir.name)
-        for class_name in classes:
-            rel = fig_dir / "gallery" / folder / f"{class_name}.jpg"
-            write_class_gallery(out_dir / rel, name, CLASS_TO_INDEX[class_name], data.ids, data.scores, data.labels,
-                                locate, options.gallery_k)
+        for class_name, rel in zip(classes, rels, strict=True):
+            if locate is not None:
+                write_class_gallery(out_dir / rel, name, CLASS_TO_INDEX[class_name], data.ids, data.scores,
+                                    data.labels, locate, options.gallery_k)
             lines += [f"#### {class_name}", "", f"![{name}: {class_name}]({rel.as_posix()})", ""]
     return lines
 
@@ -350,9 +362,22 @@ def render_report(out_dir: str | Path, options: ReportOptions = ReportOptions())
         lines += ["Runs written by:", "", *(f"    {c}" for c in commands), ""]
     if not summaries:
         return "\n".join([*lines, "No successful runs yet."]) + "\n"
-    fig_dir = out_dir / REPORT_DIR
-    if fig_dir.exists():
-        shutil.rmtree(fig_dir)
+    previous = out_dir / f".{REPORT_DIR}.previous"
+    if previous.exists():
+        shutil.rmtree(previous)
+    if (out_dir / REPORT_DIR).exists():
+        # set aside, not deleted: galleries whose images are gone are kept from it (see _galleries)
+        (out_dir / REPORT_DIR).rename(previous)
+    try:
+        return _render_parts(out_dir, summaries, lines, options, previous if previous.exists() else None)
+    finally:
+        if previous.exists():
+            shutil.rmtree(previous)
+
+
+def _render_parts(
+    out_dir: Path, summaries: Sequence[Summary], lines: list[str], options: ReportOptions, previous: Path | None
+) -> str:
     groups = by_protocol(summaries)
     if len(groups) > 1:
         lines += [
@@ -368,7 +393,7 @@ def render_report(out_dir: str | Path, options: ReportOptions = ReportOptions())
         lines.append("")
         fig_dir = Path(REPORT_DIR) if len(groups) == 1 else Path(REPORT_DIR) / protocol
         lines += _figures(out_dir, group, names, fig_dir)
-        lines += _galleries(out_dir, group, names, options, fig_dir)
+        lines += _galleries(out_dir, group, names, options, fig_dir, previous)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
