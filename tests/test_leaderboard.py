@@ -202,6 +202,32 @@ def test_protocols_get_their_own_tables_and_leaders(tmp_path: Path) -> None:
     ]
 
 
+def test_each_table_states_its_training_budget_in_its_header(tmp_path: Path) -> None:
+    view = {"batch_size": 8, "resize": 224, "crop": 224, "crop_mode": "full"}
+    a, b = _record("a", 0.5), _record("b", 0.4)
+    a["config"] = b["config"] = {"name": "course", "epochs": 5, **view}
+    prior = _record("prior-baseline", 0.1)
+    prior["config"] = {"name": "course", "epochs": 0, **view}
+    m1, m2 = _record("m1", 0.6), _record("m2", 0.7)
+    m1["config"] = {"name": "modern", "epochs": 5, "batch_size": 32, "resize": 400, "crop": 224, "crop_mode": "five"}
+    m2["config"] = dict(m1["config"], epochs=6)
+    linear = _record("l", 0.9)
+    linear["config"] = {"epochs": 0, "name": "linear", "probe": "svm"}
+    _write(tmp_path, [a, b, prior, m1, m2, linear])
+    md = write_leaderboard(tmp_path, settings=None)[0].read_text()
+    headings = [line for line in md.splitlines() if line.startswith("## Protocol")]
+    assert headings == [
+        "## Protocol `course`: 5 epochs at batch 8, whole image at 224 px",
+        "## Protocol `modern`: budgets differ between rows (see the epochs column)",
+        "## Protocol `linear`",
+    ]
+    _write(tmp_path, [dict(m1, config=dict(m1["config"], name="course"))])  # a single table: a line above it
+    for name in ("a", "b", "prior-baseline", "m2", "l"):
+        (tmp_path / name / RESULT_FILE).unlink()
+    md = write_leaderboard(tmp_path, settings=None)[0].read_text()
+    assert "Protocol `course`: 5 epochs at batch 32, resize 400 → five crops of 224 px." in md.splitlines()
+
+
 def test_records_without_a_protocol_name_are_the_course_protocol(tmp_path: Path) -> None:
     named = _record("named", 0.5)
     named["config"] = {"epochs": 2, "name": "course"}

@@ -26,7 +26,17 @@ from bench.report.summary import (
     protocols_of,
     summarize,
 )
-from bench.store import LEADERBOARD_CSV, LEADERBOARD_LOCK, LEADERBOARD_MD, REPORT_MD, Run, RunRecord, locked, read_runs
+from bench.store import (
+    BASELINE_NAME,
+    LEADERBOARD_CSV,
+    LEADERBOARD_LOCK,
+    LEADERBOARD_MD,
+    REPORT_MD,
+    Run,
+    RunRecord,
+    locked,
+    read_runs,
+)
 from voc.bootstrap import Interval
 from voc.constants import VOC_CLASSES
 from voc.io import atomic_write
@@ -268,6 +278,25 @@ def _explanation(settings: BootstrapSettings | None, ap: str, ranges: bool = Fal
     return lines
 
 
+def training_budget(group: Sequence[Summary]) -> str | None:
+    """What each fine-tuned row of a table trained for, as one phrase for the table's header:
+    ``5 epochs at batch 8, whole image at 224 px``; a table whose rows trained for different budgets
+    says so. None for a table without fine-tuned rows (frozen protocols, the prior alone)."""
+    budgets = set()
+    for s in group:
+        config = s.record.config
+        if s.model == BASELINE_NAME or not config.get("epochs"):
+            continue
+        if config.get("crop_mode") == "full":
+            view = f"whole image at {config.get('crop')} px"
+        else:
+            view = f"resize {config.get('resize')} → {config.get('crop_mode')} crops of {config.get('crop')} px"
+        budgets.add(f"{config['epochs']} epochs at batch {config.get('batch_size')}, {view}")
+    if not budgets:
+        return None
+    return budgets.pop() if len(budgets) == 1 else "budgets differ between rows (see the epochs column)"
+
+
 def render_markdown(
     summaries: Sequence[Summary], failed: Sequence[RunRecord] = (), commands: Sequence[str] = (),
     settings: BootstrapSettings | None = DEFAULT_BOOTSTRAP, ap: str = DEFAULT_AP,
@@ -299,8 +328,11 @@ def render_markdown(
             "",
         ]
     for protocol, group in groups:
+        budget = training_budget(group)
         if len(groups) > 1:
-            lines += [f"## Protocol `{protocol}`", ""]
+            lines += [f"## Protocol `{protocol}`" + (f": {budget}" if budget else ""), ""]
+        elif budget:
+            lines += [f"Protocol `{protocol}`: {budget}.", ""]
         ks = sorted({k for s in group for k in s.lowshot})
         if ks:
             lines += [
