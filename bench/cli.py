@@ -633,13 +633,18 @@ def _resolve_models(names: Sequence[str]) -> list[str]:
         raise UsageError(str(err)) from None
 
 
-def _resolve_weights(models: Sequence[str], pretrained: str):  # noqa: ANN202 - dict[str, Weights], lazily imported
+def _resolve_weights(  # noqa: ANN202 - dict[str, Weights], lazily imported
+    models: Sequence[str], pretrained: str, names: Sequence[str] = ()
+):
     """Every model's starting weights, before any work: missing ImageNet weights or a missing
-    ``--pretrained`` file stop the run here with the instructions."""
+    ``--pretrained`` file stop the run here with the instructions. A model that only a wildcard of
+    ``names`` (the ``--models`` given) matched is left out instead, with a warning."""
+    from bench.registry import is_pattern
     from bench.weights import WeightsUnavailableError, resolve_all_weights
 
+    named = {n for n in names if not is_pattern(n)}
     try:
-        return resolve_all_weights(models, pretrained)
+        return resolve_all_weights(models, pretrained, skippable=[m for m in models if m not in named])
     except WeightsUnavailableError as err:
         raise UsageError(str(err)) from None
 
@@ -815,7 +820,9 @@ def _run(args: argparse.Namespace, command: str) -> int:
         return _report_only(args, report)
     models = _resolve_models(args.models)
     _check_gallery_models(args.gallery_models, [*models, BASELINE_NAME])
-    weights = None if args.speed else _resolve_weights(models, args.pretrained)
+    weights = None if args.speed else _resolve_weights(models, args.pretrained, args.models)
+    if weights is not None:
+        models = [m for m in models if m in weights]
     if args.speed and args.pretrained not in PRETRAINED_CHOICES:
         _resolve_weights(models[:1], args.pretrained)  # --speed runs random init; a missing file is still an error
     # --speed measures a fine-tuning protocol at its real-VOC settings, the year of its data included

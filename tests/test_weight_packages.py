@@ -27,7 +27,7 @@ from bench.weight_packages import (
     sha256_of,
     timm_key,
 )
-from bench.weights import WeightsUnavailableError, resolve_weights
+from bench.weights import WeightsUnavailableError, resolve_all_weights, resolve_weights
 from voc.config import TransformConfig
 from voc.transforms import build_transform
 
@@ -192,3 +192,14 @@ def test_lite0_ranks_a_fitting_imagenet_class_first_on_real_photos() -> None:
     not_first = {name: top[0] for (name, fitting), top in zip(PHOTOS.items(), top5, strict=True)
                  if top[0] not in fitting}
     assert not not_first, f"the first ImageNet class does not fit the VOC label: {not_first}"
+
+
+@needs_lite0
+def test_a_pattern_match_without_weights_is_left_out_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    models = ["tf_efficientnet_lite0", "tf_efficientnet_lite3"]
+    with caplog.at_level(logging.WARNING):
+        resolved = resolve_all_weights(models, "imagenet", skippable=["tf_efficientnet_lite3"])
+    assert list(resolved) == ["tf_efficientnet_lite0"]
+    assert "left out tf_efficientnet_lite3" in caplog.text
+    with pytest.raises(WeightsUnavailableError, match="tf_efficientnet_lite3"):
+        resolve_all_weights(models, "imagenet")  # named outright: an error
