@@ -118,6 +118,7 @@ FROZEN_ONLY_FLAGS: tuple[tuple[str, str], ...] = (
     ("n_jobs", "--n-jobs"),
     ("lowshot_k", "--lowshot-k"),
     ("compile", "--compile"),
+    ("loader_threads", "--loader-threads"),
 )
 """(argument, flag) of the settings only the frozen protocols have: an error with ``--protocol course``."""
 
@@ -273,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "VISSL's; a k some class cannot serve is skipped and the record says why)")
     p.add_argument("--n-jobs", type=int, default=None,
                    help="linear/lowshot: processes the probe fits the classes over (default: -1, every core)")
+    p.add_argument("--loader-threads", type=int, default=None, metavar="N",
+                   help="linear/lowshot, with --num-workers 0: threads that decode each extraction batch in the "
+                        "main process between the model's steps, instead of loader workers beside it (default: 0, "
+                        "one thread)")
     p.add_argument("--compile", choices=COMPILE_MODES, default=None,
                    help="linear/lowshot: torch.compile the feature extractor (inductor freezing): auto compiles when "
                         "the eager extraction, timed on a few batches, would take longer than the measured "
@@ -533,6 +538,9 @@ def _check_protocol_flags(args: argparse.Namespace) -> None:
     negative = [seed for seed in [args.seed, *(args.seeds or [])] if seed is not None and seed < 0]
     if negative:
         raise UsageError(f"--seed/--seeds: {what} seeds numpy's generators, which take no negative seed {negative}")
+    if args.loader_threads is not None and (args.loader_threads < 0 or args.num_workers != 0):
+        raise UsageError(f"--loader-threads {args.loader_threads}: give a count >= 0, with --num-workers 0 (the "
+                         "threads make the batches in the main process, in place of loader workers)")
     if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
         raise UsageError(f"--n-jobs: give -1 (every core) or a positive number of processes, not {args.n_jobs}")
     if args.protocol != "lowshot" and args.lowshot_k is not None:
@@ -739,6 +747,7 @@ def _run_frozen(
     options = FrozenOptions(
         accelerator=args.accelerator,
         num_workers=args.num_workers,
+        loader_threads=args.loader_threads or 0,
         cache_dir=args.cache_dir,
         feature_cache=args.feature_cache,
         n_jobs=-1 if args.n_jobs is None else args.n_jobs,

@@ -157,3 +157,39 @@ def test_cli_refuses_cache_dir_with_torchvision_decode(tmp_path: Path, capsys: p
                  "--decode", "torchvision", "--out", str(tmp_path / "out")])
     assert code == 2
     assert "--cache-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("decode", ["pil", "torchvision"])
+def test_loader_threads_give_the_batches_of_one_thread_in_order(tiny_voc: Path, decode: str) -> None:
+    import pickle
+    import threading
+
+    def batches(threads: int) -> tuple[list, set[str]]:
+        dm = VOCDataModule(tiny_voc, transform=TransformConfig(resize=40, crop=32, crop_mode="five", decode=decode),
+                           batch_size=6, eval_batch_size=6, num_workers=0, loader_threads=threads)
+        dm.setup("fit")
+        seen: set[str] = set()
+        original = dm.eval_set.__class__.__getitem__
+
+        def recording(self, index: int):  # noqa: ANN001, ANN202
+            seen.add(threading.current_thread().name)
+            return original(self, index)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(dm.eval_set.__class__, "__getitem__", recording)
+            out = list(dm.test_dataloader())
+        return out, seen
+
+    one, one_threads = batches(0)
+    three, three_threads = batches(3)
+    assert one_threads == {"MainThread"}
+    # the threads make the batch of 6; the last batch, one image, is made in the main thread
+    assert {n.split("_")[0] for n in three_threads} == {"voc-decode", "MainThread"}
+    assert len(one) == len(three) == 2  # 7 val images in batches of 6
+    for (i1, x1, y1), (i3, x3, y3) in zip(one, three, strict=True):
+        assert torch.equal(i1, i3) and torch.equal(x1, x3) and torch.equal(y1, y3)
+    # a loader worker gets the dataset pickled: the thread pool stays behind
+    dm = VOCDataModule(tiny_voc, num_workers=0, loader_threads=2)
+    dataset = dm.test_dataloader().dataset
+    dataset.__getitems__([0, 1])
+    assert pickle.loads(pickle.dumps(dataset))._pool is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,8 +30,10 @@ class IndexedDataset(Dataset):
     evaluation drops the repeats too): speed measurements time more batches than a small split has.
     """
 
-    def __init__(self, dataset: Dataset, length: int | None = None) -> None:
+    def __init__(self, dataset: Dataset, length: int | None = None, threads: int = 0) -> None:
         self.dataset = dataset
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
         self.n = len(dataset)  # type: ignore[arg-type]
         if length is not None and length < self.n:
             raise ValueError(f"length {length} is shorter than the dataset ({self.n} items); it only lengthens")
@@ -47,6 +50,19 @@ class IndexedDataset(Dataset):
         index %= self.n
         image, target = self.dataset[index]
         return index, image, target
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        """A batch's items; with ``threads`` > 1, made by that many threads at once (decoding and
+        resizing release the GIL), in order. A loader with no workers fetches batches this way."""
+        if self.threads <= 1 or len(indices) <= 1:
+            return [self[i] for i in indices]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="voc-decode")
+        return list(self._pool.map(self.__getitem__, indices))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a loader worker gets the dataset pickled: without the pool (workers fetch items one by one)
+        return {**self.__dict__, "_pool": None}
 
 
 class EncodedImages(NamedTuple):
@@ -95,8 +111,11 @@ class VOCDataModule(pl.LightningDataModule):
     eval split serves ``val_dataloader``, ``test_dataloader`` and ``predict_dataloader`` alike. With
     ``transform.decode == "device"`` the eval loader yields the files' bytes and
     :meth:`on_before_batch_transfer` makes the crops on the trainer's device (:meth:`prepare_eval_batch`).
-    With ``min_batches`` (speed measurements only), a split of fewer than ``min_batches`` x batch size
-    images (per process) is cycled to exactly that many (:class:`IndexedDataset`'s ``length``): full batches.
+    With ``num_workers=0`` and ``loader_threads`` > 1, the main process makes each batch with that
+    many threads (:meth:`IndexedDataset.__getitems__`) between the model's steps, instead of workers
+    running beside it. With ``min_batches`` (speed measurements only), a split of fewer than
+    ``min_batches`` x batch size images (per process) is cycled to exactly that many
+    (:class:`IndexedDataset`'s ``length``): full batches.
     """
 
     def __init__(
@@ -116,6 +135,7 @@ class VOCDataModule(pl.LightningDataModule):
         skip_bad_images: bool = False,
         exclude: Mapping[str, Mapping[str, str]] | None = None,
         min_batches: int | None = None,
+        loader_threads: int = 0,
     ) -> None:
         super().__init__()
         if cache_dir is not None and transform.decode != "pil":
@@ -137,6 +157,7 @@ class VOCDataModule(pl.LightningDataModule):
         self.exclude = dict(exclude or {})
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.min_batches = min_batches
+        self.loader_threads = loader_threads
         self.train_transform: Callable = build_transform(transform, train=True)
         self.eval_transform: Callable = build_transform(transform, train=False)
         self.train_set: VOCClassification | None = None
@@ -177,7 +198,7 @@ class VOCDataModule(pl.LightningDataModule):
             length = max(len(dataset), self.min_batches * batch_size * processes)  # type: ignore[arg-type]
         on_device = getattr(getattr(dataset, "transform", None), "on_device", False)
         return DataLoader(
-            IndexedDataset(dataset, length),
+            IndexedDataset(dataset, length, threads=self.loader_threads if self.num_workers == 0 else 0),
             batch_size=batch_size,
             collate_fn=collate_encoded if on_device else None,
             shuffle=shuffle,

@@ -73,6 +73,8 @@ class FrozenOptions:
 
     accelerator: str = "auto"
     num_workers: int | None = None
+    loader_threads: int = 0
+    """With ``num_workers=0``: threads that make each batch in the main process (``VOCDataModule``)."""
     cache_dir: Path | None = None
     """Decode-once cache of resized images (``voc.cache``) for the extraction; ``None``: decode JPEGs."""
     feature_cache: Path | None = None
@@ -185,6 +187,7 @@ def frozen_datamodule(
     num_workers: int | None,
     cache_dir: Path | None = None,
     min_batches: int | None = None,
+    loader_threads: int = 0,
 ) -> VOCDataModule:
     """The protocol's labels on ``data``'s splits under the view ``transform``, in extraction batches
     (``protocol.batch_size``) for both loaders; ``min_batches`` cycles a short split (speed measurements)."""
@@ -203,6 +206,7 @@ def frozen_datamodule(
         skip_bad_images=bool(data.skipped),
         exclude=data.skipped,
         min_batches=min_batches,
+        loader_threads=loader_threads,
     )
 
 
@@ -217,7 +221,8 @@ def plan_split(
 ) -> _SplitPlan:
     """``split``'s loader, ids and labels, and its features where the cache has them."""
     datamodule = frozen_datamodule(protocol, data, extractor.transform, train_split=split, eval_split=split,
-                                   num_workers=options.num_workers, cache_dir=options.cache_dir)
+                                   num_workers=options.num_workers, cache_dir=options.cache_dir,
+                                   loader_threads=options.loader_threads)
     datamodule.setup("test")
     dataset = datamodule.eval_set
     assert dataset is not None

@@ -49,7 +49,7 @@ def measure_extraction_speed(
     workers = default_num_workers() if options.num_workers is None else options.num_workers
     datamodule = frozen_datamodule(protocol, data, extractor.transform, train_split=protocol.train_split,
                                    eval_split=protocol.eval_split, num_workers=workers,
-                                   min_batches=WARMUP_BATCHES + steps)
+                                   min_batches=WARMUP_BATCHES + steps, loader_threads=options.loader_threads)
     datamodule.setup("fit")
     assert datamodule.train_set is not None and datamodule.eval_set is not None
     images = len(datamodule.train_set) + len(datamodule.eval_set)  # what a real run extracts
