@@ -166,3 +166,38 @@ def test_evaluate_loads_neither_torch_nor_lightning(tmp_path: Path) -> None:
     assert "HEAVY []" in proc.stderr, proc.stderr
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["n_images"] == 8
+
+
+def test_compare_is_a_paired_bootstrap_of_two_predictions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    ids = [f"i{k:03d}" for k in range(60)]
+    labels = np.where(rng.random((60, len(VOC_CLASSES))) < 0.3, 1, 0)
+    labels[:2] = 1  # every class has a positive
+    noise = rng.random(labels.shape)
+    good = _write_csv(tmp_path / "good.csv", ids, np.clip(0.7 * labels + 0.3 * noise, 0, 1))
+    blind = _write_csv(tmp_path / "blind.csv", ids, noise)
+    truth = _write_csv(tmp_path / "labels.csv", ids, labels)
+
+    def compare(a: Path, b: Path) -> dict:
+        argv = ["compare", "--scores", str(a), "--than", str(b), "--labels", str(truth), "--resamples", "200"]
+        assert main(argv) == 0
+        return json.loads(capsys.readouterr().out)
+
+    same = compare(good, good)
+    # every resample ties
+    assert [same[d]["p_not_better"] for d in ("sklearn", "voc07", "voc12")] == [0.5, 0.5, 0.5]
+    better, worse = compare(good, blind), compare(blind, good)
+    # scores 0.7 apart from the noise rank every positive first: the good model wins on every resample
+    assert better["sklearn"]["p_not_better"] == 0.0 and worse["sklearn"]["p_not_better"] == 1.0
+    assert better["sklearn"]["map"] == 1.0
+    expected = np.mean([average_precision_score(labels[:, c], noise[:, c]) for c in range(len(VOC_CLASSES))])
+    assert better["sklearn"]["map_than"] == pytest.approx(expected, abs=1e-12)
+    assert worse["voc07"]["map"] == better["voc07"]["map_than"]
+
+
+def test_compare_of_files_on_other_images_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labels = _write_csv(tmp_path / "labels.csv", ["a", "b"], np.ones((2, len(VOC_CLASSES))))
+    scores = _write_csv(tmp_path / "s.csv", ["a", "b"], np.full((2, len(VOC_CLASSES)), 0.5))
+    other = _write_csv(tmp_path / "o.csv", ["a", "c"], np.full((2, len(VOC_CLASSES)), 0.5))
+    assert main(["compare", "--scores", str(scores), "--than", str(other), "--labels", str(labels)]) == 2
+    assert "o.csv" in capsys.readouterr().err

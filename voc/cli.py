@@ -1,4 +1,5 @@
-"""``python -m voc``: synthetic data, labels as CSV, evaluation of a scores CSV, and download."""
+"""``python -m voc``: synthetic data, labels as CSV, evaluation of a scores CSV, a paired comparison of two, and
+download."""
 
 from __future__ import annotations
 
@@ -53,6 +54,34 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from voc.bootstrap import DEFAULT_SEED, bootstrap_map, prob_not_better, resample_counts
+    from voc.metrics import AP_DEFINITIONS, evaluate
+
+    if args.resamples < 1:
+        raise VOCDataError(f"--resamples must be positive, got {args.resamples}")
+    labels_frame = read_class_csv(args.labels, "labels")
+    scores_a, labels = align(read_class_csv(args.scores, "scores"), labels_frame, args.scores, args.labels)
+    scores_b, _ = align(read_class_csv(args.than, "scores"), labels_frame, args.than, args.labels)
+    try:
+        metrics_a, metrics_b = evaluate(scores_a, labels), evaluate(scores_b, labels)
+    except ValueError as err:
+        raise VOCDataError(f"cannot compare {args.scores} and {args.than} on {args.labels}: {err}") from None
+    counts = resample_counts(labels.shape[0], args.resamples, DEFAULT_SEED)
+    result: dict = {"resamples": args.resamples, "seed": DEFAULT_SEED}
+    for name, definition in AP_DEFINITIONS.items():
+        replicates_a = bootstrap_map(scores_a, labels, counts, name)
+        replicates_b = bootstrap_map(scores_b, labels, counts, name)
+        result[name] = {
+            "definition": definition.description,
+            "map": metrics_a[definition.metric],
+            "map_than": metrics_b[definition.metric],
+            "p_not_better": prob_not_better(replicates_a, replicates_b),
+        }
+    print(json.dumps(result, indent=2, allow_nan=False))
+    return 0
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     from voc.download import download_voc
 
@@ -94,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--scores", required=True, type=Path, help="CSV: image_id + 20 class probabilities in [0, 1]")
     ev.add_argument("--labels", required=True, type=Path, help="CSV: image_id + 20 class labels 1/0/-1 (-1 = ignored)")
     ev.set_defaults(func=_cmd_evaluate)
+
+    cmp = sub.add_parser("compare", help="paired bootstrap of two predictions CSVs on the same images: "
+                                          "P(mAP of --scores <= mAP of --than), per AP definition; prints JSON")
+    cmp.add_argument("--scores", required=True, type=Path, help="CSV: image_id + 20 class probabilities")
+    cmp.add_argument("--than", required=True, type=Path, help="the other model's CSV, same images")
+    cmp.add_argument("--labels", required=True, type=Path, help="CSV: image_id + 20 class labels 1/0/-1")
+    cmp.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the images (seed 0)")
+    cmp.set_defaults(func=_cmd_compare)
 
     dl = sub.add_parser("download", help="download and extract the official VOC archives (md5-checked)")
     dl.add_argument("--year", required=True, choices=YEARS)
