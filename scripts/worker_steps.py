@@ -7,7 +7,7 @@ Times, on one thread and over the first N images of ``JPEGImages``, the steps ou
 bicubic resampling) runs in a worker: decode, resize, float conversion with normalisation, and
 collation into batches of B; and, for comparison, collating uint8 pixels and normalising each batch
 afterwards, as a main process would if the worker handed over uint8. Prints a markdown table (the
-README's Speed section cites it).
+benchmarks/README.md cites it).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``scripts/protocol_time.py`` (the README's course-vs-modern time per model) runs both protocols
+"""``scripts/protocol_time.py`` (benchmarks/README.md: course-vs-modern time per model) runs both protocols
 per model and round, alternating their order, and its ratios are the records' times."""
 
 from __future__ import annotations

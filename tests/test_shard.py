@@ -160,7 +160,7 @@ def test_two_concurrent_shards_write_the_leaderboard_of_one_sweep(tiny_voc: Path
             "--pretrained", "none", "--num-workers", "0", "--no-report", *extra,
         ]
 
-    # one thread each: the thread count may change the last bits of a run (README, Reproducibility)
+    # one thread each: the thread count may change the last bits of a run (docs/usage.md, reproducibility)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     shared, single = tmp_path / "shared", tmp_path / "single"

@@ -31,7 +31,7 @@ def _reason(err: Exception) -> str:
 
 @contextmanager
 def _codecs() -> Iterator[None]:
-    """torchvision 0.29 deprecates its image codecs (README, Speed): no warning on every call."""
+    """torchvision 0.29 deprecates its image codecs (docs/performance.md): no warning on every call."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_DEPRECATION, category=DeprecationWarning)
         yield

@@ -255,7 +255,7 @@ def _explanation(settings: BootstrapSettings | None, ap: str, ranges: bool = Fal
         (
             f"Ranked by mAP under the {AP_DEFINITIONS[ap].description} (the mean over seeds where a configuration "
             f"ran with several); {others} rank by another definition, and leaderboard.csv has all three. "
-            "Metrics are fractions (see README, *Metrics*); img/s are steady-state, end to end."
+            "Metrics are fractions (see docs/metrics.md); img/s are steady-state, end to end."
             + (
                 " Where a run kept them, img/s are the median over windows of a few steady-state batches (sizes "
                 "in each result.json), with the slowest and the fastest window in brackets."

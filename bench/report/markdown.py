@@ -231,7 +231,7 @@ def _figures(
         "## Tail accuracy against the threshold",
         "",
         "The course's Tailacc(t): for each class, the accuracy among the images scored above t, averaged over "
-        "classes (see README, *Metrics*); one line per model; with several seeds, the mean of their curves "
+        "classes (see docs/metrics.md); one line per model; with several seeds, the mean of their curves "
         "(each seed's thresholds end at its own highest score, so the curves are interpolated onto the grid "
         "that ends first)."
         + (f" No line for {', '.join(undefined)}: Tailacc(t) is undefined there (no score above 0.5)."
