@@ -660,11 +660,11 @@ def _resolve_weights(  # noqa: ANN202 - dict[str, Weights], lazily imported
 
 
 def _speed(models: list[str], protocol: Protocol, data: DataSource, options, args: argparse.Namespace) -> int:  # noqa: ANN001
-    from bench.train.data_speed import (
+    from bench.speed.data import (
         default_data_workers,
         measure_data_only,
     )
-    from bench.train.speed import run_speed, speed_caption, speed_table
+    from bench.speed.training import run_speed, speed_caption, speed_table
 
     log.info("Speed at %s on %s", protocol_summary(protocol),
              data.describe(protocol.year, protocol.train_split, protocol.eval_split))
@@ -685,7 +685,7 @@ def _speed(models: list[str], protocol: Protocol, data: DataSource, options, arg
 def _finish_speed(rows: list[dict], data_rows: list[dict], args: argparse.Namespace, *, caption: bool) -> int:
     """The end of every ``--speed``: the workers each rate needs, ``speed_data.json``, the data-only
     tables (with their ``caption``), and exit status 1 when a model's measurement failed."""
-    from bench.train.data_speed import data_only_table, feed_rows, feed_table
+    from bench.speed.data import data_only_table, feed_rows, feed_table
     from voc.datamodule import available_cores
     from voc.io import write_json_atomic
 
@@ -744,7 +744,7 @@ def _run_frozen(
     log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
     log.info("Models: %s; weights: --pretrained %s", ", ".join(models), args.pretrained)
 
-    from bench.train.frozen import FrozenOptions, run_frozen_sweep
+    from bench.frozen.runner import FrozenOptions, run_frozen_sweep
 
     options = FrozenOptions(
         accelerator=args.accelerator,
@@ -769,10 +769,10 @@ def _speed_frozen(
 ) -> int:
     """``--speed --protocol linear|lowshot``: feature extraction, model-only against end to end, and the
     view's loader alone with 1 .. cores workers."""
-    from bench.train.data_speed import default_data_workers
-    from bench.train.frozen import build_extractor
-    from bench.train.frozen_speed import extraction_data_only, measure_extraction_speed
-    from bench.train.speed import RANDOM_INIT, speed_caption, speed_table
+    from bench.frozen.runner import build_extractor
+    from bench.speed.data import default_data_workers
+    from bench.speed.extraction import extraction_data_only, measure_extraction_speed
+    from bench.speed.training import RANDOM_INIT, speed_caption, speed_table
     from voc.io import write_json_atomic
 
     rows: list[dict] = []

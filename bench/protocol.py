@@ -23,7 +23,7 @@ from voc.constants import IMAGENET_MEAN, IMAGENET_STD
 PRECISIONS: tuple[str, ...] = ("auto", "bf16-mixed", "16-mixed", "32-true")
 """``auto``: bf16 mixed precision where the hardware runs it fast, else fp32 (``bench.hardware``)."""
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
-"""``--compile`` of the frozen protocols' feature extraction: by ``bench.train.compiled``'s measured rule,
+"""``--compile`` of the frozen protocols' feature extraction: by ``bench.frozen.compiled``'s measured rule,
 always, never."""
 
 FINETUNE_PROTOCOLS: tuple[str, ...] = ("course", "voc07", "modern")
@@ -334,7 +334,7 @@ def config_hash(*parts: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class ProbeRecipe:
     """How one linear probe is fitted on frozen features, for every class and every backbone alike
-    (``bench.probe`` builds the scikit-learn estimators from it)."""
+    (``bench.frozen.probe`` builds the scikit-learn estimators from it)."""
 
     name: str
     features: str

@@ -1,5 +1,5 @@
 """Frozen features: extraction (voc.features), the on-disk cache (voc.feature_cache) and how a frozen
-run reuses it (bench.train.frozen): no backbone call when cached, a new entry when the model, weights,
+run reuses it (bench.frozen.runner): no backbone call when cached, a new entry when the model, weights,
 view or data change."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-import bench.train.frozen
+import bench.frozen.runner
 from bench.data import DataSource
+from bench.frozen.compiled import BREAK_EVEN_S, decide_compile
+from bench.frozen.runner import FrozenOptions, feature_key, frozen_run_dir_name, run_frozen_model
 from bench.protocol import LinearProtocol
 from bench.store import PREDICTIONS_FILE, read_record
-from bench.train.compiled import BREAK_EVEN_S, decide_compile
-from bench.train.frozen import FrozenOptions, feature_key, frozen_run_dir_name, run_frozen_model
 from bench.weights import Weights
 from voc.feature_cache import FORMAT_VERSION, FeatureCache
 from voc.features import extract_features
@@ -52,7 +52,7 @@ def test_the_head_pools_in_float32_under_bf16_autocast() -> None:
     model = timm.create_model("test_resnet", pretrained=False).eval()
     x = torch.randn(3, 3, 128, 128)  # 4 x 4 feature maps: the pooling averages 16 values
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        features = bench.train.frozen.pooled_features(model, x)
+        features = bench.frozen.runner.pooled_features(model, x)
         maps = model.forward_features(x)
     assert maps.dtype == torch.bfloat16 and features.dtype == torch.float32
     with torch.inference_mode():
@@ -141,13 +141,13 @@ TINY = LinearProtocol(year="2012", train_split="train", eval_split="val", resize
 def backbone_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the backbone forward passes of frozen runs (one entry per batch)."""
     calls: list[int] = []
-    real = bench.train.frozen.pooled_features
+    real = bench.frozen.runner.pooled_features
 
     def counted(backbone: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         calls.append(len(x))
         return real(backbone, x)
 
-    monkeypatch.setattr(bench.train.frozen, "pooled_features", counted)
+    monkeypatch.setattr(bench.frozen.runner, "pooled_features", counted)
     return calls
 
 
@@ -174,7 +174,7 @@ def test_a_rerun_takes_every_feature_from_the_cache(
     predictions = (first / PREDICTIONS_FILE).read_text()
 
     backbone_calls.clear()
-    with caplog.at_level(logging.INFO, logger="bench.train.frozen"):
+    with caplog.at_level(logging.INFO, logger="bench.frozen.runner"):
         second = _run(tiny_voc, out)
     assert backbone_calls == []
     train_npy, val_npy = cached  # test_resnet-train-<key>.npy sorts first

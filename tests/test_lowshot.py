@@ -1,4 +1,4 @@
-"""Low-shot sampling and runs (bench.lowshot): k positives and 19·k negatives per class from the
+"""Low-shot sampling and runs (bench.frozen.lowshot): k positives and 19·k negatives per class from the
 training labels only, seeded and reproducible; every (k, sample) scored and summarised."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from sklearn.svm import LinearSVC
 
-import bench.lowshot
-from bench.lowshot import class_names, lowshot_targets, run_lowshot, shortfall
-from bench.probe import to_unit_interval
+import bench.frozen.lowshot
+from bench.frozen.lowshot import class_names, lowshot_targets, run_lowshot, shortfall
+from bench.frozen.probe import to_unit_interval
 from bench.protocol import SVM_RECIPE
 from voc.metrics import evaluate
 
@@ -73,13 +73,13 @@ def test_run_fits_each_sample_on_train_labels_only_and_summarises(monkeypatch: p
     train_x, train_labels = _separable(0, 300)
     eval_x, eval_labels = _separable(1, 80)
     given = []
-    real = bench.lowshot.lowshot_targets
+    real = bench.frozen.lowshot.lowshot_targets
 
     def spy(labels: np.ndarray, *args, **kwargs) -> np.ndarray:  # noqa: ANN002, ANN003
         given.append(labels)
         return real(labels, *args, **kwargs)
 
-    monkeypatch.setattr(bench.lowshot, "lowshot_targets", spy)
+    monkeypatch.setattr(bench.frozen.lowshot, "lowshot_targets", spy)
     result = run_lowshot(train_x, train_labels, eval_x, eval_labels, recipe=SVM_RECIPE, k_values=(1, 2, 64),
                          samples=3, negatives_per_positive=19, cost=0.5, seed=4, n_jobs=1)
     assert all(labels is train_labels for labels in given) and len(given) == 6  # the eval labels are never sampled

@@ -11,9 +11,9 @@ import time
 import pytest
 import torch
 
-from bench.train import paired as paired_module
+from bench.speed import paired as paired_module
+from bench.speed.paired import PairedModelOnly, PairedModelOnlyCallback, can_pair, paused_workers
 from bench.train import throughput
-from bench.train.paired import PairedModelOnly, PairedModelOnlyCallback, can_pair, paused_workers
 from bench.train.throughput import WARMUP_BATCHES, ThroughputMeter
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX signals")

@@ -1,4 +1,4 @@
-"""The linear probes (bench.probe) against plain scikit-learn pipelines written here, on the same
+"""The linear probes (bench.frozen.probe) against plain scikit-learn pipelines written here, on the same
 features, grid and folds; the score map; classes too small for cross-validation."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from bench.probe import fit_probe, merged_classes, to_unit_interval
+from bench.frozen.probe import fit_probe, merged_classes, to_unit_interval
 from bench.protocol import LOGREG_RECIPE, SVM_RECIPE, VISSL_VOC07_SVM_COSTS
 from voc.metrics import average_precision, average_precision_voc07, average_precision_voc12
 

@@ -14,9 +14,8 @@ import torch
 
 from bench.cli import build_parser, main
 from bench.model import build_classifier
-from bench.store import SPEED_DATA_FILE, SPEED_FILE
-from bench.train.data_speed import default_data_workers
-from bench.train.speed import (
+from bench.speed.data import default_data_workers
+from bench.speed.training import (
     aggregate_repeats,
     bracketed_rates,
     e2e_threads,
@@ -26,6 +25,7 @@ from bench.train.speed import (
     torch_threads,
     with_ratios,
 )
+from bench.store import SPEED_DATA_FILE, SPEED_FILE
 from bench.train.throughput import WARMUP_BATCHES
 from bench.weights import Weights
 from voc.datamodule import IndexedDataset
@@ -149,7 +149,7 @@ def test_aggregate_of_an_even_count_and_of_one_repeat() -> None:
 
 
 def test_e2e_threads_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bench.train.speed.available_cores", lambda: 2)
+    monkeypatch.setattr("bench.speed.training.available_cores", lambda: 2)
     assert e2e_threads(None, 1) is None  # torch's own
     assert [e2e_threads("auto", w) for w in (0, 1, 2)] == [2, 1, 1]  # cores - workers, at least one
     assert e2e_threads(3, 1) == 3

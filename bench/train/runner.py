@@ -23,6 +23,7 @@ import torch
 
 from bench.data import DataSource
 from bench.hardware import environment, peak_rss_mb, reset_peak_rss
+from bench.prior_baseline import new_record, run_prior_baseline
 from bench.protocol import Protocol, config_hash
 from bench.shard import WHOLE, Shard
 from bench.store import (
@@ -36,7 +37,6 @@ from bench.store import (
     write_json_atomic,
     write_run,
 )
-from bench.train.baseline import new_record, run_prior_baseline
 from bench.train.experiment import TrainerOptions, build_experiment, is_global_zero
 from bench.weights import Weights
 

@@ -12,7 +12,7 @@ compute they take from the model) falls on the end-to-end steps alone, neither m
 the model-only step runs with nothing beside it, as the model-only figure should. It needs a
 synchronous device (the CPU: on CUDA, pausing between steps would drain the queue that overlaps
 data loading with compute) and POSIX signals; elsewhere the speed meters time the model alone
-before and after the end-to-end run instead (``bench.train.speed.bracketed_rates``).
+before and after the end-to-end run instead (``bench.speed.training.bracketed_rates``).
 """
 
 from __future__ import annotations

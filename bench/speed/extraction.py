@@ -1,14 +1,14 @@
 """``python benchmark.py --speed --protocol linear``: feature extraction, model-only against end to end.
 
-Model-only times the frozen backbone's pooled features (``bench.train.frozen.pooled_features``) on
+Model-only times the frozen backbone's pooled features (``bench.frozen.runner.pooled_features``) on
 random tensors of the view's shape; end to end times the same encoder fed by our real loader of the
 eval split (decode, resize, normalise, collate, copy to the device, the mean over crops back on the
 CPU), at the same batch, precision and layout, compiled or not by the run's own rule
-(``bench.train.compiled``). Both over ``steps`` batches after the warm-up, repeated. On the CPU the
+(``bench.frozen.compiled``). Both over ``steps`` batches after the warm-up, repeated. On the CPU the
 model alone runs one step after every end-to-end batch with the loader's workers stopped
-(``bench.train.paired``); elsewhere it is timed half before and half after end to end
-(``bench.train.speed.bracketed_rates``). The data pipeline alone is measured on the same loader
-(``bench.train.data_speed``).
+(``bench.speed.paired``); elsewhere it is timed half before and half after end to end
+(``bench.speed.training.bracketed_rates``). The data pipeline alone is measured on the same loader
+(``bench.speed.data``).
 """
 
 from __future__ import annotations
@@ -19,12 +19,19 @@ from typing import Any
 import torch
 
 from bench.data import DataSource
+from bench.frozen.runner import FrozenOptions, build_encoder, build_extractor, frozen_datamodule
 from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolve_precision
 from bench.protocol import LinearProtocol
-from bench.train.data_speed import data_only_row, loader_images_per_s
-from bench.train.frozen import FrozenOptions, build_encoder, build_extractor, frozen_datamodule
-from bench.train.paired import PairedModelOnly, can_pair
-from bench.train.speed import RANDOM_INIT, aggregate_repeats, bracketed_rates, model_only_timing, rounded, with_ratios
+from bench.speed.data import data_only_row, loader_images_per_s
+from bench.speed.paired import PairedModelOnly, can_pair
+from bench.speed.training import (
+    RANDOM_INIT,
+    aggregate_repeats,
+    bracketed_rates,
+    model_only_timing,
+    rounded,
+    with_ratios,
+)
 from bench.train.throughput import WARMUP_BATCHES
 from voc.datamodule import default_num_workers
 
@@ -119,7 +126,7 @@ def extraction_data_only(
     protocol: LinearProtocol, data: DataSource, options: FrozenOptions, *, steps: int, repeats: int,
     workers: list[int], transform: Any,
 ) -> list[dict[str, Any]]:
-    """The view's eval loader alone with each worker count (``bench.train.data_speed`` rows, stage ``eval``)."""
+    """The view's eval loader alone with each worker count (``bench.speed.data`` rows, stage ``eval``)."""
     rows = []
     for count in workers:
         rates = []

@@ -10,7 +10,7 @@ compiles once.
 The rule (``--compile auto``): time a few eager batches of the run's own shape, estimate the eager
 time of every image still to extract, and compile when that estimate exceeds
 :data:`BREAK_EVEN_S`. Measured on a 2-core Intel Xeon with AMX (ResNet-50, 224 × 224, batch 32,
-bf16 autocast, channels-last; ``pooled_features`` of ``bench.train.frozen`` on random input, 6 batches
+bf16 autocast, channels-last; ``pooled_features`` of ``bench.frozen.runner`` on random input, 6 batches
 after 2 warm-up ones, eager and then under :func:`freezing` and ``torch.compile``): compiling took
 37.7 s and then ran 66.4 img/s against 40.6 eager, 1.63×. Compiling pays when the eager time
 ``T`` satisfies ``T · (1 − 1/1.63) > 37.7 s``, i.e. ``T > 97.5 s``, rounded to 98 s.

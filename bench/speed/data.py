@@ -44,7 +44,7 @@ def loader_images_per_s(
     """Images/s of ``loader`` over ``steps`` batches after ``warmup`` batches, each batch handed to
     ``consume`` (which returns its images; ``None``: only counted). After each batch, ``between``
     (if given) is called with whether that batch was timed and returns seconds to leave out of the
-    figure (a paired model-only step: ``bench.train.paired``). The loader must yield at least
+    figure (a paired model-only step: ``bench.speed.paired``). The loader must yield at least
     ``warmup + steps`` batches of ``(indices, crops, targets)``; its workers are shut down after."""
     batches = iter(loader)
     try:

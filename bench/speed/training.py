@@ -9,7 +9,7 @@ Every figure is timed over ``steps`` batches after :data:`WARMUP_BATCHES` warm-u
 with fewer batches is cycled, never timed short. Each measurement is repeated; a row keeps every
 repeat and shows the median with the slowest and the fastest repeat, and its ratios are the medians
 of the per-repeat ratios. On the CPU the model alone runs one step right after each end-to-end
-step, with the DataLoader workers paused (:mod:`bench.train.paired`), so the two figures are timed
+step, with the DataLoader workers paused (:mod:`bench.speed.paired`), so the two figures are timed
 at the same moments: this project's shared 2-core VMs change speed by 10-40 % from one few-second
 stretch to the next. Where that pairing cannot run (CUDA), the model alone is timed half before and
 half after the end-to-end runs, centred in time on them, which cancels a steady drift only.
@@ -41,9 +41,9 @@ from bench.hardware import (
 )
 from bench.model import CropMaxClassifier, build_classifier
 from bench.protocol import Protocol
+from bench.speed.paired import ModelOnlyStep, PairedModelOnly, PairedModelOnlyCallback, can_pair
 from bench.store import SPEED_FILE
 from bench.train.experiment import TrainerOptions, build_experiment
-from bench.train.paired import ModelOnlyStep, PairedModelOnly, PairedModelOnlyCallback, can_pair
 from bench.train.throughput import WARMUP_BATCHES
 from bench.weights import Weights
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
@@ -194,7 +194,7 @@ def end_to_end_throughput(
     """Images/s of the real pipeline, train and eval, each over ``steps`` batches after the warm-up
     (a split with fewer batches is cycled), with ``threads`` compute threads (``None``: torch's):
     ``e2e_{train,eval}_images_per_s``, ``e2e_{train,eval}_timed_batches`` and ``e2e_threads``.
-    With ``paired``, a model-only step follows every batch (:mod:`bench.train.paired`), outside the
+    With ``paired``, a model-only step follows every batch (:mod:`bench.speed.paired`), outside the
     end-to-end figure, and ``model_only_{train,eval}_images_per_s`` are those of the timed pairs."""
     batches = WARMUP_BATCHES + steps
     short = replace(protocol, epochs=1, limit_train_batches=batches, limit_eval_batches=batches)
@@ -317,7 +317,7 @@ def measure_speed(
     GFLOP/s, each the median of ``repeats`` repeats with its min and max, and every repeat itself.
     Each repeat measures end to end with each worker count (the main process with :func:`e2e_threads`
     of ``threads``) and the model alone, then the course-style loop if asked. On the CPU the model
-    alone runs one step after every end-to-end step, the workers paused (:mod:`bench.train.paired`);
+    alone runs one step after every end-to-end step, the workers paused (:mod:`bench.speed.paired`);
     elsewhere it is timed half before and half after the end-to-end runs (:func:`bracketed_rates`).
     ``model_only_timing`` says which."""
     accelerator = resolve_accelerator(options.accelerator)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from joblib import Parallel
 
-from bench.probe import fit_fixed, prepare_features, to_unit_interval
+from bench.frozen.probe import fit_fixed, prepare_features, to_unit_interval
 from bench.protocol import ProbeRecipe
 from voc.constants import NEGATIVE, POSITIVE, VOC_CLASSES
 from voc.metrics import evaluate

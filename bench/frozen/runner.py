@@ -9,7 +9,7 @@ transforms as every run (no augmentation), the mean over the view's crops, store
 cache (``voc.feature_cache``, default ``<out>/.features``) is keyed by the model, its weights,
 the data (root, record, split, the images' files), the view (the whole transform config),
 the precision and device, and the format version. Extraction runs compiled where
-``bench.train.compiled``'s measured rule says it pays (``--compile``); the choice is recorded.
+``bench.frozen.compiled``'s measured rule says it pays (``--compile``); the choice is recorded.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ import torch
 from torch import nn
 
 from bench.data import DataSource
+from bench.frozen.compiled import CompileDecision, Encode, FixedBatchEncoder, decide_compile, eager_rate, freezing
+from bench.frozen.lowshot import run_lowshot
+from bench.frozen.probe import SCORE_MAP, fit_probe, merged_classes, to_unit_interval
 from bench.hardware import (
     autocast_dtype,
     environment,
@@ -37,9 +40,8 @@ from bench.hardware import (
     resolve_accelerator,
     resolve_precision,
 )
-from bench.lowshot import run_lowshot
 from bench.model import build_classifier, count_parameters
-from bench.probe import SCORE_MAP, fit_probe, merged_classes, to_unit_interval
+from bench.prior_baseline import new_record, run_prior_baseline
 from bench.protocol import LinearProtocol, config_hash, without_default_decode
 from bench.shard import WHOLE, Shard
 from bench.store import (
@@ -50,8 +52,6 @@ from bench.store import (
     write_json_atomic,
     write_run,
 )
-from bench.train.baseline import new_record, run_prior_baseline
-from bench.train.compiled import CompileDecision, Encode, FixedBatchEncoder, decide_compile, eager_rate, freezing
 from bench.train.runner import OnRecord, claimed_run_dir, complete_record, sweep
 from bench.weights import Weights
 from voc.config import TransformConfig
@@ -82,7 +82,7 @@ class FrozenOptions:
     n_jobs: int | None = -1
     """Processes the probe fits classes over (joblib; -1: every core)."""
     compile: str = "auto"
-    """``torch.compile`` the extractor: ``auto`` (``bench.train.compiled``'s measured rule), ``on``, ``off``."""
+    """``torch.compile`` the extractor: ``auto`` (``bench.frozen.compiled``'s measured rule), ``on``, ``off``."""
 
 
 def pooled_features(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -260,7 +260,7 @@ def build_encoder(
     extractor: _Extractor, protocol: LinearProtocol, mode: str, images: int
 ) -> tuple[Encode, CompileDecision]:
     """The extractor's encoder, compiled (inductor freezing, one batch shape) where ``mode`` and
-    the measured rule (``bench.train.compiled.decide_compile``) say so, with the decision."""
+    the measured rule (``bench.frozen.compiled.decide_compile``) say so, with the decision."""
     encode: Encode = partial(pooled_features, extractor.backbone)
     rate = None
     crops = protocol.transform_config().num_crops
