@@ -47,8 +47,10 @@ def test_datamodule_with_cache_yields_same_eval_batches(tiny_voc: Path, tmp_path
     }
     plain = VOCDataModule(tiny_voc, **kwargs)
     cached = VOCDataModule(tiny_voc, cache_dir=tmp_path / "cache", **kwargs)
-    for a, b in zip(plain.val_dataloader(), cached.val_dataloader(), strict=False):
-        for x, y in zip(a, b, strict=False):
+    plain_batches, cached_batches = list(plain.val_dataloader()), list(cached.val_dataloader())
+    assert len(plain_batches) == len(cached_batches) == 2  # 7 val images in batches of 4: something is compared
+    for a, b in zip(plain_batches, cached_batches, strict=True):
+        for x, y in zip(a, b, strict=True):
             torch.testing.assert_close(x, y)
 
 

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_linear_cli import _flags, _tree
-from voc_tree import corrupt, write_jpeg
+from voc_tree import corrupt, linear_flags, linear_tree, write_jpeg
 
 from bench.cli import main
 from voc.config import TransformConfig
@@ -134,11 +133,11 @@ def test_finetune_with_device_decode_scores_as_torchvision(tiny_voc: Path, tmp_p
 
 
 def test_linear_features_with_device_decode_equal_torchvision(tmp_path: Path) -> None:
-    root, _ = _tree(tmp_path / "voc", 24, 8)
+    root, _ = linear_tree(tmp_path / "voc", 24, 8)
     features = {}
     for decode in ("torchvision", "device"):
         out = tmp_path / decode
-        assert main(["--protocol", "linear", *_flags(root, out, "--decode", decode, "--no-baseline",
+        assert main(["--protocol", "linear", *linear_flags(root, out, "--decode", decode, "--no-baseline",
                                                       "--probe-costs", "1")]) == 0
         record = json.loads((out / "test_resnet-linear" / "result.json").read_text())
         assert record["status"] == "ok", record.get("error")

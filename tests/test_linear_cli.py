@@ -4,13 +4,13 @@ model, the frozen protocols' defaults and flags, and the flag combinations that 
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from voc_tree import write_annotation, write_voc_tree
+from voc_tree import LINEAR_SIZE, write_annotation
+from voc_tree import linear_flags as _flags
+from voc_tree import linear_tree as _tree
 
 from bench.cli import build_parser, frozen_protocol_from_args, main
 from bench.data import DataSource
@@ -30,38 +30,6 @@ from voc.tables import align, read_class_csv
 
 REAL = DataSource(root=Path("/voc"))
 SYNTHETIC = DataSource(root=Path("/synthetic"), synthetic={"seed": 0, "n_train": 4, "n_val": 2, "year": "2012"})
-SIZE = (64, 48)
-
-
-def _tree(root: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, dict[str, list[tuple[str, bool]]]]:
-    """A VOC2012 tree whose train image i holds class i % 20 (and maybe another), with distinct JPEGs
-    whose colours follow their classes, so features differ and carry the labels."""
-    rng = random.Random(seed)
-    images: dict[str, list[tuple[str, bool]]] = {}
-    for i in range(n_train + n_val):
-        objects = [(VOC_CLASSES[i % 20], False)]
-        if rng.random() < 0.5:
-            objects.append((rng.choice(VOC_CLASSES), rng.random() < 0.2))
-        images[f"im{i:03d}"] = objects
-    ids = list(images)
-    write_voc_tree(root, images, splits={"train": ids[:n_train], "val": ids[n_train:]}, image_size=SIZE)
-    noise = np.random.default_rng(seed)
-    for image_id, objects in images.items():
-        pixels = noise.integers(0, 60, size=(SIZE[1], SIZE[0], 3))
-        for name, _ in objects:
-            c = VOC_CLASSES.index(name)
-            pixels[:, :, c % 3] += 40 + 9 * c
-        jpeg = root / "VOCdevkit" / "VOC2012" / "JPEGImages" / f"{image_id}.jpg"
-        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(jpeg, "JPEG")
-    return root, images
-
-
-def _flags(root: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "--models", "test_resnet", "--data", str(root), "--year", "2012", "--train-split", "train",
-        "--eval-split", "val", "--resize", "32", "--pretrained", "none", "--num-workers", "0", "--n-jobs", "1",
-        "--no-report", "--out", str(out), *extra,
-    ]
 
 
 def _record(run_dir: Path) -> dict:
@@ -149,7 +117,7 @@ def test_permuted_eval_labels_leave_every_chosen_c_unchanged(tmp_path: Path) -> 
     shuffled = val[1:] + val[:1]  # each eval image gets the next one's objects
     for image_id, source in zip(val, shuffled, strict=True):
         write_annotation(root / "VOCdevkit" / "VOC2012" / "Annotations" / f"{image_id}.xml", image_id, images[source],
-                         SIZE)
+                         LINEAR_SIZE)
     assert main(["--protocol", "linear", *flags]) == 0
     after = _record(out / "test_resnet-linear")
     assert after["probe"]["chosen_C"] == before["probe"]["chosen_C"]

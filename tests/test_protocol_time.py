@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.lab
+
 SCRIPT = Path(__file__).parents[1] / "scripts" / "protocol_time.py"
 QUICK = ["--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "--pretrained", "none",
          "--num-workers", "0", "--batch-size", "4", "--eval-batch-size", "8"]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.lab
+
 SCRIPT = Path(__file__).parents[1] / "scripts" / "train_step_formats.py"
 
 

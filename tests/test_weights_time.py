@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.lab
+
 SCRIPT = Path(__file__).parents[1] / "scripts" / "weights_time.py"
 
 

@@ -21,10 +21,12 @@ non-difficult object of the class, 0 if it has only difficult ones, -1 otherwise
 
 from __future__ import annotations
 
+import random
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from voc.constants import VOC_CLASSES
@@ -138,3 +140,38 @@ def corrupt(path: Path, kind: str) -> None:
         path.write_text("this is not a JPEG\n")
     else:
         raise ValueError(f"unknown corruption {kind!r}; use zero-bytes, truncated or text")
+
+
+LINEAR_SIZE = (64, 48)
+"""Width and height of :func:`linear_tree`'s images."""
+
+
+def linear_tree(root: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, dict[str, list[tuple[str, bool]]]]:
+    """A VOC2012 tree whose train image i holds class i % 20 (and maybe another), with distinct JPEGs
+    whose colours follow their classes, so features differ and carry the labels."""
+    rng = random.Random(seed)
+    images: dict[str, list[tuple[str, bool]]] = {}
+    for i in range(n_train + n_val):
+        objects = [(VOC_CLASSES[i % 20], False)]
+        if rng.random() < 0.5:
+            objects.append((rng.choice(VOC_CLASSES), rng.random() < 0.2))
+        images[f"im{i:03d}"] = objects
+    ids = list(images)
+    write_voc_tree(root, images, splits={"train": ids[:n_train], "val": ids[n_train:]}, image_size=LINEAR_SIZE)
+    noise = np.random.default_rng(seed)
+    for image_id, objects in images.items():
+        pixels = noise.integers(0, 60, size=(LINEAR_SIZE[1], LINEAR_SIZE[0], 3))
+        for name, _ in objects:
+            c = VOC_CLASSES.index(name)
+            pixels[:, :, c % 3] += 40 + 9 * c
+        jpeg = root / "VOCdevkit" / "VOC2012" / "JPEGImages" / f"{image_id}.jpg"
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(jpeg, "JPEG")
+    return root, images
+
+
+def linear_flags(root: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--models", "test_resnet", "--data", str(root), "--year", "2012", "--train-split", "train",
+        "--eval-split", "val", "--resize", "32", "--pretrained", "none", "--num-workers", "0", "--n-jobs", "1",
+        "--no-report", "--out", str(out), *extra,
+    ]
