@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import bench.frozen.compiled
 import bench.frozen.runner
 from bench.data import DataSource
 from bench.frozen.compiled import BREAK_EVEN_S, decide_compile
@@ -244,7 +245,27 @@ def test_the_compile_rule_refuses_what_it_cannot_decide() -> None:
         decide_compile("auto", 10)
 
 
-def test_auto_on_a_small_set_stays_eager_and_says_why(tiny_voc: Path, tmp_path: Path) -> None:
+def test_auto_stays_eager_on_a_device_the_rule_was_not_measured_on() -> None:
+    decision = decide_compile("auto", 10_000, None, measured_device=False)
+    assert decision.compiled is False and decision.eager_images_per_s is None
+    assert "measured on a CPU with AMX only" in decision.rule and "--compile on" in decision.rule
+    assert decide_compile("on", 10, measured_device=False).compiled is True
+
+
+@pytest.mark.parametrize(("device", "flags", "applies"), [
+    ("cpu", {"avx512f", "amx_tile", "amx_bf16"}, True), ("cpu", {"avx512f", "avx512_bf16"}, False),
+    ("cuda", {"amx_tile"}, False),
+])
+def test_the_rule_applies_to_amx_cpus_only(monkeypatch: pytest.MonkeyPatch, device: str, flags: set[str],
+                                           applies: bool) -> None:
+    monkeypatch.setattr(bench.frozen.compiled, "cpu_flags", lambda: frozenset(flags))
+    assert bench.frozen.compiled.rule_applies(torch.device(device)) is applies
+
+
+def test_auto_on_a_small_set_stays_eager_and_says_why(
+    tiny_voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench.frozen.runner, "rule_applies", lambda device: True)  # any CI machine: the AMX path
     record = read_record(_run(tiny_voc, tmp_path, compile="auto"))
     assert record is not None
     decision = record.extra["features"]["compile"]

@@ -14,6 +14,10 @@ bf16 autocast, channels-last; ``pooled_features`` of ``bench.frozen.runner`` on 
 after 2 warm-up ones, eager and then under :func:`freezing` and ``torch.compile``): compiling took
 37.7 s and then ran 66.4 img/s against 40.6 eager, 1.63×. Compiling pays when the eager time
 ``T`` satisfies ``T · (1 − 1/1.63) > 37.7 s``, i.e. ``T > 97.5 s``, rounded to 98 s.
+
+Those constants hold for the kind of device they were measured on, a CPU with AMX
+(:func:`rule_applies`). On any other device (a CPU without AMX, a GPU) ``auto`` stays eager and says
+why; ``--compile on`` compiles there.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 import torch
 
-from bench.hardware import autocast, synchronize
+from bench.hardware import autocast, cpu_flags, synchronize
 from bench.protocol import COMPILE_MODES
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,8 @@ MEASURED_SPEEDUP = 1.63
 MEASURED_COMPILE_S = 37.7
 BREAK_EVEN_S = round(MEASURED_COMPILE_S * MEASURED_SPEEDUP / (MEASURED_SPEEDUP - 1.0))
 """Seconds of estimated eager extraction above which ``auto`` compiles (98 s; see the module doc)."""
+MEASURED_ON = "a CPU with AMX"
+"""The kind of device :data:`MEASURED_SPEEDUP` and :data:`MEASURED_COMPILE_S` were measured on."""
 PROBE_BATCHES = 3
 """Eager batches timed (after one untimed warm-up batch) to estimate the eager rate."""
 
@@ -62,15 +68,27 @@ class CompileDecision:
         return asdict(self)
 
 
-def decide_compile(mode: str, images: int, eager_images_per_s: float | None = None) -> CompileDecision:
+def rule_applies(device: torch.device) -> bool:
+    """Whether ``device`` is of the kind the break-even was measured on (:data:`MEASURED_ON`)."""
+    return device.type == "cpu" and "amx_tile" in cpu_flags()
+
+
+def decide_compile(
+    mode: str, images: int, eager_images_per_s: float | None = None, *, measured_device: bool = True
+) -> CompileDecision:
     """The decision for ``mode`` (:data:`COMPILE_MODES`) with ``images`` left to extract; ``auto``
-    needs the measured eager rate and compiles when ``images / rate > BREAK_EVEN_S``."""
+    stays eager on a device the rule was not measured on (``measured_device`` False, see
+    :func:`rule_applies`), and elsewhere needs the measured eager rate and compiles when
+    ``images / rate > BREAK_EVEN_S``."""
     if mode not in COMPILE_MODES:
         raise ValueError(f"--compile: unknown mode {mode!r}; choose one of {list(COMPILE_MODES)}")
     if images <= 0:
         return CompileDecision(mode, False, "nothing to extract: every split's features are cached", images)
     if mode != "auto":
         return CompileDecision(mode, mode == "on", f"--compile {mode}", images)
+    if not measured_device:
+        return CompileDecision(mode, False, f"auto: eager; the compile break-even was measured on {MEASURED_ON} "
+                               "only, not on this device (--compile on compiles here)", images)
     if eager_images_per_s is None or eager_images_per_s <= 0:
         raise ValueError("decide_compile: mode 'auto' needs the measured eager rate (images/s)")
     estimate = images / eager_images_per_s

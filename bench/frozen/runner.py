@@ -29,7 +29,15 @@ import torch
 from torch import nn
 
 from bench.data import DataSource
-from bench.frozen.compiled import CompileDecision, Encode, FixedBatchEncoder, decide_compile, eager_rate, freezing
+from bench.frozen.compiled import (
+    CompileDecision,
+    Encode,
+    FixedBatchEncoder,
+    decide_compile,
+    eager_rate,
+    freezing,
+    rule_applies,
+)
 from bench.frozen.lowshot import run_lowshot
 from bench.frozen.probe import SCORE_MAP, fit_probe, merged_classes, to_unit_interval
 from bench.hardware import (
@@ -264,11 +272,12 @@ def build_encoder(
     encode: Encode = partial(pooled_features, extractor.backbone)
     rate = None
     crops = protocol.transform_config().num_crops
-    if mode == "auto" and images > 0:
+    measured_device = rule_applies(extractor.device)
+    if mode == "auto" and images > 0 and measured_device:
         example = torch.randn(protocol.batch_size * crops, 3, protocol.input_size, protocol.input_size,
                               device=extractor.device).contiguous(memory_format=torch.channels_last)
         rate = eager_rate(encode, example, autocast_dtype(extractor.precision)) / crops
-    decision = decide_compile(mode, images, rate)
+    decision = decide_compile(mode, images, rate, measured_device=measured_device)
     log.info("%s: feature extraction %s (%s)", extractor.model_name, "compiled" if decision.compiled else "eager",
              decision.rule)
     if decision.compiled:
