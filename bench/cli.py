@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", choices=COMPILE_MODES, default=None,
                    help="linear/lowshot: torch.compile the feature extractor (inductor freezing): auto compiles when "
                         "the eager extraction, timed on a few batches, would take longer than the measured "
-                        "break-even (docs/performance.md); on; off (default: auto). result.json records the choice")
+                        "break-even (docs/performance.md), on a CPU with AMX, where that was measured, and stays eager "
+                        "elsewhere; on; off (default: auto). result.json records the choice")
     p.add_argument("--ap", choices=tuple(AP_DEFINITIONS), default=DEFAULT_AP,
                    help="the AP definition leaderboard.md and report.md rank and show: sklearn (non-interpolated), "
                         "voc07 (11-point), voc12 (VOC2010+ envelope); leaderboard.csv has all three "
