@@ -196,7 +196,7 @@ def _galleries(
         except VOCDataError as err:
             kept = [previous / rel.relative_to(REPORT_DIR) for rel in rels] if previous is not None else []
             if not kept or not all(path.is_file() for path in kept):
-                lines.append(f"No gallery: {err}.")
+                lines += [f"No gallery: {str(err).rstrip('.')}.", ""]
                 log.warning("report: no gallery for %s: %s", name, err)
                 continue
             for path, rel in zip(kept, rels, strict=True):
