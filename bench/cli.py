@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-nodes", type=int, default=1, help="number of nodes for multi-node DDP")
     p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
     p.add_argument("--num-workers", type=int, default=None,
-                   help="DataLoader workers (default: chosen from the machine's cores)")
+                   help="DataLoader workers (default: chosen from the machine's cores; the frozen protocols on the "
+                        "CPU decode in the main process instead, see --loader-threads)")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="leave out images that are missing or do not decode (found by the up-front check) instead "
                         "of stopping; they are listed on the console and in each result.json")
@@ -277,9 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-jobs", type=int, default=None,
                    help="linear/lowshot: processes the probe fits the classes over (default: -1, every core)")
     p.add_argument("--loader-threads", type=int, default=None, metavar="N",
-                   help="linear/lowshot, with --num-workers 0: threads that decode each extraction batch in the "
-                        "main process between the model's steps, instead of loader workers beside it (default: 0, "
-                        "one thread)")
+                   help="linear/lowshot: threads that decode each extraction batch in the main process between "
+                        "the model's steps, with no loader workers (default on the CPU: no workers and one thread "
+                        "per core, measured faster than workers beside the model; see docs/performance.md; "
+                        "--num-workers N > 0 uses workers instead)")
     p.add_argument("--compile", choices=COMPILE_MODES, default=None,
                    help="linear/lowshot: torch.compile the feature extractor (inductor freezing): auto compiles when "
                         "the eager extraction, timed on a few batches, would take longer than the measured "
@@ -541,9 +543,9 @@ def _check_protocol_flags(args: argparse.Namespace) -> None:
     negative = [seed for seed in [args.seed, *(args.seeds or [])] if seed is not None and seed < 0]
     if negative:
         raise UsageError(f"--seed/--seeds: {what} seeds numpy's generators, which take no negative seed {negative}")
-    if args.loader_threads is not None and (args.loader_threads < 0 or args.num_workers != 0):
-        raise UsageError(f"--loader-threads {args.loader_threads}: give a count >= 0, with --num-workers 0 (the "
-                         "threads make the batches in the main process, in place of loader workers)")
+    if args.loader_threads is not None and (args.loader_threads < 1 or (args.num_workers or 0) > 0):
+        raise UsageError(f"--loader-threads {args.loader_threads}: give a count >= 1, without --num-workers or with "
+                         "--num-workers 0 (the threads make the batches in the main process, in place of workers)")
     if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
         raise UsageError(f"--n-jobs: give -1 (every core) or a positive number of processes, not {args.n_jobs}")
     if args.protocol != "lowshot" and args.lowshot_k is not None:
@@ -750,7 +752,7 @@ def _run_frozen(
     options = FrozenOptions(
         accelerator=args.accelerator,
         num_workers=args.num_workers,
-        loader_threads=args.loader_threads or 0,
+        loader_threads=args.loader_threads,
         cache_dir=args.cache_dir,
         feature_cache=args.feature_cache,
         n_jobs=-1 if args.n_jobs is None else args.n_jobs,

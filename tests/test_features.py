@@ -245,6 +245,26 @@ def test_the_compile_rule_refuses_what_it_cannot_decide() -> None:
         decide_compile("auto", 10)
 
 
+@pytest.mark.parametrize(
+    ("workers", "threads", "accelerator", "expected"),
+    [
+        (None, None, "cpu", (0, 3)),  # the CPU default: no workers, a thread per core
+        (None, 1, "cpu", (0, 1)),
+        (0, None, "cpu", (0, 3)),
+        (2, None, "cpu", (2, 0)),  # workers asked for: workers, no threads
+        (None, None, "gpu", (5, 0)),  # an accelerator: the datamodule's default workers
+        (0, None, "gpu", (0, 0)),
+        (None, 2, "gpu", (0, 2)),
+    ],
+)
+def test_loader_arrangement_by_hand(monkeypatch: pytest.MonkeyPatch, workers: int | None, threads: int | None,
+                                    accelerator: str, expected: tuple[int, int]) -> None:
+    monkeypatch.setattr(bench.frozen.runner, "available_cores", lambda: 3)
+    monkeypatch.setattr(bench.frozen.runner, "default_num_workers", lambda: 5)
+    options = FrozenOptions(num_workers=workers, loader_threads=threads)
+    assert bench.frozen.runner.loader_arrangement(options, accelerator) == expected
+
+
 def test_auto_stays_eager_on_a_device_the_rule_was_not_measured_on() -> None:
     decision = decide_compile("auto", 10_000, None, measured_device=False)
     assert decision.compiled is False and decision.eager_images_per_s is None
@@ -272,6 +292,8 @@ def test_auto_on_a_small_set_stays_eager_and_says_why(
     assert decision["mode"] == "auto" and decision["compiled"] is False and decision["images"] == 27
     assert decision["eager_images_per_s"] > 0 and decision["estimated_eager_s"] < decision["break_even_s"]
     assert decision["rule"].startswith("auto: estimated eager extraction")
+    # the loader arrangement the extraction used is recorded: no workers (asked), a thread per core
+    assert record.extra["features"]["loader"] == {"workers": 0, "threads": bench.frozen.runner.available_cores()}
 
 
 def test_compiled_features_equal_eager_ones_within_bf16_noise(tiny_voc: Path, tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ from bench.store import (
 from bench.train.runner import OnRecord, claimed_run_dir, complete_record, sweep
 from bench.weights import Weights
 from voc.config import TransformConfig
-from voc.datamodule import VOCDataModule
+from voc.datamodule import VOCDataModule, available_cores, default_num_workers
 from voc.feature_cache import FeatureCache, files_digest
 from voc.features import extract_features
 from voc.metrics import evaluate
@@ -81,8 +81,10 @@ class FrozenOptions:
 
     accelerator: str = "auto"
     num_workers: int | None = None
-    loader_threads: int = 0
-    """With ``num_workers=0``: threads that make each batch in the main process (``VOCDataModule``)."""
+    """Loader workers; ``None``: :func:`loader_arrangement` chooses."""
+    loader_threads: int | None = None
+    """With no workers: threads that make each batch in the main process (``VOCDataModule``);
+    ``None``: :func:`loader_arrangement` chooses."""
     cache_dir: Path | None = None
     """Decode-once cache of resized images (``voc.cache``) for the extraction; ``None``: decode JPEGs."""
     feature_cache: Path | None = None
@@ -185,6 +187,26 @@ class _SplitPlan:
     cached: np.ndarray | None
 
 
+def loader_arrangement(options: FrozenOptions, accelerator: str) -> tuple[int, int]:
+    """``(workers, threads)`` of the extraction loader: what ``options`` set, and by default, on the
+    CPU, no workers and one decoding thread per core in the main process between the model's
+    batches; on an accelerator, the datamodule's default workers.
+
+    On the CPU, workers share the cores with the model's compute threads. Measured with Lite0 on
+    real VOC photos on 2 cores (``python benchmark.py --speed --protocol linear``,
+    benchmarks/2026-12-03-amd-epyc-2core): end to end against the model alone 0.763 with one worker,
+    0.916 with none and one thread, 0.971 with none and 2 threads.
+    """
+    workers, threads = options.num_workers, options.loader_threads
+    if workers is not None and workers > 0:
+        return workers, 0
+    if workers is None and threads is None and accelerator != "cpu":
+        return default_num_workers(), 0
+    if threads is None:
+        threads = available_cores() if accelerator == "cpu" else 0
+    return 0, threads
+
+
 def frozen_datamodule(
     protocol: LinearProtocol,
     data: DataSource,
@@ -226,11 +248,13 @@ def plan_split(
     data: DataSource,
     options: FrozenOptions,
     cache: FeatureCache,
+    loader: tuple[int, int] = (0, 0),
 ) -> _SplitPlan:
-    """``split``'s loader, ids and labels, and its features where the cache has them."""
+    """``split``'s loader (``loader``: workers and threads, :func:`loader_arrangement`), ids and
+    labels, and its features where the cache has them."""
+    workers, threads = loader
     datamodule = frozen_datamodule(protocol, data, extractor.transform, train_split=split, eval_split=split,
-                                   num_workers=options.num_workers, cache_dir=options.cache_dir,
-                                   loader_threads=options.loader_threads)
+                                   num_workers=workers, cache_dir=options.cache_dir, loader_threads=threads)
     datamodule.setup("test")
     dataset = datamodule.eval_set
     assert dataset is not None
@@ -353,8 +377,9 @@ def _run(
         record.environment = environment(accelerator, precision)
         log.info("%s: %s, frozen, features under %s, %d parameters", model_name, weights.description, precision,
                  record.params)
+        loader = loader_arrangement(options, accelerator)
         plans = [
-            plan_split(split, extractor, protocol=protocol, data=data, options=options, cache=cache)
+            plan_split(split, extractor, protocol=protocol, data=data, options=options, cache=cache, loader=loader)
             for split in (protocol.train_split, protocol.eval_split)
         ]
         built = time.perf_counter()
@@ -407,6 +432,7 @@ def _run(
             "view": asdict(view),
             "precision": precision,
             "compile": compiling.to_dict(),
+            "loader": {"workers": loader[0], "threads": loader[1]},
             "cache": {s.split: {"path": str(s.path), "from_cache": s.from_cache} for s in (train, evals)},
         }
         record.status = "ok"

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from bench.data import DataSource
-from bench.frozen.runner import FrozenOptions, build_encoder, build_extractor, frozen_datamodule
+from bench.frozen.runner import FrozenOptions, build_encoder, build_extractor, frozen_datamodule, loader_arrangement
 from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolve_precision
 from bench.protocol import LinearProtocol
 from bench.speed.data import data_only_row, loader_images_per_s
@@ -33,7 +33,6 @@ from bench.speed.training import (
     with_ratios,
 )
 from bench.train.throughput import WARMUP_BATCHES
-from voc.datamodule import default_num_workers
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +52,10 @@ def measure_extraction_speed(
     accelerator = resolve_accelerator(options.accelerator)
     precision = resolve_precision(protocol.precision, accelerator)
     extractor, _ = build_extractor(model_name, RANDOM_INIT, protocol, accelerator, precision)
-    workers = default_num_workers() if options.num_workers is None else options.num_workers
+    workers, threads = loader_arrangement(options, accelerator)
     datamodule = frozen_datamodule(protocol, data, extractor.transform, train_split=protocol.train_split,
                                    eval_split=protocol.eval_split, num_workers=workers,
-                                   min_batches=WARMUP_BATCHES + steps, loader_threads=options.loader_threads)
+                                   min_batches=WARMUP_BATCHES + steps, loader_threads=threads)
     datamodule.setup("fit")
     assert datamodule.train_set is not None and datamodule.eval_set is not None
     images = len(datamodule.train_set) + len(datamodule.eval_set)  # what a real run extracts
