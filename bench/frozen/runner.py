@@ -194,8 +194,8 @@ def loader_arrangement(options: FrozenOptions, accelerator: str) -> tuple[int, i
 
     On the CPU, workers share the cores with the model's compute threads. Measured with Lite0 on
     real VOC photos on 2 cores (``python benchmark.py --speed --protocol linear``,
-    benchmarks/2026-12-03-amd-epyc-2core): end to end against the model alone 0.763 with one worker,
-    0.916 with none and one thread, 0.971 with none and 2 threads.
+    benchmarks/2026-12-03-amd-epyc-2core): end to end against the model alone, median of 5 runs
+    0.932 with no workers and 2 threads, of 4 runs 0.800 with one worker.
     """
     workers, threads = options.num_workers, options.loader_threads
     if workers is not None and workers > 0:
