@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from voc_tree import write_voc_tree
@@ -11,6 +14,21 @@ from voc_tree import write_voc_tree
 from voc.constants import VOC_CLASSES
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "voc-fixtures"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture(scope="session")
+def load_script() -> Callable[[str], ModuleType]:
+    """``load_script("protocol_time")``: ``scripts/protocol_time.py`` imported as a module (scripts/ is
+    no package)."""
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

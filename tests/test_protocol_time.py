@@ -3,7 +3,6 @@ per model and round, alternating their order, and its ratios are the records' ti
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,17 +10,13 @@ import pytest
 
 pytestmark = pytest.mark.lab
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "protocol_time.py"
 QUICK = ["--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1", "--pretrained", "none",
          "--num-workers", "0", "--batch-size", "4", "--eval-batch-size", "8"]
 
 
 @pytest.fixture(scope="module")
-def protocol_time():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("protocol_time", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def protocol_time(load_script):  # noqa: ANN001, ANN201
+    return load_script("protocol_time")
 
 
 def test_ratios_are_the_records_times(

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 pytestmark = pytest.mark.lab
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "train_step_formats.py"
 
 
 @pytest.fixture(scope="module")
-def script():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("train_step_formats", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(load_script):  # noqa: ANN001, ANN201
+    return load_script("train_step_formats")
 
 
 def test_one_row_per_precision_and_format_with_every_step_timed(script, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001

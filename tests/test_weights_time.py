@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.lab
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "weights_time.py"
 
 
 @pytest.fixture(scope="module")
-def weights_time():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("weights_time", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def weights_time(load_script):  # noqa: ANN001, ANN201
+    return load_script("weights_time")
 
 
 def test_a_row_per_model_with_both_times(weights_time, capsys: pytest.CaptureFixture[str],  # noqa: ANN001
