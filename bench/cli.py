@@ -121,6 +121,11 @@ FROZEN_ONLY_FLAGS: tuple[tuple[str, str], ...] = (
     ("loader_threads", "--loader-threads"),
 )
 """(argument, flag) of the settings only the frozen protocols have: an error with ``--protocol course``."""
+SPEED_STEPS = 20
+"""``--speed-steps`` on an accelerator."""
+SPEED_STEPS_CPU = 2
+"""``--speed-steps`` on the CPU: ResNet-50 at the course shapes (batch 8 x 5 crops) measured in 3 min 56 s on
+2 cores with 3 repeats (5 min 0 s with 3 steps; docs/performance.md)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,9 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --speed, also time a straightforward course-style training loop (fp32, NCHW, PIL "
                         "transforms, a Python loop of 20 BCE calls) for comparison; slow (--speed-seed-loop is "
                         "its old name, accepted for one release)")
-    p.add_argument("--speed-steps", type=int, default=20,
-                   help="timed batches per measurement with --speed, after 3 warm-up batches (a split with fewer "
-                        "batches is cycled)")
+    p.add_argument("--speed-steps", type=int, default=None,
+                   help=f"timed batches per measurement with --speed, after 3 warm-up batches (a split with fewer "
+                        f"batches is cycled) (default: {SPEED_STEPS_CPU} on the CPU, where the course shapes take "
+                        f"seconds a step, {SPEED_STEPS} elsewhere; see docs/performance.md)")
     p.add_argument("--speed-repeats", type=int, default=3,
                    help="with --speed, repeat every measurement this many times; the table shows the median and "
                         "the min-max, speed.json keeps every repeat")
@@ -462,6 +468,11 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
         raise UsageError(str(err)) from None
 
 
+def default_speed_steps(accelerator: str) -> int:
+    """``--speed-steps`` when not given: :data:`SPEED_STEPS_CPU` on the CPU, :data:`SPEED_STEPS` elsewhere."""
+    return SPEED_STEPS_CPU if accelerator == "cpu" else SPEED_STEPS
+
+
 def _check_speed_flags(args: argparse.Namespace) -> None:
     """``--speed-*`` values, and the ones that only mean something with ``--speed``."""
     given = [flag for flag, value in (("--speed-workers", args.speed_workers), ("--speed-threads", args.speed_threads),
@@ -476,7 +487,7 @@ def _check_speed_flags(args: argparse.Namespace) -> None:
     if args.speed_data_only and model_side:
         raise UsageError(f"{', '.join(model_side)}: these time a model, which --speed-data-only leaves out")
     for flag, value in (("--speed-steps", args.speed_steps), ("--speed-repeats", args.speed_repeats)):
-        if value < 1:
+        if value is not None and value < 1:
             raise UsageError(f"{flag}: at least 1, not {value}")
     workers = args.speed_workers or []
     if any(w < 0 for w in workers) or len(set(workers)) < len(workers):
@@ -834,6 +845,10 @@ def _run(args: argparse.Namespace, command: str) -> int:
         return _report_only(args, report)
     models = _resolve_models(args.models)
     _check_gallery_models(args.gallery_models, [*models, BASELINE_NAME])
+    if args.speed and args.speed_steps is None:
+        from bench.hardware import resolve_accelerator
+
+        args.speed_steps = default_speed_steps(resolve_accelerator(args.accelerator))
     weights = None if args.speed else _resolve_weights(models, args.pretrained, args.models)
     if weights is not None:
         models = [m for m in models if m in weights]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cli import build_parser, main
+from bench.cli import SPEED_STEPS, SPEED_STEPS_CPU, build_parser, default_speed_steps, main
 from bench.model import build_classifier
 from bench.speed.data import default_data_workers
 from bench.speed.training import (
@@ -221,6 +221,24 @@ def test_speed_table_shows_the_spread_of_several_repeats() -> None:
     assert by_header["eval img/s e2e"] == "–"
     assert speed_caption([row]).startswith("Each rate: median (min–max) over 3 repeat(s), each timed over 8 steps "
                                            "after 3 warm-up steps")
+
+
+def test_default_speed_steps_are_fewer_on_the_cpu(tiny_voc: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (SPEED_STEPS_CPU, SPEED_STEPS) == (2, 20)
+    assert default_speed_steps("cpu") == 2 and default_speed_steps("gpu") == 20 and default_speed_steps("mps") == 20
+    assert build_parser().parse_args(["--speed"]).speed_steps is None  # resolved once the device is known
+    seen: list[int] = []
+
+    def fake_run_speed(models, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        seen.append(kwargs["steps"])
+        raise SystemExit(0)
+
+    monkeypatch.setattr("bench.speed.training.run_speed", fake_run_speed)
+    with pytest.raises(SystemExit):
+        main(["--speed", "--models", "test_resnet", "--data", str(tiny_voc), "--accelerator", "cpu",
+              "--out", str(tmp_path / "out")])
+    assert seen == [2]
 
 
 BAD_SPEED_FLAGS: dict[str, tuple[list[str], list[str]]] = {
