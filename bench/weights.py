@@ -189,8 +189,9 @@ def resolve_all_weights(
 ) -> dict[str, Weights]:
     """:func:`resolve_weights` for every model, before any work: the hub is asked at most once.
 
-    Models in ``skippable`` (those a ``--models`` wildcard matched) whose weights cannot be had are
-    left out of the result with a warning naming them; any other such model raises.
+    With ``imagenet``, models in ``skippable`` (those a ``--models`` wildcard matched) whose weights
+    cannot be had are left out of the result with a warning naming them; any other such model raises
+    (a missing ``--pretrained`` file too, whatever matched).
 
     Raises:
         WeightsUnavailableError: for the first model outside ``skippable`` whose weights cannot be
@@ -209,7 +210,7 @@ def resolve_all_weights(
         try:
             resolved[model] = resolve_weights(model, pretrained, hub_timeout=hub_timeout, hub_answers=hub_answers)
         except WeightsUnavailableError:
-            if model not in skippable:
+            if pretrained != "imagenet" or model not in skippable:
                 raise
             skipped.append(model)
     if skipped and not resolved:

@@ -203,3 +203,5 @@ def test_a_pattern_match_without_weights_is_left_out_with_a_warning(caplog: pyte
     assert "left out tf_efficientnet_lite3" in caplog.text
     with pytest.raises(WeightsUnavailableError, match="tf_efficientnet_lite3"):
         resolve_all_weights(models, "imagenet")  # named outright: an error
+    with pytest.raises(WeightsUnavailableError, match="no such file"):  # a missing file is never skipped
+        resolve_all_weights(models, "/no/such/weights.pth", skippable=models)
