@@ -248,7 +248,7 @@ def plan_split(
     data: DataSource,
     options: FrozenOptions,
     cache: FeatureCache,
-    loader: tuple[int, int] = (0, 0),
+    loader: tuple[int, int],
 ) -> _SplitPlan:
     """``split``'s loader (``loader``: workers and threads, :func:`loader_arrangement`), ids and
     labels, and its features where the cache has them."""
