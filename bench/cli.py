@@ -17,18 +17,15 @@ from functools import partial
 from pathlib import Path
 
 from bench.data import SYNTHETIC_ROOT, SYNTHETIC_SIZE, DataSource, resolve_data
+from bench.frozen.recipes import LOWSHOT_K_VALUES, PROBE_RECIPES, PROBES, VISSL_VOC07_SVM_COSTS
 from bench.protocol import (
     COMPILE_MODES,
     COURSE_PROTOCOL,
     CPU_SYNTHETIC_PROTOCOL,
     FROZEN_PROTOCOLS,
     LINEAR_PROTOCOL,
-    LOWSHOT_K_VALUES,
     PRECISIONS,
-    PROBE_RECIPES,
-    PROBES,
     PROTOCOL_NAMES,
-    VISSL_VOC07_SVM_COSTS,
     LinearProtocol,
     Protocol,
     finetune_protocol,

@@ -1,11 +1,10 @@
-"""The training and evaluation protocols: frozen configs applied identically to every backbone.
+"""The protocols' settings: frozen configs applied identically to every backbone.
 
-This is the single statement of each protocol. :class:`Protocol` is a fine-tuning protocol, and
-:data:`FINETUNE_PROTOCOL_TABLE` names them (``course``, ``voc07``, ``modern``); :class:`LinearProtocol`
-the frozen-backbone ones (``linear``: a probe on cached features, ``lowshot``: probes on k-shot
-samples of them), with the probe recipes (:data:`PROBE_RECIPES`) they apply. The ``voc``
-package's config objects (labels, transforms, training) are built from them (``label_config``,
-``transform_config``, ``train_config``); no other module lists their fields again. Torch-free: the
+:class:`Protocol` holds a fine-tuning recipe's settings, and :data:`FINETUNE_PROTOCOL_TABLE` names
+them (``course``, ``voc07``, ``modern``); :class:`LinearProtocol` the frozen-feature protocols'
+(``linear``, ``lowshot`` and the others), whose scoring and record each protocol's module in
+``bench.protocols`` states. The ``voc`` package's config objects (labels, transforms, training) are
+built from them (``label_config``, ``transform_config``, ``train_config``). Torch-free: the
 command line reads them before deciding whether to load torch.
 """
 
@@ -17,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar, TypeVar
 
+from bench.frozen.recipes import LOWSHOT_K_VALUES, PROBE_RECIPES, PROBES, ProbeRecipe
+from bench.protocols import FINETUNE, FROZEN, frozen_spec, names
 from voc.config import DECODERS, DEFAULT_RANDAUGMENT, LabelConfig, TrainConfig, TransformConfig
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD
 
@@ -26,13 +27,13 @@ COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 """``--compile`` of the frozen protocols' feature extraction: by ``bench.frozen.compiled``'s measured rule,
 always, never."""
 
-FINETUNE_PROTOCOLS: tuple[str, ...] = ("course", "voc07", "modern")
+FINETUNE_PROTOCOLS: tuple[str, ...] = names(FINETUNE)
 """Fine-tuning recipes (:class:`Protocol`, :data:`FINETUNE_PROTOCOL_TABLE`): ``course``, the course
 project's; ``voc07``, the ASL repository's on VOC2007; ``modern``, AdamW + cosine + EMA + RandAugment."""
-FROZEN_PROTOCOLS: tuple[str, ...] = ("linear", "lowshot")
-PROTOCOL_NAMES: tuple[str, ...] = (*FINETUNE_PROTOCOLS, *FROZEN_PROTOCOLS)
-"""``course``, ``voc07``, ``modern``: fine-tune (:class:`Protocol`); ``linear`` and ``lowshot``:
-frozen backbone, linear probes on its cached features (:class:`LinearProtocol`)."""
+FROZEN_PROTOCOLS: tuple[str, ...] = names(FROZEN)
+"""The frozen-feature protocols (:class:`LinearProtocol` settings), each a module of ``bench.protocols``."""
+PROTOCOL_NAMES: tuple[str, ...] = names()
+"""Every registered protocol (``bench.protocols.MODULES``), in display order."""
 
 
 _P = TypeVar("_P", bound="_ProtocolMixin")
@@ -331,102 +332,6 @@ def config_hash(*parts: dict[str, Any]) -> str:
 # -- frozen-backbone protocols -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ProbeRecipe:
-    """How one linear probe is fitted on frozen features, for every class and every backbone alike
-    (``bench.frozen.probe`` builds the scikit-learn estimators from it)."""
-
-    name: str
-    features: str
-    """``l2``: each image's feature divided by its L2 norm + 1e-5 (VISSL ``_normalize_features``);
-    ``standardise``: a StandardScaler fitted on the training rows of each fit (in every CV fold too)."""
-    estimator: str
-    """``LinearSVC`` or ``LogisticRegression`` (scikit-learn), one binary problem per class."""
-    costs: tuple[float, ...]
-    """The default grid of C (scikit-learn's inverse regularisation strength)."""
-    folds: int
-    """Stratified, shuffled, seeded k-fold CV on the training split chooses C per class."""
-    max_iter: int
-    tol: float
-    class_weight: tuple[tuple[int, float], ...] | None
-    """(label, weight) pairs for the SVM targets -1 / 1, e.g. ``((1, 2.0), (-1, 1.0))``."""
-    source: str
-    """Where the recipe comes from (in the record's probe section, not in the config hash)."""
-    dual: bool | str = "auto"
-    """LinearSVC's solver: ``True`` the dual (liblinear's coordinate descent), ``False`` the primal
-    (trust-region Newton), ``"auto"`` scikit-learn's rule, the primal when there are more training
-    rows than feature dimensions. Both solve the same strictly convex problem (one optimum); the dual
-    crawls at large C on features that do not separate the classes (docs/performance.md)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings that decide the fits (not :attr:`source`)."""
-        data = asdict(self)
-        del data["source"]
-        data["costs"] = list(self.costs)
-        data["class_weight"] = None if self.class_weight is None else {str(k): w for k, w in self.class_weight}
-        return data
-
-
-VISSL_VOC07_SVM_COSTS: tuple[float, ...] = (0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 50.0, 100.0, 1000.0)
-"""VISSL's cost grid for the VOC07 linear SVM: ``SVM.costs.costs_list`` of
-``configs/config/benchmark/linear_image_classification/voc07/eval_resnet_8gpu_transfer_voc07_svm.yaml``
-(the low-shot config, ``low_shot_transfer/voc07/eval_resnet_8gpu_transfer_voc07_low_shot_svm.yaml``,
-lists the same); ``costs.base`` is -1 in ``vissl/config/defaults.yaml``, so no powers are added."""
-
-SVM_COSTS: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
-"""Our default SVM grid: VISSL's range (:data:`VISSL_VOC07_SVM_COSTS`) at one value per decade, the
-six of its eleven values that are powers of ten. The fit time grows with C (liblinear's primal on
-ResNet-50 features of the VOC2007-size set: 0.6 s at C = 0.01, 13 s at C = 1000), and VISSL's extra
-values (2, 5, 15, 20, 50) sit where fits are slow: the decade grid takes about half the probe time,
-which brings a VOC2007-size run under 15 min on a 2-core CPU (docs/performance.md). ``--probe-costs``
-with VISSL's list restores its grid exactly."""
-
-LOGREG_COSTS: tuple[float, ...] = tuple(10.0**e for e in range(-6, 6))
-"""C = 1e-6, 1e-5, ..., 1e5: one value per decade over the range of Kornblith et al.'s grid (they
-searched 45 log-spaced values in it)."""
-
-SVM_RECIPE = ProbeRecipe(
-    name="svm",
-    features="l2",
-    estimator="LinearSVC",
-    costs=SVM_COSTS,
-    folds=3,
-    max_iter=2000,
-    tol=1e-4,
-    class_weight=((1, 2.0), (-1, 1.0)),
-    source=(
-        "VISSL vissl/utils/svm_utils/svm_trainer.py (SVMTrainer.train_cls: LinearSVC(C, class_weight={1: 2, -1: 1}, "
-        "penalty='l2', loss='squared_hinge', dual=True, tol=1e-4, max_iter=2000), cross_val_score(cv=3, "
-        "scoring='average_precision'), C = argmax of the mean CV AP per class; features L2-normalised) = "
-        "fair_self_supervision_benchmark tools/svm/train_svm_kfold.py + svm_helper.py + test_svm.py; "
-        "solver dual='auto' (the primal where rows > dimensions) instead of VISSL's dual=True: the same optimum; "
-        "grid: VISSL's at one value per decade (SVM_COSTS)"
-    ),
-    dual="auto",
-)
-LOGREG_RECIPE = ProbeRecipe(
-    name="logreg",
-    features="standardise",
-    estimator="LogisticRegression",
-    costs=LOGREG_COSTS,
-    folds=5,
-    max_iter=1000,
-    tol=1e-4,
-    class_weight=None,
-    source=(
-        "Kornblith, Shlens, Le, 'Do Better ImageNet Models Transfer Better?' (CVPR 2019): L2-regularised "
-        "logistic regression on penultimate-layer features (L-BFGS), the penalty chosen over a log grid from "
-        "1e-6 to 1e5; they choose it on a held-out validation split, we by 5-fold CV on the training split"
-    ),
-)
-PROBE_RECIPES: dict[str, ProbeRecipe] = {"svm": SVM_RECIPE, "logreg": LOGREG_RECIPE}
-PROBES: tuple[str, ...] = tuple(PROBE_RECIPES)
-
-LOWSHOT_K_VALUES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 96)
-"""VISSL's and fair_self_supervision_benchmark's low-shot k values (``SVM.low_shot.k_values``;
-``extra_scripts/create_voc_low_shot_samples.py``)."""
-
-
 def _sorted_unique_positive(values: Sequence[float], what: str) -> tuple[float, ...]:
     out = tuple(sorted({float(v) for v in values}))
     if not out or any(not (v > 0 and v < float("inf")) for v in out):
@@ -436,7 +341,8 @@ def _sorted_unique_positive(values: Sequence[float], what: str) -> tuple[float, 
 
 @dataclass(frozen=True)
 class LinearProtocol(_ProtocolMixin):
-    """A frozen-backbone protocol: features once per image, then linear probes on them.
+    """A frozen-backbone protocol's settings: features once per image, then the protocol's scoring
+    (``bench.protocols``: its module states what it applies and records).
 
     ``linear``: the backbone is frozen (eval mode, no gradients); each image's timm pooled
     pre-logits feature (``forward_head(forward_features(x), pre_logits=True)``, fp32, the mean over
@@ -491,8 +397,7 @@ class LinearProtocol(_ProtocolMixin):
     """Features are extracted from the view as it is: no augmentation (not fields: nothing to set)."""
 
     def __post_init__(self) -> None:
-        if self.name not in FROZEN_PROTOCOLS:
-            raise ValueError(f"unknown frozen protocol {self.name!r}; valid values are {list(FROZEN_PROTOCOLS)}")
+        frozen_spec(self.name)  # a registered frozen protocol, else ValueError naming the valid ones
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid values are {list(PRECISIONS)}")
         if self.decode not in DECODERS:
@@ -523,40 +428,23 @@ class LinearProtocol(_ProtocolMixin):
         return self.costs if self.costs is not None else self.recipe.costs
 
     def to_dict(self) -> dict[str, Any]:
-        """The record's ``config``: the fields this protocol applies, the resolved cost grid and the
-        probe recipe. ``linear`` leaves out the low-shot fields; ``lowshot`` the grid (its fits use
-        ``fixed_cost``)."""
+        """The record's ``config``: the fields this protocol applies (its module's ``config_dict`` of
+        every field, the resolved cost grid and the probe recipe)."""
         data = asdict(self)
         data["costs"] = list(self.cost_grid)
         data["k_values"] = list(self.k_values)
         data["recipe"] = self.recipe.to_dict()
-        if self.name == "linear":
-            for key in ("k_values", "samples", "negatives_per_positive"):
-                del data[key]
-        else:
-            del data["costs"]
-        return without_default_decode(data)
+        return without_default_decode(frozen_spec(self.name).config_dict(self, data))
 
 
 LINEAR_PROTOCOL = LinearProtocol()
 """VISSL's VOC07 linear benchmark (real VOC): VOC2007 trainval → test, 224 × 224 whole image, SVM."""
-LOWSHOT_PROTOCOL = LinearProtocol(name="lowshot")
-"""VISSL's VOC07 low-shot benchmark (real VOC), on the same cached features."""
 LINEAR_SYNTHETIC_PROTOCOL = LinearProtocol(year="2012", train_split="train", eval_split="val")
 """The frozen protocols on the synthetic set (which has train and val): everything else as on real
 VOC, the 224 × 224 view included."""
-LOWSHOT_SYNTHETIC_PROTOCOL = replace(LINEAR_SYNTHETIC_PROTOCOL, name="lowshot")
 
 
 def frozen_protocol(name: str, synthetic: bool) -> LinearProtocol:
-    """The default ``linear`` or ``lowshot`` protocol for real VOC or the synthetic set."""
-    table = {
-        ("linear", False): LINEAR_PROTOCOL,
-        ("lowshot", False): LOWSHOT_PROTOCOL,
-        ("linear", True): LINEAR_SYNTHETIC_PROTOCOL,
-        ("lowshot", True): LOWSHOT_SYNTHETIC_PROTOCOL,
-    }
-    try:
-        return table[(name, synthetic)]
-    except KeyError:
-        raise ValueError(f"unknown frozen protocol {name!r}; valid values are {list(FROZEN_PROTOCOLS)}") from None
+    """The default settings of the frozen protocol ``name`` for real VOC or the synthetic set
+    (``bench.protocols``: each protocol's ``default``)."""
+    return frozen_spec(name).default(synthetic)

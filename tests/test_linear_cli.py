@@ -14,15 +14,8 @@ from voc_tree import linear_tree as _tree
 
 from bench.cli import build_parser, frozen_protocol_from_args, main
 from bench.data import DataSource
-from bench.protocol import (
-    LINEAR_PROTOCOL,
-    LINEAR_SYNTHETIC_PROTOCOL,
-    LOWSHOT_PROTOCOL,
-    LOWSHOT_SYNTHETIC_PROTOCOL,
-    SVM_COSTS,
-    VISSL_VOC07_SVM_COSTS,
-    LinearProtocol,
-)
+from bench.frozen.recipes import SVM_COSTS, VISSL_VOC07_SVM_COSTS
+from bench.protocol import LINEAR_PROTOCOL, LINEAR_SYNTHETIC_PROTOCOL, LinearProtocol, frozen_protocol
 from bench.store import LABELS_FILE, LEADERBOARD_MD, PREDICTIONS_FILE, SPEED_DATA_FILE, SPEED_FILE
 from voc.constants import VOC_CLASSES
 from voc.metrics import evaluate
@@ -159,9 +152,9 @@ def _frozen(argv: list[str], data: DataSource) -> LinearProtocol:
 
 def test_defaults_are_vissls_voc07_benchmark_and_its_synthetic_variant() -> None:
     assert _frozen(["--protocol", "linear"], REAL) == LINEAR_PROTOCOL
-    assert _frozen(["--protocol", "lowshot"], REAL) == LOWSHOT_PROTOCOL
+    assert _frozen(["--protocol", "lowshot"], REAL) == frozen_protocol("lowshot", synthetic=False)
     assert _frozen(["--protocol", "linear"], SYNTHETIC) == LINEAR_SYNTHETIC_PROTOCOL
-    assert _frozen(["--protocol", "lowshot"], SYNTHETIC) == LOWSHOT_SYNTHETIC_PROTOCOL
+    assert _frozen(["--protocol", "lowshot"], SYNTHETIC) == frozen_protocol("lowshot", synthetic=True)
     p = LINEAR_PROTOCOL
     assert (p.year, p.train_split, p.eval_split, p.resize, p.crop_mode, p.input_size) == (
         "2007", "trainval", "test", 224, "full", 224)
@@ -169,8 +162,9 @@ def test_defaults_are_vissls_voc07_benchmark_and_its_synthetic_variant() -> None
     assert SVM_COSTS == (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # VISSL's values that are powers of ten
     assert set(SVM_COSTS) <= set(VISSL_VOC07_SVM_COSTS) and len(VISSL_VOC07_SVM_COSTS) == 11
     assert p.recipe.class_weight == ((1, 2.0), (-1, 1.0))
-    assert LOWSHOT_PROTOCOL.k_values == (1, 2, 4, 8, 16, 32, 64, 96) and LOWSHOT_PROTOCOL.samples == 5
-    assert LOWSHOT_PROTOCOL.negatives_per_positive == 19
+    lowshot = frozen_protocol("lowshot", synthetic=False)
+    assert lowshot.k_values == (1, 2, 4, 8, 16, 32, 64, 96) and lowshot.samples == 5
+    assert lowshot.negatives_per_positive == 19
     s = LINEAR_SYNTHETIC_PROTOCOL
     assert (s.year, s.train_split, s.eval_split, s.resize) == ("2012", "train", "val", 224)
     config = p.transform_config()

@@ -10,7 +10,7 @@ from sklearn.svm import LinearSVC
 import bench.frozen.lowshot
 from bench.frozen.lowshot import class_names, lowshot_targets, run_lowshot, shortfall
 from bench.frozen.probe import to_unit_interval
-from bench.protocol import SVM_RECIPE
+from bench.frozen.recipes import SVM_RECIPE
 from voc.metrics import evaluate
 
 

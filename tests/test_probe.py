@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from bench.frozen.probe import fit_probe, merged_classes, to_unit_interval
-from bench.protocol import LOGREG_RECIPE, SVM_RECIPE, VISSL_VOC07_SVM_COSTS
+from bench.frozen.recipes import LOGREG_RECIPE, SVM_RECIPE, VISSL_VOC07_SVM_COSTS
 from voc.metrics import average_precision, average_precision_voc07, average_precision_voc12
 
 

@@ -144,7 +144,7 @@ def test_protocol_flag_selects_the_named_protocol_for_the_data(name: str) -> Non
 
 def test_table_names_every_fine_tuning_protocol() -> None:
     assert tuple(FINETUNE_PROTOCOL_TABLE) == FINETUNE_PROTOCOLS == ("course", "voc07", "modern")
-    assert set(PROTOCOL_NAMES) == {*FINETUNE_PROTOCOLS, "linear", "lowshot"}
+    assert set(PROTOCOL_NAMES) == {*FINETUNE_PROTOCOLS, "linear", "lowshot", "knn"}
     assert build_parser().parse_args(["--protocol", "voc07"]).protocol == "voc07"
     with pytest.raises(ValueError, match=r"unknown fine-tuning protocol 'linear'"):
         finetune_protocol("linear", synthetic=False)

@@ -26,7 +26,7 @@ import numpy as np
 from joblib import Parallel
 
 from bench.frozen.probe import fit_fixed, prepare_features, to_unit_interval
-from bench.protocol import ProbeRecipe
+from bench.frozen.recipes import ProbeRecipe
 from voc.constants import NEGATIVE, POSITIVE, VOC_CLASSES
 from voc.metrics import evaluate
 

@@ -5,7 +5,7 @@ way for every backbone (torch-free).
 stratified, shuffled, seeded k-fold cross-validation over a grid (the eval split is never seen);
 :func:`fit_fixed` fits them with one fixed C on the entries a low-shot sample keeps. Classes are
 fitted in parallel (joblib). The recipes (features, estimator, grid, folds) are
-``bench.protocol.PROBE_RECIPES``.
+``bench.frozen.recipes.PROBE_RECIPES``.
 
 Training targets: label 1 is the positive class; 0 and -1 (ignored) are negatives in
 :func:`fit_probe`, as in VISSL's ``svm_trainer.py`` (``train_cls`` turns 0 into -1 and keeps its
@@ -30,7 +30,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from bench.protocol import ProbeRecipe
+from bench.frozen.recipes import ProbeRecipe
 from voc.constants import POSITIVE, VOC_CLASSES
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
-"""The frozen-backbone protocols (``linear``, ``lowshot``) on each backbone: its features computed
-once per image and cached on disk, linear probes fitted on them, one record per run; a failure
-becomes a record and the sweep goes on.
+"""The frozen-feature protocols (each a module of ``bench.protocols``, e.g. ``linear``) on each
+backbone: its features computed once per image and cached on disk, then scored by the protocol's
+module, one record per run; a failure becomes a record and the sweep goes on.
 
 Features are timm's pooled pre-logits, ``forward_head(forward_features(x), pre_logits=True)``, of
 the backbone in eval mode under ``torch.inference_mode`` (the head, i.e. pooling and any head norm,
@@ -38,8 +38,6 @@ from bench.frozen.compiled import (
     freezing,
     rule_applies,
 )
-from bench.frozen.lowshot import run_lowshot
-from bench.frozen.probe import SCORE_MAP, fit_probe, merged_classes, to_unit_interval
 from bench.hardware import (
     autocast_dtype,
     environment,
@@ -51,6 +49,8 @@ from bench.hardware import (
 from bench.model import build_classifier, count_parameters
 from bench.prior_baseline import new_record, run_prior_baseline
 from bench.protocol import LinearProtocol, config_hash, without_default_decode
+from bench.protocols import frozen_spec
+from bench.protocols.spec import FeatureSplits
 from bench.shard import WHOLE, Shard
 from bench.store import (
     RUN_CONFIG_FILE,
@@ -66,7 +66,6 @@ from voc.config import TransformConfig
 from voc.datamodule import VOCDataModule, available_cores, default_num_workers
 from voc.feature_cache import FeatureCache, files_digest
 from voc.features import extract_features
-from voc.metrics import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -216,11 +215,10 @@ def frozen_datamodule(
     eval_split: str,
     num_workers: int | None,
     cache_dir: Path | None = None,
-    min_batches: int | None = None,
     loader_threads: int = 0,
 ) -> VOCDataModule:
     """The protocol's labels on ``data``'s splits under the view ``transform``, in extraction batches
-    (``protocol.batch_size``) for both loaders; ``min_batches`` cycles a short split (speed measurements)."""
+    (``protocol.batch_size``) for both loaders."""
     return VOCDataModule(
         data.root,
         year=protocol.year,
@@ -235,7 +233,6 @@ def frozen_datamodule(
         seed=protocol.seed,
         skip_bad_images=bool(data.skipped),
         exclude=data.skipped,
-        min_batches=min_batches,
         loader_threads=loader_threads,
     )
 
@@ -334,7 +331,7 @@ def run_frozen_model(
     command: str | None = None,
     resume: bool = False,
 ) -> RunRecord:
-    """Run ``protocol`` (linear or lowshot) on one backbone from ``weights``; returns its record
+    """Run the frozen ``protocol`` on one backbone from ``weights``; returns its record
     (``ok`` or ``failed``), stored in ``<out>/<model>[-seed<k>]-<protocol name>``. With ``resume``,
     a complete record of the same config is kept as it is."""
     out_dir = Path(out_dir)
@@ -367,6 +364,7 @@ def _run(
     ids: list[str] | None = None
     scores: np.ndarray | None = None
     labels: np.ndarray | None = None
+    sections: list[str] = []
     try:
         record.weights = weights.description
         if weights.sha256 is not None:
@@ -393,36 +391,16 @@ def _run(
         view = extractor.transform
         del extractor, encode  # the backbone's memory, before the probes
         features_done = time.perf_counter()
-        eval_labels = evals.labels.astype(np.int64)
-        if protocol.name == "linear":
-            fit = fit_probe(train.features, train.labels, recipe=protocol.recipe, costs=protocol.cost_grid,
-                            fixed_cost=protocol.fixed_cost, seed=protocol.seed, n_jobs=options.n_jobs)
-            decision = fit.decision(evals.features)
-            scores = to_unit_interval(decision)
-            merged = merged_classes(decision, scores)
-            if merged:
-                log.warning("%s: the map to [0, 1] tied distinct decision values of class(es) %s", model_name, merged)
-            record.extra["probe"] = fit.section(protocol.train_split)
-            record.metrics = evaluate(scores, eval_labels)
-            not_converged = sum(c.not_converged_fits for c in fit.classes)
-            if not_converged:
-                log.warning("%s: %d probe fit(s) stopped at max_iter=%d without converging (see result.json)",
-                            model_name, not_converged, protocol.recipe.max_iter)
-        else:
-            result = run_lowshot(
-                train.features, train.labels, evals.features, eval_labels, recipe=protocol.recipe,
-                k_values=protocol.k_values, samples=protocol.samples,
-                negatives_per_positive=protocol.negatives_per_positive, cost=protocol.fixed_cost, seed=protocol.seed,
-                n_jobs=options.n_jobs,
-            )
-            scores = result.scores
-            record.extra["probe"] = {
-                "name": protocol.recipe.name, "recipe": protocol.recipe.to_dict(), "source": protocol.recipe.source,
-                "C": protocol.fixed_cost, "score_map": SCORE_MAP,
-                "train_targets": "the sample's entries only: 1 positive, 0 negative (VISSL svm_low_shot_trainer)",
-            }
-            record.extra["lowshot"] = result.section()
-            record.metrics = result.metrics
+        scored = frozen_spec(protocol.name).score(
+            FeatureSplits(train.features, train.labels, evals.features, evals.labels.astype(np.int64),
+                          protocol.train_split),
+            protocol, options.n_jobs,
+        )
+        for warning in scored.warnings:
+            log.warning("%s: %s", model_name, warning)
+        scores, sections = scored.scores, list(scored.sections)
+        record.extra.update(scored.sections)
+        record.metrics = scored.metrics
         finished = time.perf_counter()
         ids, labels = evals.ids, evals.labels
         record.extra["features"] = {
@@ -452,7 +430,7 @@ def _run(
     except Exception as err:  # noqa: BLE001 - one model's failure must not stop the sweep
         record.error = f"{type(err).__name__}: {err}"
         record.status, record.metrics = "failed", None
-        for section in ("probe", "lowshot", "features"):
+        for section in (*sections, "features"):
             record.extra.pop(section, None)
         ids = scores = labels = None
         log.error("%s failed: %s", model_name, record.error)

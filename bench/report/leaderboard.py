@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from bench.protocols import report_spec
 from bench.report.summary import (
     CONFIDENT,
     DEFAULT_AP,
@@ -62,8 +63,8 @@ COLUMNS: tuple[str, ...] = (
     "epochs",
     "data",
 )
-"""The markdown table's columns (the mAP one named by :func:`markdown_columns`; low-shot tables add
-one column per k)."""
+"""The markdown table's columns (the mAP one named by :func:`markdown_columns`; a protocol's module
+may add its own after "mAP over seeds", e.g. ``lowshot``'s one per k)."""
 CSV_COLUMNS: tuple[str, ...] = (
     "rank",
     "protocol",
@@ -94,7 +95,8 @@ CSV_COLUMNS: tuple[str, ...] = (
 """The CSV's columns: rank within the row's protocol, the mAP key it ranks by (``--ap``: ``mAP``,
 ``map_voc07`` or ``map_voc12``), unformatted numbers, interval bounds instead of ± text, all three
 mAPs (means over seeds); the interval, P(≤ leader), P(≤ prior), seed spread and per-class AP are of the ranked
-one. Low-shot rows add ``lowshot_k<k>_mean`` / ``_std`` for every k (:func:`lowshot_columns`)."""
+one. A protocol's module may add columns after these (:func:`protocol_columns`: ``lowshot``'s
+``lowshot_k<k>_mean`` / ``_std`` for every k)."""
 
 
 THROUGHPUT_RANGE_COLUMNS: dict[str, tuple[str, str]] = {
@@ -112,10 +114,10 @@ def throughput_range_columns(summaries: Sequence[Summary]) -> list[str]:
     return [column for pair in THROUGHPUT_RANGE_COLUMNS.values() for column in pair]
 
 
-def lowshot_columns(summaries: Sequence[Summary]) -> list[str]:
-    """``lowshot_k<k>_mean``, ``lowshot_k<k>_std`` for every k any summary has, k ascending."""
-    ks = sorted({k for s in summaries for k in s.lowshot})
-    return [f"lowshot_k{k}_{stat}" for k in ks for stat in ("mean", "std")]
+def protocol_columns(summaries: Sequence[Summary]) -> list[str]:
+    """The CSV columns the protocols of ``summaries`` add (each module's ``csv_columns`` of its own
+    summaries), protocol by protocol (:func:`protocols_of`)."""
+    return [column for name, group in by_protocol(summaries) for column in report_spec(name).csv_columns(group)]
 
 
 def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
@@ -127,8 +129,6 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
         record = s.record
         params = record.params
         acc_ci, map_ci = s.ci.get("accuracy"), s.map_ci
-        lowshot = {f"lowshot_k{k}_{stat}": value for k, (mean, std) in s.lowshot.items()
-                   for stat, value in (("mean", mean), ("std", std))}
         ranges = {column: value for key, columns in THROUGHPUT_RANGE_COLUMNS.items()
                   for column, value in zip(columns, s.throughput_range.get(key, (None, None)), strict=True)}
         rows.append(
@@ -159,10 +159,10 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
                 "data": record.data_description,
                 **s.per_class_ap,
                 **ranges,
-                **lowshot,
+                **report_spec(s.protocol).csv_values(s),
             }
         )
-    columns = [*CSV_COLUMNS, *throughput_range_columns(summaries), *lowshot_columns(summaries)]
+    columns = [*CSV_COLUMNS, *throughput_range_columns(summaries), *protocol_columns(summaries)]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -204,24 +204,16 @@ def learned_beyond_prior(summary: Summary) -> bool:
     return p is None or p <= 1 - CONFIDENT
 
 
-def markdown_columns(ap: str, ks: Sequence[int] = ()) -> list[str]:
-    """:data:`COLUMNS` with the mAP column named after the AP definition ``ap``, and a ``k=<k>``
-    column (low-shot mAP, mean ± std over samples) per k of ``ks``."""
+def markdown_columns(ap: str, extra: Sequence[str] = ()) -> list[str]:
+    """:data:`COLUMNS` with the mAP column named after the AP definition ``ap``, and the ``extra``
+    columns of the table's protocol (its module's ``table_columns``) after "mAP over seeds"."""
     label = AP_DEFINITIONS[ap].label
     columns = [label if c == MAP_COLUMN else c for c in COLUMNS]
     at = columns.index("mAP over seeds") + 1
-    return [*columns[:at], *(f"k={k}" for k in ks), *columns[at:]]
+    return [*columns[:at], *extra, *columns[at:]]
 
 
-def _lowshot_cells(s: Summary, ks: Sequence[int]) -> list[str]:
-    cells = []
-    for k in ks:
-        stats = s.lowshot.get(k)
-        cells.append("–" if stats is None else f"{stats[0]:.3f} ± {stats[1]:.3f}")
-    return cells
-
-
-def _markdown_rows(summaries: Sequence[Summary], ks: Sequence[int] = ()) -> list[list[str]]:
+def _markdown_rows(summaries: Sequence[Summary], extra: Sequence[str] = ()) -> list[list[str]]:
     rows = []
     for rank, (s, name) in enumerate(zip(summaries, display_names(summaries), strict=True), start=1):
         record = s.record
@@ -238,7 +230,7 @@ def _markdown_rows(summaries: Sequence[Summary], ks: Sequence[int] = ()) -> list
                 p,
                 format_value(s.p_not_above_prior, 3),
                 _seed_spread(s),
-                *_lowshot_cells(s, ks),
+                *report_spec(s.protocol).table_cells(s, extra),
                 format_value(s.mean.get("tail_accuracy")),
                 _rate(s, "train_images_per_s"),
                 _rate(s, "eval_images_per_s"),
@@ -333,15 +325,11 @@ def render_markdown(
             lines += [f"## Protocol `{protocol}`" + (f": {budget}" if budget else ""), ""]
         elif budget:
             lines += [f"Protocol `{protocol}`: {budget}.", ""]
-        ks = sorted({k for s in group for k in s.lowshot})
-        if ks:
-            lines += [
-                "*k=K*: low-shot mAP with K positives and 19·K negatives per class, mean ± std over the samples "
-                "(and seeds); the ranked mAP is the run whose predictions the record keeps (sample 1 at the "
-                "largest k).",
-                "",
-            ]
-        lines.append(tabulate(_markdown_rows(group, ks), headers=markdown_columns(ap, ks), tablefmt="github",
+        spec = report_spec(protocol)
+        for paragraph in spec.table_note(group):
+            lines += [paragraph, ""]
+        extra = spec.table_columns(group)
+        lines.append(tabulate(_markdown_rows(group, extra), headers=markdown_columns(ap, extra), tablefmt="github",
                               disable_numparse=True))
         notes = [f"{name}: {s.note}" for s, name in zip(group, display_names(group), strict=True) if s.note]
         notes += [

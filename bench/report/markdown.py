@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
+from bench.protocols import report_spec
 from bench.report.curves import read_learning_curve
 from bench.report.gallery import DEFAULT_K, write_class_gallery
 from bench.report.leaderboard import by_protocol, commands_of, format_value
 from bench.report.plots import (
-    LowShotLine,
     ParetoPoint,
     learning_curves_figure,
-    lowshot_figure,
     pareto_figure,
     pareto_front,
     per_class_ap_figure,
@@ -241,7 +240,10 @@ def _figures(
         "",
     ]
 
-    lines += _lowshot_figure(out_dir, summaries, names, fig_dir)
+    for protocol, group in by_protocol(summaries):
+        lines += report_spec(protocol).report_section(
+            out_dir, group, [n for s, n in zip(summaries, names, strict=True) if s.protocol == protocol], fig_dir
+        )
     lines += _learning_curves(out_dir, summaries, names, fig_dir)
 
     ap = [[s.per_class_ap.get(c) for c in VOC_CLASSES] for s in summaries]
@@ -316,29 +318,6 @@ def _learning_curves(out_dir: Path, summaries: Sequence[Summary], names: Sequenc
            if missing else ""),
         "",
         f"![Train loss and eval mAP per epoch]({(fig_dir / 'learning_curves.png').as_posix()})",
-        "",
-    ]
-
-
-def _lowshot_figure(out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], fig_dir: Path) -> list[str]:
-    """The low-shot part: mAP against k (log scale), one line per model; nothing for other protocols."""
-    lines_of = [
-        LowShotLine(name, sorted(s.lowshot), [s.lowshot[k][0] for k in sorted(s.lowshot)],
-                    [s.lowshot[k][1] for k in sorted(s.lowshot)])
-        for s, name in zip(summaries, names, strict=True)
-        if s.lowshot
-    ]
-    if not lines_of:
-        return []
-    label = summaries[0].definition.label
-    save_figure(lowshot_figure(lines_of, label), out_dir / fig_dir / "lowshot_map_vs_k.png")
-    return [
-        "## Low-shot mAP against k",
-        "",
-        f"{label} with k positives and 19·k negatives per class (log scale), one line per model: the mean over "
-        "the samples (and seeds), the band ± one standard deviation.",
-        "",
-        f"![Low-shot mAP against k]({(fig_dir / 'lowshot_map_vs_k.png').as_posix()})",
         "",
     ]
 

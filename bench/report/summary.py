@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.protocols import report_spec
 from bench.store import BASELINE_NAME, DEFAULT_PROTOCOL, LABELS_FILE, PREDICTIONS_FILE, Run, RunRecord, load_eval
 from voc.bootstrap import (
     DEFAULT_LEVEL,
@@ -87,9 +88,9 @@ class Summary:
     map_replicates: np.ndarray | None = None
     note: str | None = None
     """Why an interval or comparison is missing, if one is."""
-    lowshot: dict[int, tuple[float, float]] = field(default_factory=dict)
-    """Low-shot runs only: k -> (mean, std) of the mAP under :attr:`ap` over every (seed, sample) at k
-    (population std, as VISSL reports it)."""
+    protocol_stats: dict[Any, Any] = field(default_factory=dict)
+    """What the protocol's own columns, notes and figures show, from its module's ``summary_stats``
+    (``bench.protocols``; e.g. ``lowshot``'s mAP per k); empty for most protocols."""
 
     @property
     def record(self) -> RunRecord:
@@ -189,27 +190,8 @@ def _fill_means_and_spreads(summary: Summary) -> Summary:
     for name in VOC_CLASSES:
         summary.per_class_ap[name] = _mean([values.get(name) for values in per_class])
     summary.tail_curve = mean_tail_curve([r.tail_curve for r in records])
-    summary.lowshot = lowshot_stats(records, summary.definition.metric)
+    summary.protocol_stats = report_spec(summary.protocol).summary_stats(records, summary.definition.metric)
     return summary
-
-
-def lowshot_stats(records: Sequence[RunRecord], metric: str) -> dict[int, tuple[float, float]]:
-    """k -> (mean, population std) of ``metric`` over every (record, sample) of the low-shot runs in
-    ``records``' ``lowshot`` sections; only k values where every value is defined. Empty for
-    records of other protocols."""
-    values: dict[int, list[float | None]] = {}
-    for record in records:
-        for run in (record.extra.get("lowshot") or {}).get("runs") or []:
-            values.setdefault(int(run["k"]), []).append(_float_or_none(run.get(metric)))
-    return {
-        k: (float(np.mean(v)), float(np.std(v)))
-        for k, v in sorted(values.items())
-        if v and all(x is not None and math.isfinite(x) for x in v)
-    }
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def mean_tail_curve(curves: Sequence[dict[str, Any] | None]) -> tuple[np.ndarray, np.ndarray] | None:
