@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from voc.constants import IGNORED, POSITIVE
-from voc.metrics import AP_DEFINITIONS, _check_inputs, _check_threshold
+from voc.metric_inputs import check_inputs, check_threshold
+from voc.metrics import AP_DEFINITIONS
 
 DEFAULT_RESAMPLES = 1000
 """Resamples per interval: the issue's minimum, enough for a stable 95% percentile interval."""
@@ -101,7 +102,7 @@ def bootstrap_average_precision(
     left out, as in :mod:`voc.metrics`."""
     if definition not in AP_DEFINITIONS:
         raise ValueError(f"unknown AP definition {definition!r}; valid: {list(AP_DEFINITIONS)}")
-    s, y = _check_inputs(scores, labels)
+    s, y = check_inputs(scores, labels)
     weights = np.ascontiguousarray(_check_counts(counts, s.shape[0]).T)  # [N, B]: rows gather fast
     out = np.empty((weights.shape[1], s.shape[1]))
     for c in range(s.shape[1]):
@@ -125,9 +126,9 @@ def bootstrap_accuracy(
     scores: np.ndarray, labels: np.ndarray, counts: np.ndarray, threshold: float = 0.5
 ) -> np.ndarray:
     """Entry-wise accuracy (as :func:`voc.metrics.accuracy`) of each resample, ``[B]``."""
-    s, y = _check_inputs(scores, labels)
+    s, y = check_inputs(scores, labels)
     counts = _check_counts(counts, s.shape[0])
-    t = _check_threshold(threshold)
+    t = check_threshold(threshold)
     keep = y != IGNORED
     correct = (((s > t) == (y == POSITIVE)) & keep).sum(axis=1).astype(np.float64)
     counted = keep.sum(axis=1).astype(np.float64)

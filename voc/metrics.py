@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from voc.constants import IGNORED, NEGATIVE, POSITIVE, VOC_CLASSES
+from voc.constants import IGNORED, POSITIVE, VOC_CLASSES
+from voc.metric_inputs import check_inputs, check_threshold, class_entries, mean_or_nan
 
 logger = logging.getLogger(__name__)
 
@@ -32,59 +33,6 @@ _COURSE_EPS = 1e-5
 """The constant the course project's code adds to the tail-accuracy denominator."""
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def _check_inputs(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Validate ``scores`` / ``labels`` and return them as float64 / int8 arrays.
-
-    Raises ValueError on a non-2-D or mismatched shape, labels outside {-1, 0, 1},
-    non-finite scores, or scores outside [0, 1].
-    """
-    s = np.asarray(scores)
-    y = np.asarray(labels)
-    if s.ndim != 2:
-        raise ValueError(f"scores must be a 2-D array [N, C], got shape {s.shape}")
-    if s.shape != y.shape:
-        raise ValueError(f"scores and labels must have the same shape, got {s.shape} and {y.shape}")
-    if s.shape[1] == 0:
-        raise ValueError("scores and labels need at least one class column (C >= 1)")
-    if not (np.issubdtype(s.dtype, np.number) or s.dtype == bool):
-        raise ValueError(f"scores must be numeric, got dtype {s.dtype}")
-    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
-        raise ValueError(f"labels must be numeric, got dtype {y.dtype}")
-    s = s.astype(np.float64, copy=False)
-    bad_labels = ~np.isin(y, (IGNORED, NEGATIVE, POSITIVE))
-    if bad_labels.any():
-        found = np.unique(y[bad_labels])[:5].tolist()
-        raise ValueError(f"labels must only contain -1 (ignored), 0 or 1; found {found}")
-    if not np.isfinite(s).all():
-        raise ValueError(f"scores must be finite; found {int((~np.isfinite(s)).sum())} NaN/inf value(s)")
-    if s.size and (s.min() < 0.0 or s.max() > 1.0):
-        raise ValueError(f"scores must lie in [0, 1]; found min {s.min():g}, max {s.max():g}")
-    return s, y.astype(np.int8)
-
-
-def _check_threshold(threshold: float) -> float:
-    """Return ``threshold`` as a float; raise ValueError if it is not a finite number."""
-    t = float(threshold)
-    if not math.isfinite(t):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
-    return t
-
-
-def _class_entries(s: np.ndarray, y: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and boolean positives of class ``c`` over its non-ignored entries."""
-    keep = y[:, c] != IGNORED
-    return s[keep, c], y[keep, c] == POSITIVE
-
-
-def _mean_or_nan(values: np.ndarray) -> float:
-    """Mean of the non-NaN ``values``; NaN (without a numpy warning) if there are none."""
-    finite = values[~np.isnan(values)]
-    return float(finite.mean()) if finite.size else math.nan
-
-
 # --------------------------------------------------------------------------- accuracy
 
 
@@ -95,8 +43,8 @@ def accuracy(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> 
     equals ``label == 1`` (a score equal to the threshold is a negative prediction).
     NaN if every entry is ignored.
     """
-    s, y = _check_inputs(scores, labels)
-    t = _check_threshold(threshold)
+    s, y = check_inputs(scores, labels)
+    t = check_threshold(threshold)
     keep = y != IGNORED
     if not keep.any():
         return math.nan
@@ -168,8 +116,8 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ``sklearn.metrics.average_precision_score`` and torchmetrics' ``AveragePrecision``.
     A class with no positive entry gets NaN.
     """
-    s, y = _check_inputs(scores, labels)
-    return np.array([_binary_ap(*_class_entries(s, y, c)) for c in range(s.shape[1])])
+    s, y = check_inputs(scores, labels)
+    return np.array([_binary_ap(*class_entries(s, y, c)) for c in range(s.shape[1])])
 
 
 def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -177,7 +125,7 @@ def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
 
     NaN if no class has a positive.
     """
-    return _mean_or_nan(average_precision(scores, labels))
+    return mean_or_nan(average_precision(scores, labels))
 
 
 def average_precision_voc07(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -189,13 +137,13 @@ def average_precision_voc07(scores: np.ndarray, labels: np.ndarray) -> np.ndarra
     :func:`average_precision` (tied scores form one point). ``R_n >= r`` is compared
     exactly (a recall of exactly 3/10 reaches r = 0.3). A class with no positive gets NaN.
     """
-    s, y = _check_inputs(scores, labels)
-    return np.array([_binary_ap_voc07(*_class_entries(s, y, c)) for c in range(s.shape[1])])
+    s, y = check_inputs(scores, labels)
+    return np.array([_binary_ap_voc07(*class_entries(s, y, c)) for c in range(s.shape[1])])
 
 
 def map_voc07(scores: np.ndarray, labels: np.ndarray) -> float:
     """Mean of :func:`average_precision_voc07` over classes with a positive; NaN if none has."""
-    return _mean_or_nan(average_precision_voc07(scores, labels))
+    return mean_or_nan(average_precision_voc07(scores, labels))
 
 
 def average_precision_voc12(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -209,13 +157,13 @@ def average_precision_voc12(scores: np.ndarray, labels: np.ndarray) -> np.ndarra
     entries one by one, so where scores tie its value depends on their order in the list; here
     tied scores form one threshold and the value does not. A class with no positive gets NaN.
     """
-    s, y = _check_inputs(scores, labels)
-    return np.array([_binary_ap_voc12(*_class_entries(s, y, c)) for c in range(s.shape[1])])
+    s, y = check_inputs(scores, labels)
+    return np.array([_binary_ap_voc12(*class_entries(s, y, c)) for c in range(s.shape[1])])
 
 
 def map_voc12(scores: np.ndarray, labels: np.ndarray) -> float:
     """Mean of :func:`average_precision_voc12` over classes with a positive; NaN if none has."""
-    return _mean_or_nan(average_precision_voc12(scores, labels))
+    return mean_or_nan(average_precision_voc12(scores, labels))
 
 
 @dataclass(frozen=True)
@@ -297,24 +245,24 @@ def _tail_handout(s: np.ndarray, y: np.ndarray, num_thresholds: int) -> TailCurv
     thresholds = 0.5 + np.arange(num_thresholds) * (top - 0.5) / num_thresholds
     per_class = np.full((n_classes, num_thresholds), math.nan)
     for c in range(n_classes):
-        hits, counts = _tail_counts(*_class_entries(s, y, c), thresholds)
+        hits, counts = _tail_counts(*class_entries(s, y, c), thresholds)
         np.divide(hits, counts, out=per_class[c], where=counts > 0)
-    mean = np.array([_mean_or_nan(per_class[:, k]) for k in range(num_thresholds)])
-    per_class_value = np.array([_mean_or_nan(row) for row in per_class])
-    return TailCurve(thresholds, mean, per_class, per_class_value, _mean_or_nan(mean))
+    mean = np.array([mean_or_nan(per_class[:, k]) for k in range(num_thresholds)])
+    per_class_value = np.array([mean_or_nan(row) for row in per_class])
+    return TailCurve(thresholds, mean, per_class, per_class_value, mean_or_nan(mean))
 
 
 def _tail_course(s: np.ndarray, y: np.ndarray, num_thresholds: int) -> TailCurve:
     """Tail accuracy as the course project's code computes it."""
     n_classes = s.shape[1]
-    first, _ = _class_entries(s, y, 0)
+    first, _ = class_entries(s, y, 0)
     if first.size == 0:
         logger.warning("course tail accuracy undefined: every entry of the first class is ignored")
         return _empty_tail_curve(n_classes)
     thresholds = np.linspace(0.0, float(first.max()), num_thresholds)[:-1]
     per_class = np.empty((n_classes, thresholds.size))
     for c in range(n_classes):
-        hits, counts = _tail_counts(*_class_entries(s, y, c), thresholds)
+        hits, counts = _tail_counts(*class_entries(s, y, c), thresholds)
         per_class[c] = hits / (counts + _COURSE_EPS)
     per_class_value = per_class[:, -1].copy()
     return TailCurve(thresholds, per_class.mean(axis=0), per_class, per_class_value, float(per_class_value.mean()))
@@ -345,7 +293,7 @@ def tail_accuracy_curve(
     defined; a class's own value is its value at the last threshold; ``value`` is the
     mean of the classes' own values; ``mean`` is the mean over classes per threshold.
     """
-    s, y = _check_inputs(scores, labels)
+    s, y = check_inputs(scores, labels)
     convention = _check_convention(convention)
     if int(num_thresholds) != num_thresholds or num_thresholds < 2:
         raise ValueError(f"num_thresholds must be an integer >= 2, got {num_thresholds!r}")
@@ -395,8 +343,8 @@ def _confusion_counts(
     scores: np.ndarray, labels: np.ndarray, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-class TP, FP, FN over non-ignored entries, predicting positive where score > threshold."""
-    s, y = _check_inputs(scores, labels)
-    t = _check_threshold(threshold)
+    s, y = check_inputs(scores, labels)
+    t = check_threshold(threshold)
     pred = s > t
     keep = y != IGNORED
     pos = y == POSITIVE
@@ -457,7 +405,7 @@ def evaluate(
     classes_without_positives, the names of the classes left out of the three mAPs (also
     logged as a warning).
     """
-    s, y = _check_inputs(scores, labels)
+    s, y = check_inputs(scores, labels)
     names = list(class_names)
     if len(names) != s.shape[1]:
         raise ValueError(f"class_names has {len(names)} names but scores have {s.shape[1]} columns")
@@ -473,9 +421,9 @@ def evaluate(
         logger.warning("classes without positives, left out of mAP: %s", ", ".join(missing))
     report: dict[str, Any] = {
         "accuracy": _json_float(accuracy(s, y)),
-        "mAP": _json_float(_mean_or_nan(ap)),
-        "map_voc07": _json_float(_mean_or_nan(ap07)),
-        "map_voc12": _json_float(_mean_or_nan(ap12)),
+        "mAP": _json_float(mean_or_nan(ap)),
+        "map_voc07": _json_float(mean_or_nan(ap07)),
+        "map_voc12": _json_float(mean_or_nan(ap12)),
         "tail_accuracy": _json_float(tail.value),
     }
     report.update({k: _json_float(v) for k, v in multilabel_prf(s, y).items()})
