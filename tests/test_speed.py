@@ -28,7 +28,6 @@ from bench.speed.training import (
 from bench.store import SPEED_DATA_FILE, SPEED_FILE
 from bench.train.throughput import WARMUP_BATCHES
 from bench.weights import Weights
-from voc.datamodule import IndexedDataset
 
 KEYS = (
     "model_only_train_images_per_s",
@@ -104,20 +103,6 @@ def test_speed_reports_positive_consistent_numbers(
         assert r["images_per_s"] == pytest.approx(rate, abs=0.001)
         assert r["workers_needed"] == max(1, math.ceil(rate / one_worker[stage]))
     assert "img/s per worker" in printed and "workers needed" in printed
-
-
-def test_indexed_dataset_cycles_to_a_longer_length() -> None:
-    items = [(torch.tensor([float(i)]), torch.tensor([i])) for i in range(3)]
-    plain = IndexedDataset(items)
-    assert len(plain) == 3 and plain[2][0] == 2
-    cycled = IndexedDataset(items, length=8)
-    assert len(cycled) == 8
-    assert [cycled[i][0] for i in range(8)] == [0, 1, 2, 0, 1, 2, 0, 1]  # the index of the image, for dedup
-    assert [int(cycled[i][1]) for i in range(8)] == [0, 1, 2, 0, 1, 2, 0, 1]
-    with pytest.raises(IndexError):
-        cycled[8]
-    with pytest.raises(ValueError, match="shorter than the dataset"):
-        IndexedDataset(items, length=2)
 
 
 # hand-made repeats: e2e 1, 2, 6 against model-only 1, 4, 3 img/s

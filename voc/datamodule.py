@@ -24,30 +24,21 @@ log = logging.getLogger(__name__)
 class IndexedDataset(Dataset):
     """Wraps a ``(image, target)`` dataset to yield ``(index, image, target)``.
 
-    The index lets evaluation drop the duplicates a ``DistributedSampler`` pads in and put every
-    prediction back in dataset order. With ``length`` longer than the dataset, it presents that
-    many items, cycling through the dataset (item ``i`` is image ``i % n``, with index ``i % n``, so
-    evaluation drops the repeats too): speed measurements time more batches than a small split has.
+    The index lets evaluation drop the duplicates a ``DistributedSampler`` pads in (or a wrapper
+    around this one repeats) and put every prediction back in dataset order.
     """
 
-    def __init__(self, dataset: Dataset, length: int | None = None, threads: int = 0) -> None:
+    def __init__(self, dataset: Dataset, threads: int = 0) -> None:
         self.dataset = dataset
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
-        self.n = len(dataset)  # type: ignore[arg-type]
-        if length is not None and length < self.n:
-            raise ValueError(f"length {length} is shorter than the dataset ({self.n} items); it only lengthens")
-        if length is not None and length > 0 and self.n == 0:
-            raise ValueError("an empty dataset cannot be cycled")
-        self.length = self.n if length is None else length
 
     def __len__(self) -> int:
-        return self.length
+        return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor, torch.Tensor]:
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} out of range for {self.length} items")
-        index %= self.n
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
         image, target = self.dataset[index]
         return index, image, target
 
@@ -113,9 +104,12 @@ class VOCDataModule(pl.LightningDataModule):
     :meth:`on_before_batch_transfer` makes the crops on the trainer's device (:meth:`prepare_eval_batch`).
     With ``num_workers=0`` and ``loader_threads`` > 1, the main process makes each batch with that
     many threads (:meth:`IndexedDataset.__getitems__`) between the model's steps, instead of workers
-    running beside it. With ``min_batches`` (speed measurements only), a split of fewer than
-    ``min_batches`` x batch size images (per process) is cycled to exactly that many
-    (:class:`IndexedDataset`'s ``length``): full batches.
+    running beside it.
+
+    ``loader_dataset_hook`` (an attribute, ``None`` by default), where set, is called as
+    ``hook(dataset, batch_size, processes)`` each time a loader is made, with the loader's
+    :class:`IndexedDataset`, its batch size and the processes a distributed sampler deals its items
+    out to (the trainer's world size; 1 without a trainer); the loader serves what it returns.
     """
 
     def __init__(
@@ -134,7 +128,6 @@ class VOCDataModule(pl.LightningDataModule):
         seed: int = 0,
         skip_bad_images: bool = False,
         exclude: Mapping[str, Mapping[str, str]] | None = None,
-        min_batches: int | None = None,
         loader_threads: int = 0,
     ) -> None:
         super().__init__()
@@ -156,8 +149,8 @@ class VOCDataModule(pl.LightningDataModule):
         self.skip_bad_images = skip_bad_images
         self.exclude = dict(exclude or {})
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.min_batches = min_batches
         self.loader_threads = loader_threads
+        self.loader_dataset_hook: Callable[[Dataset, int, int], Dataset] | None = None
         self.train_transform: Callable = build_transform(transform, train=True)
         self.eval_transform: Callable = build_transform(transform, train=False)
         self.train_set: VOCClassification | None = None
@@ -192,13 +185,13 @@ class VOCDataModule(pl.LightningDataModule):
         # every loader its own generator: making one draws its workers' base seed from it, so an eval
         # loader made mid-training (validation) leaves the global RNG, and so the training, as they were
         generator = torch.Generator().manual_seed(self.seed)
-        length = None
-        if self.min_batches is not None:  # per process: a distributed sampler deals the items out
-            processes = self.trainer.world_size if self.trainer is not None else 1
-            length = max(len(dataset), self.min_batches * batch_size * processes)  # type: ignore[arg-type]
         on_device = getattr(getattr(dataset, "transform", None), "on_device", False)
+        served: Dataset = IndexedDataset(dataset, threads=self.loader_threads if self.num_workers == 0 else 0)
+        if self.loader_dataset_hook is not None:
+            processes = self.trainer.world_size if self.trainer is not None else 1
+            served = self.loader_dataset_hook(served, batch_size, processes)
         return DataLoader(
-            IndexedDataset(dataset, length, threads=self.loader_threads if self.num_workers == 0 else 0),
+            served,
             batch_size=batch_size,
             collate_fn=collate_encoded if on_device else None,
             shuffle=shuffle,

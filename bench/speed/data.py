@@ -21,6 +21,7 @@ from tabulate import tabulate
 
 from bench.data import DataSource
 from bench.protocol import LinearProtocol, Protocol
+from bench.speed.cycled import cycle_loaders
 from bench.train.experiment import TrainerOptions, build_datamodule
 from bench.train.throughput import WARMUP_BATCHES
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD
@@ -77,8 +78,8 @@ def data_only_images_per_s(
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; valid values are {list(STAGES)}")
     warmup = WARMUP_BATCHES + workers
-    datamodule = build_datamodule(protocol, data, replace(options, num_workers=workers), IMAGENET_MEAN, IMAGENET_STD,
-                                  "bilinear", min_batches=warmup + steps)
+    datamodule = cycle_loaders(build_datamodule(protocol, data, replace(options, num_workers=workers), IMAGENET_MEAN,
+                                                IMAGENET_STD, "bilinear"), warmup + steps)
     datamodule.setup("fit" if stage == "train" else "test")
     loader = datamodule.train_dataloader() if stage == "train" else datamodule.test_dataloader()
     return loader_images_per_s(loader, steps=steps, warmup=warmup)

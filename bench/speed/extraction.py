@@ -22,6 +22,7 @@ from bench.data import DataSource
 from bench.frozen.runner import FrozenOptions, build_encoder, build_extractor, frozen_datamodule, loader_arrangement
 from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolve_precision
 from bench.protocol import LinearProtocol
+from bench.speed.cycled import cycle_loaders
 from bench.speed.data import data_only_row, loader_images_per_s
 from bench.speed.paired import PairedModelOnly, can_pair
 from bench.speed.training import (
@@ -54,8 +55,8 @@ def measure_extraction_speed(
     extractor, _ = build_extractor(model_name, RANDOM_INIT, protocol, accelerator, precision)
     workers, threads = loader_arrangement(options, accelerator)
     datamodule = frozen_datamodule(protocol, data, extractor.transform, train_split=protocol.train_split,
-                                   eval_split=protocol.eval_split, num_workers=workers,
-                                   min_batches=WARMUP_BATCHES + steps, loader_threads=threads)
+                                   eval_split=protocol.eval_split, num_workers=workers, loader_threads=threads)
+    cycle_loaders(datamodule, WARMUP_BATCHES + steps)
     datamodule.setup("fit")
     assert datamodule.train_set is not None and datamodule.eval_set is not None
     images = len(datamodule.train_set) + len(datamodule.eval_set)  # what a real run extracts
@@ -131,8 +132,8 @@ def extraction_data_only(
         rates = []
         for _ in range(repeats):
             datamodule = frozen_datamodule(protocol, data, transform, train_split=protocol.train_split,
-                                           eval_split=protocol.eval_split, num_workers=count,
-                                           min_batches=WARMUP_BATCHES + count + steps)
+                                           eval_split=protocol.eval_split, num_workers=count)
+            cycle_loaders(datamodule, WARMUP_BATCHES + count + steps)
             datamodule.setup("test")
             rates.append(loader_images_per_s(datamodule.test_dataloader(), steps=steps,
                                              warmup=WARMUP_BATCHES + count))

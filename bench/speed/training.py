@@ -41,6 +41,7 @@ from bench.hardware import (
 )
 from bench.model import CropMaxClassifier, build_classifier
 from bench.protocol import Protocol
+from bench.speed.cycled import cycle_loaders
 from bench.speed.paired import ModelOnlyStep, PairedModelOnly, PairedModelOnlyCallback, can_pair
 from bench.store import SPEED_FILE
 from bench.train.experiment import TrainerOptions, build_experiment
@@ -192,15 +193,16 @@ def end_to_end_throughput(
     threads: int | None = None, paired: PairedModelOnly | None = None,
 ) -> dict[str, float | int]:
     """Images/s of the real pipeline, train and eval, each over ``steps`` batches after the warm-up
-    (a split with fewer batches is cycled), with ``threads`` compute threads (``None``: torch's):
-    ``e2e_{train,eval}_images_per_s``, ``e2e_{train,eval}_timed_batches`` and ``e2e_threads``.
+    (a split with fewer batches is cycled: :mod:`bench.speed.cycled`), with ``threads`` compute
+    threads (``None``: torch's): ``e2e_{train,eval}_images_per_s``, ``e2e_{train,eval}_timed_batches``
+    and ``e2e_threads``.
     With ``paired``, a model-only step follows every batch (:mod:`bench.speed.paired`), outside the
     end-to-end figure, and ``model_only_{train,eval}_images_per_s`` are those of the timed pairs."""
     batches = WARMUP_BATCHES + steps
     short = replace(protocol, epochs=1, limit_train_batches=batches, limit_eval_batches=batches)
     with torch_threads(threads):
-        experiment = build_experiment(model_name, protocol=short, data=data, weights=RANDOM_INIT, options=options,
-                                      min_batches=batches)
+        experiment = build_experiment(model_name, protocol=short, data=data, weights=RANDOM_INIT, options=options)
+        cycle_loaders(experiment.datamodule, batches)
         if paired is not None:
             experiment.trainer.callbacks.append(PairedModelOnlyCallback(experiment.meter, paired))
         experiment.trainer.fit(experiment.module, datamodule=experiment.datamodule)

@@ -54,10 +54,8 @@ def _loggers(run_dir: Path) -> list[Logger]:
 
 def build_datamodule(
     protocol: Protocol, data: DataSource, options: TrainerOptions, mean, std, interpolation: str,  # noqa: ANN001
-    min_batches: int | None = None,
 ) -> VOCDataModule:
-    """The protocol's splits, labels and transforms on ``data``, normalised for the backbone (each
-    split cycled to at least ``min_batches`` batches where given: speed measurements)."""
+    """The protocol's splits, labels and transforms on ``data``, normalised for the backbone."""
     return VOCDataModule(
         data.root,
         year=protocol.year,
@@ -72,7 +70,6 @@ def build_datamodule(
         seed=protocol.seed,
         skip_bad_images=bool(data.skipped),
         exclude=data.skipped,
-        min_batches=min_batches,
     )
 
 
@@ -97,21 +94,19 @@ def build_experiment(
     weights: Weights,
     options: TrainerOptions = TrainerOptions(),
     run_dir: Path | None = None,
-    min_batches: int | None = None,
 ) -> Experiment:
     """Seed, build the classifier, data and trainer of one run under ``protocol``.
 
     With ``run_dir`` the trainer logs there (CSV, TensorBoard) and keeps ``checkpoints/last.ckpt``
     (the model after the latest epoch, never one chosen by an eval score); without it nothing is
-    written (speed measurements). ``min_batches`` cycles a split with fewer batches (speed
-    measurements: ``voc.datamodule.VOCDataModule``).
+    written (speed measurements).
     """
     accelerator = resolve_accelerator(options.accelerator)
     precision = resolve_precision(protocol.precision, accelerator)
     pl.seed_everything(protocol.seed, workers=True, verbose=False)
     classifier, data_config = build_classifier(model_name, weights, input_size=protocol.input_size)
     datamodule = build_datamodule(
-        protocol, data, options, data_config.mean, data_config.std, data_config.interpolation, min_batches
+        protocol, data, options, data_config.mean, data_config.std, data_config.interpolation
     )
     module = MultiLabelClassifier(classifier, **asdict(protocol.train_config()))
     meter = ThroughputMeter()
