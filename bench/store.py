@@ -1,9 +1,9 @@
 """The run store: the layout of a results folder, the run records in it, and the lock that guards it.
 
 A results folder (``--out``) holds one folder per run (:func:`run_dir_name`) with ``result.json``
-(a :class:`RunRecord`), ``predictions.csv`` and ``labels.csv``, and beside them the leaderboard and
-the report. Every file name is defined here, once. Files are written atomically (``voc.io``), so a
-reader sees the old file or the new one, never half of one.
+(a :class:`RunRecord`, stamped with :data:`SCHEMA_VERSION`), ``predictions.csv`` and ``labels.csv``,
+and beside them the leaderboard and the report. Every file name is defined here, once. Files are
+written atomically (``voc.io``), so a reader sees the old file or the new one, never half of one.
 
 Torch-free: the reporting side (``bench.report``) reads records without loading a training stack.
 """
@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 import numpy as np
-import pandas as pd
 
-from voc.constants import VOC_CLASSES
 from voc.errors import VOCDataError
 from voc.io import atomic_write, write_json_atomic
 from voc.tables import align, class_table_csv, read_class_csv
@@ -68,7 +66,7 @@ BASELINE_NAME = "prior-baseline"
 split's class frequencies): every table's floor."""
 
 DEFAULT_PROTOCOL = "course"
-"""The protocol of a record that names none (written before protocols had names)."""
+"""The course protocol's name: its runs keep the bare folder names (:func:`protocol_run_dir_name`)."""
 DEFAULT_SEED_FOLDER = 0
 """Runs of this seed (the protocol's default) are stored under the bare model name."""
 
@@ -130,14 +128,25 @@ class Absent(enum.Enum):
 
 
 ABSENT: Final = Absent.ABSENT
-"""The value of :attr:`RunRecord.config_hash` and :attr:`RunRecord.peak_rss_mb` in records without
-them: the label-prior baseline's, and records written before ``--resume`` existed."""
+"""The value of an optional key (:attr:`RunRecord.config_hash`, :attr:`RunRecord.peak_rss_mb`,
+:attr:`RunRecord.weights_sha256`) in a record without it: the label-prior baseline's has neither
+``config_hash`` nor ``peak_rss_mb``; ``weights_sha256`` only comes with hashed weights."""
 
-_KNOWN_KEYS: tuple[str, ...] = (
+SCHEMA_VERSION: Final = 1
+"""The version of the ``result.json`` format that this code writes, and the newest it reads: the
+record's first key, ``schema_version``. It is bumped when a change to the format would make an older
+reader misread a record (a key removed, renamed or given another meaning), not for a new key that
+older readers can keep as an unknown one. A record without it, or with a higher one, is refused
+(:meth:`RunRecord.from_dict`)."""
+
+_SCHEMA_KEY = "schema_version"
+_REQUIRED_KEYS: tuple[str, ...] = (
     "model", "status", "error", "weights", "dataset", "config", "metrics", "throughput", "wall_time_s", "params",
-    "environment", "command", "config_hash", "peak_rss_mb", "weights_sha256",
+    "environment", "command",
 )
-_OPTIONAL_KEYS = ("config_hash", "peak_rss_mb", "weights_sha256")
+"""Keys every record has (``null`` where a run did not get that far)."""
+_OPTIONAL_KEYS: tuple[str, ...] = ("config_hash", "peak_rss_mb", "weights_sha256")
+_KNOWN_KEYS: tuple[str, ...] = (_SCHEMA_KEY, *_REQUIRED_KEYS, *_OPTIONAL_KEYS)
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -149,8 +158,9 @@ class RunRecord:
     """One run's ``result.json``: what ran (model, weights, data, protocol), how it ended, what it
     scored and what it cost.
 
-    :meth:`to_dict` writes the keys in the order of the fields, then :attr:`extra`; ``config_hash``
-    and ``peak_rss_mb`` are left out where they are :data:`ABSENT` (``None`` is written as ``null``),
+    :meth:`to_dict` writes ``schema_version`` (:data:`SCHEMA_VERSION`) first, then the keys in the
+    order of the fields, then :attr:`extra`; the optional keys (``config_hash``, ``peak_rss_mb``,
+    ``weights_sha256``) are left out where they are :data:`ABSENT` (``None`` is written as ``null``),
     so ``from_dict`` then ``to_dict`` gives back the same JSON a record was read from.
     """
 
@@ -184,27 +194,38 @@ class RunRecord:
     """Keys this class does not know, in their order: kept, and written back after the others."""
 
     @classmethod
-    def from_dict(cls, data: Any) -> RunRecord:
-        """The record of a parsed ``result.json``. Raises ValueError when it is not a JSON object
-        with ``model`` and ``status`` (TypeError when it is not an object at all)."""
+    def from_dict(cls, data: Any, path: str | Path | None = None) -> RunRecord:
+        """The record of a parsed ``result.json`` (read from ``path``, which errors name).
+
+        Raises VOCDataError when ``data`` is not a record of a schema this code reads: not a JSON
+        object, no ``schema_version`` or a higher one than :data:`SCHEMA_VERSION`, or a key that
+        every record has missing.
+        """
         if not isinstance(data, dict):
-            raise TypeError(f"a run record is a JSON object, not {type(data).__name__}")
-        missing = [key for key in ("model", "status") if key not in data]
+            raise VOCDataError(
+                f"not a voc-bench run record (a JSON {type(data).__name__}, not an object): "
+                "move it out of the results folder", path,
+            )
+        _check_schema_version(data, path)
+        missing = [key for key in _REQUIRED_KEYS if key not in data]
         if missing:
-            raise ValueError(f"a run record needs {' and '.join(missing)}")
+            raise VOCDataError(
+                f"a run record of schema_version {SCHEMA_VERSION} has every one of {list(_REQUIRED_KEYS)}; "
+                f"this one lacks {missing} (edited by hand?): run the model again, or restore the file", path,
+            )
         return cls(
             model=data["model"],
             status=data["status"],
-            error=data.get("error"),
-            weights=data.get("weights"),
-            dataset=data.get("dataset") or {},
-            config=data.get("config") or {},
-            metrics=data.get("metrics"),
-            throughput=data.get("throughput"),
-            wall_time_s=data.get("wall_time_s"),
-            params=data.get("params"),
-            environment=data.get("environment"),
-            command=data.get("command"),
+            error=data["error"],
+            weights=data["weights"],
+            dataset=data["dataset"],
+            config=data["config"],
+            metrics=data["metrics"],
+            throughput=data["throughput"],
+            wall_time_s=data["wall_time_s"],
+            params=data["params"],
+            environment=data["environment"],
+            command=data["command"],
             config_hash=data.get("config_hash", ABSENT),
             peak_rss_mb=data.get("peak_rss_mb", ABSENT),
             weights_sha256=data.get("weights_sha256", ABSENT),
@@ -212,8 +233,10 @@ class RunRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of ``result.json`` (its nested dicts are the record's own, not copies)."""
-        data: dict[str, Any] = {key: getattr(self, key) for key in _KNOWN_KEYS}
+        """The JSON object of ``result.json``, ``schema_version`` first (its nested dicts are the
+        record's own, not copies)."""
+        data: dict[str, Any] = {_SCHEMA_KEY: SCHEMA_VERSION}
+        data.update((key, getattr(self, key)) for key in (*_REQUIRED_KEYS, *_OPTIONAL_KEYS))
         for key in _OPTIONAL_KEYS:
             if data[key] is ABSENT:
                 del data[key]
@@ -230,38 +253,38 @@ class RunRecord:
 
     @property
     def protocol(self) -> str:
-        """The protocol's name (``config["name"]``); records written before protocols had names are
-        the course protocol's."""
-        return str(self.config.get("name") or DEFAULT_PROTOCOL)
+        """The protocol's name (``config["name"]``, e.g. ``"course"``)."""
+        return str(self.config["name"])
 
     @property
     def seed(self) -> int:
-        """The training seed (0 where the protocol names none)."""
-        return self.config.get("seed", 0)
+        """The training seed (``config["seed"]``)."""
+        return self.config["seed"]
 
     @property
     def epochs(self) -> int | None:
+        """The training epochs (``None`` for the frozen protocols, which train none)."""
         return self.config.get("epochs")
 
     @property
     def data_description(self) -> str:
-        """The data in words, e.g. ``"VOC2012 train → val"`` (``""`` where the record has none)."""
-        return self.dataset.get("description", "")
+        """The data in words, e.g. ``"VOC2012 train → val"``."""
+        return self.dataset["description"]
 
     @property
-    def dataset_root(self) -> str | None:
-        """The VOC tree the run read (``None`` where the record names none)."""
-        return self.dataset.get("root")
+    def dataset_root(self) -> str:
+        """The VOC tree the run read."""
+        return self.dataset["root"]
 
     @property
-    def year(self) -> str | None:
-        """The VOC year of the data (the dataset's, else the protocol's)."""
-        return self.dataset.get("year", self.config.get("year"))
+    def year(self) -> str:
+        """The VOC year of the data."""
+        return self.dataset["year"]
 
     @property
-    def eval_split(self) -> str | None:
-        """The split the run was evaluated on (the dataset's, else the protocol's)."""
-        return self.dataset.get("eval_split", self.config.get("eval_split"))
+    def eval_split(self) -> str:
+        """The split the run was evaluated on."""
+        return self.dataset["eval_split"]
 
     def metric(self, key: str) -> float | None:
         """``metrics[key]`` as a float, e.g. ``"mAP"``; ``None`` where absent or ``null``."""
@@ -289,17 +312,40 @@ class RunRecord:
         return (self.metrics or {}).get("tail_curve")
 
 
+def _check_schema_version(data: dict[str, Any], path: str | Path | None) -> None:
+    """Raise VOCDataError naming ``path`` where ``data`` has no ``schema_version``, or one that is
+    not a version this code reads."""
+    if _SCHEMA_KEY not in data:
+        raise VOCDataError(
+            f"no {_SCHEMA_KEY}: not a voc-bench run record, or one written before records had a version "
+            "(voc-bench 0.1.0), which this voc-bench does not read. Move it out of the results folder, or run "
+            "the model again to write a current record", path,
+        )
+    version = data[_SCHEMA_KEY]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise VOCDataError(
+            f"{_SCHEMA_KEY} {version!r} is not one voc-bench writes (an integer from 1): not a voc-bench run "
+            "record. Move it out of the results folder, or run the model again to write a record", path,
+        )
+    if version > SCHEMA_VERSION:
+        raise VOCDataError(
+            f"{_SCHEMA_KEY} {version}, but this voc-bench reads records up to {_SCHEMA_KEY} {SCHEMA_VERSION}: "
+            "the record was written by a newer voc-bench. Upgrade voc-bench (git pull, then "
+            "pip install -e .) to read it", path,
+        )
+
+
 def read_record(run_dir: str | Path) -> RunRecord | None:
-    """The record in ``run_dir/result.json``; ``None`` where there is none or it is not a readable
-    record (e.g. to find, for ``--resume``, a finished record with the same ``config_hash``)."""
+    """The record in ``run_dir/result.json`` (e.g. to find, for ``--resume``, a finished record with
+    the same ``config_hash``); ``None`` where there is none or it is not JSON (cut short). Raises
+    VOCDataError naming the file where it is JSON but not a record this code reads (no or a newer
+    ``schema_version``): a run never overwrites a record it cannot read without saying so."""
+    path = Path(run_dir) / RESULT_FILE
     try:
-        return _load_record(Path(run_dir) / RESULT_FILE)
-    except (OSError, ValueError, TypeError):  # json.JSONDecodeError is a ValueError
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
         return None
-
-
-def _load_record(path: Path) -> RunRecord:
-    return RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return RunRecord.from_dict(data, path)
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -327,8 +373,10 @@ class EvalData:
 
 
 def read_runs(out_dir: str | Path) -> list[Run]:
-    """Every ``*/result.json`` under ``out_dir``, sorted by folder name; unreadable ones are
-    skipped with a warning naming the file."""
+    """Every ``*/result.json`` under ``out_dir``, sorted by folder name. One that is not JSON (cut
+    short) is skipped with a warning naming the file; one that is JSON but not a record this code
+    reads (no or a newer ``schema_version``, a missing key) raises VOCDataError naming the file,
+    so no table is built without a record it should hold."""
     runs = []
     for path in sorted(Path(out_dir).glob(f"*/{RESULT_FILE}")):
         try:
@@ -336,12 +384,7 @@ def read_runs(out_dir: str | Path) -> list[Run]:
         except (OSError, json.JSONDecodeError) as err:
             log.warning("skipping %s: not a readable result (%s)", path, err)
             continue
-        try:
-            record = RunRecord.from_dict(data)
-        except (ValueError, TypeError):
-            log.warning("skipping %s: not a voc-bench result record", path)
-            continue
-        runs.append(Run(path.parent, record))
+        runs.append(Run(path.parent, RunRecord.from_dict(data, path)))
     return runs
 
 
@@ -367,33 +410,11 @@ def write_run(
     write_json_atomic(run_dir / RESULT_FILE, record.to_dict())
 
 
-def _labels_from_dataset(run: Run) -> pd.DataFrame:
-    """Labels of the run's eval split read again from its VOC tree (runs written before
-    ``labels.csv`` existed)."""
-    from voc.labels import load_labels
-
-    record = run.record
-    root = record.dataset_root
-    if not root or not Path(root).exists():
-        raise VOCDataError(
-            f"no {LABELS_FILE} in {run.dir}, and the run's dataset root {root!r} is not there to read them from"
-        )
-    ids, labels = load_labels(
-        root, record.year, record.eval_split,
-        source=record.config.get("label_source", "annotations"), difficult=record.config.get("difficult", "negative"),
-    )
-    return pd.DataFrame(labels.astype(np.float64), index=pd.Index(ids, name="image_id"), columns=list(VOC_CLASSES))
-
-
 def load_eval(run: Run) -> EvalData:
-    """The run's ``predictions.csv`` and its labels (``labels.csv``, else the dataset), aligned by
-    image id. Raises VOCDataError naming the file when either is missing or malformed."""
+    """The run's ``predictions.csv`` and ``labels.csv``, aligned by image id. Raises VOCDataError
+    naming the file when either is missing or malformed."""
     scores_path, labels_path = run.dir / PREDICTIONS_FILE, run.dir / LABELS_FILE
     scores = read_class_csv(scores_path, "predictions")
-    if labels_path.is_file():
-        labels = read_class_csv(labels_path, "labels")
-    else:
-        labels = _labels_from_dataset(run).loc[lambda f: f.index.isin(scores.index)]
-    labels = labels.sort_index()
+    labels = read_class_csv(labels_path, "labels").sort_index()
     score_values, label_values = align(scores, labels, scores_path, labels_path)
     return EvalData(tuple(labels.index), score_values, label_values)

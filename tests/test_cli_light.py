@@ -43,7 +43,7 @@ def _store_run(out: Path, voc_root: Path, model: str, quality: float, seed: int)
         status="ok",
         weights="random init",
         dataset={"root": str(voc_root), "year": "2012", "eval_split": "val", "description": "tiny VOC2012 val"},
-        config={"epochs": 1, "seed": 0},
+        config={"name": "course", "epochs": 1, "seed": 0},
         metrics=evaluate(scores, labels),
         throughput={"train_images_per_s": 10.0 * (seed + 1), "eval_images_per_s": 40.0},
         params=1000,

@@ -84,7 +84,7 @@ def _store_run(out: Path, voc_root: Path, model: str) -> Path:
     record = RunRecord(
         model=model, status="ok", weights="random init",
         dataset={"root": str(voc_root), "year": "2012", "eval_split": "val", "description": "tiny VOC2012 val"},
-        config={"epochs": 3, "seed": 0}, metrics=evaluate(scores, labels),
+        config={"name": "course", "epochs": 3, "seed": 0}, metrics=evaluate(scores, labels),
         throughput={"train_images_per_s": 10.0, "eval_images_per_s": 40.0}, params=1000,
     )
     run_dir = out / run_dir_name(model)

@@ -31,8 +31,10 @@ labels[0] = 1  # every class has a positive
 ids = [f"img{k:02d}" for k in range(len(labels))]
 for k, (model, quality) in enumerate((("good", 0.8), ("bad", 0.2))):
     scores = np.clip(quality * labels + (1 - quality) * rng.random(labels.shape), 0, 1)
-    record = RunRecord(model=model, status="ok", weights="random init", dataset={"description": "fabricated"},
-                       config={"epochs": 1, "seed": 0}, metrics=evaluate(scores, labels),
+    dataset = {"kind": "voc", "root": str(out / "no-voc-tree"), "year": "2012", "train_split": "train",
+               "eval_split": "val", "description": "fabricated"}  # no images: the report says so, no gallery
+    record = RunRecord(model=model, status="ok", weights="random init", dataset=dataset,
+                       config={"name": "course", "epochs": 1, "seed": 0}, metrics=evaluate(scores, labels),
                        throughput={"train_images_per_s": 10.0 * (k + 1), "eval_images_per_s": 40.0}, params=1000,
                        command="python benchmark.py --models good bad")
     write_run(out / model, record, ids, scores, labels)

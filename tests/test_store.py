@@ -1,4 +1,5 @@
-"""The run store: records round-trip byte for byte, the lock, reading and writing run folders."""
+"""The run store: records round-trip byte for byte and carry their schema version, the lock,
+reading and writing run folders."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bench.store import (
     LABELS_FILE,
     PREDICTIONS_FILE,
     RESULT_FILE,
+    SCHEMA_VERSION,
     Run,
     RunRecord,
     load_eval,
@@ -27,6 +29,7 @@ from bench.store import (
     write_run,
 )
 from voc.constants import VOC_CLASSES
+from voc.errors import VOCDataError
 from voc.io import write_json_atomic
 from voc.tables import class_table_csv
 
@@ -47,13 +50,14 @@ def _model_run_json(peak_rss_mb: float | None = 812.4) -> dict:
     """A model's record as the runner writes it: the base record, ``config_hash`` set right after
     it, ``peak_rss_mb`` last."""
     return {
+        "schema_version": 1,
         "model": "resnet18",
         "status": "ok",
         "error": None,
         "weights": "timm pretrained (resnet18.a1_in1k)",
         "dataset": {"kind": "voc", "root": "/data/voc", "year": "2012", "train_split": "train", "eval_split": "val",
                     "description": "VOC2012 train → val", "n_train_images": 5717, "n_eval_images": 5823},
-        "config": {"epochs": 10, "seed": 0, "lr": 0.0001, "difficult": "negative"},
+        "config": {"name": "course", "epochs": 10, "seed": 0, "lr": 0.0001, "difficult": "negative"},
         "metrics": _metrics(),
         "throughput": {"train_images_per_s": 41.25, "eval_images_per_s": 160.0,
                        "measured": "steady state, end to end (data loading included), all processes"},
@@ -69,12 +73,14 @@ def _model_run_json(peak_rss_mb: float | None = 812.4) -> dict:
 def _baseline_json() -> dict:
     """The label-prior baseline's record: the base record only, neither config_hash nor peak_rss_mb."""
     return {
+        "schema_version": 1,
         "model": "prior-baseline",
         "status": "ok",
         "error": None,
         "weights": "train-split label priors",
-        "dataset": {"kind": "synthetic", "root": "/tmp/synthetic", "year": "2012", "description": "synthetic"},
-        "config": {"epochs": 0, "seed": 0},
+        "dataset": {"kind": "synthetic", "root": "/tmp/synthetic", "year": "2012", "eval_split": "val",
+                    "description": "synthetic"},
+        "config": {"name": "course", "epochs": 0, "seed": 0},
         "metrics": _metrics(),
         "throughput": None,
         "wall_time_s": None,
@@ -116,30 +122,70 @@ def test_record_fields_and_key_order() -> None:
     assert run.config_hash == "0123456789ab" and run.peak_rss_mb is None
     built = RunRecord(model="m", status="failed", config_hash="h", peak_rss_mb=1.0, extra={"note": "x"})
     assert list(built.to_dict()) == [
-        "model", "status", "error", "weights", "dataset", "config", "metrics", "throughput", "wall_time_s", "params",
-        "environment", "command", "config_hash", "peak_rss_mb", "note",
+        "schema_version", "model", "status", "error", "weights", "dataset", "config", "metrics", "throughput",
+        "wall_time_s", "params", "environment", "command", "config_hash", "peak_rss_mb", "note",
     ]
     assert "config_hash" not in RunRecord(model="m", status="failed").to_dict()
 
 
+@pytest.mark.parametrize("key", ["model", "status", "error", "dataset", "config", "metrics", "command"])
+def test_from_dict_needs_every_key_a_record_has(key: str) -> None:
+    data = _baseline_json()
+    del data[key]
+    with pytest.raises(VOCDataError, match=rf"r.json: a run record of schema_version 1 .* lacks \['{key}'\]"):
+        RunRecord.from_dict(data, "r.json")
+    with pytest.raises(VOCDataError, match=r"r.json: not a voc-bench run record \(a JSON list, not an object\)"):
+        RunRecord.from_dict([1, 2], "r.json")
+
+
+def test_a_written_record_carries_schema_version_1_first(tmp_path: Path) -> None:
+    assert SCHEMA_VERSION == 1
+    write_run(tmp_path, RunRecord(model="m", status="failed", error="boom"))
+    text = (tmp_path / RESULT_FILE).read_text(encoding="utf-8")
+    assert text.startswith('{\n  "schema_version": 1,\n  "model": "m",\n')
+    assert list(json.loads(text)) == ["schema_version", *list(_baseline_json())[1:]]
+    # read back and written again: the same bytes
+    again = tmp_path / "again"
+    write_run(again, read_record(tmp_path))
+    assert (again / RESULT_FILE).read_bytes() == (tmp_path / RESULT_FILE).read_bytes()
+
+
+def _without_version() -> dict:
+    data = _baseline_json()
+    del data["schema_version"]
+    return data
+
+
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("data", "problem", "fix"),
     [
-        ({"status": "ok"}, "needs model"),
-        ({"model": "m"}, "needs status"),
-        ({}, "needs model and status"),
+        (_without_version(), "no schema_version: not a voc-bench run record", "Move it out of the results folder"),
+        ({**_baseline_json(), "schema_version": 99},
+         "schema_version 99, but this voc-bench reads records up to schema_version 1: the record was written by a "
+         "newer voc-bench", "Upgrade voc-bench"),
+        ({**_baseline_json(), "schema_version": "1"}, "schema_version '1' is not one voc-bench writes",
+         "Move it out of the results folder"),
+        ({**_baseline_json(), "schema_version": 0}, "schema_version 0 is not one voc-bench writes",
+         "Move it out of the results folder"),
     ],
+    ids=["missing", "newer", "string", "zero"],
 )
-def test_from_dict_needs_model_and_status(data: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_a_record_without_a_readable_schema_version_is_refused_naming_the_file(
+    data: dict, problem: str, fix: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "m" / RESULT_FILE
+    write_json_atomic(path, data)
+    for read in (lambda: read_runs(tmp_path), lambda: read_record(path.parent)):
+        with pytest.raises(VOCDataError) as err:
+            read()
+        assert str(err.value).startswith(f"{path}: {problem}") and fix in str(err.value)
+    with pytest.raises(VOCDataError, match=problem):
         RunRecord.from_dict(data)
-    with pytest.raises(TypeError, match="a JSON object, not list"):
-        RunRecord.from_dict([1, 2])
 
 
 def test_typed_accessors() -> None:
     record = RunRecord.from_dict(_model_run_json())
-    assert record.ok and record.seed == 0 and record.epochs == 10
+    assert record.ok and record.protocol == "course" and record.seed == 0 and record.epochs == 10
     assert record.metric("mAP") == 0.6003 and record.metric("tail_accuracy") is None and record.metric("nope") is None
     assert record.throughput_value("train_images_per_s") == 41.25
     ap = record.per_class_ap
@@ -147,7 +193,7 @@ def test_typed_accessors() -> None:
     assert record.tail_curve == {"thresholds": [0.5, 0.75], "values": [0.8, None]}
     assert record.data_description == "VOC2012 train → val" and record.year == "2012" and record.eval_split == "val"
     failed = RunRecord(model="m", status="failed", error="boom")
-    assert not failed.ok and failed.seed == 0 and failed.metric("mAP") is None and failed.per_class_ap == {}
+    assert not failed.ok and failed.metric("mAP") is None and failed.per_class_ap == {}
     assert failed.throughput_value("train_images_per_s") is None and failed.tail_curve is None
 
 
@@ -198,24 +244,28 @@ def test_locked_releases_on_an_exception(tmp_path: Path) -> None:
 
 
 def _write_ok(out: Path, model: str) -> None:
-    write_json_atomic(out / model / RESULT_FILE, {**_baseline_json(), "model": model})
+    write_run(out / model, RunRecord.from_dict({**_baseline_json(), "model": model}))
 
 
-def test_read_runs_skips_unreadable_records_naming_them(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_read_runs_skips_records_cut_short_naming_them(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     _write_ok(tmp_path, "b")
     _write_ok(tmp_path, "a")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / RESULT_FILE).write_text("{not json")
-    (tmp_path / "foreign").mkdir()
-    (tmp_path / "foreign" / RESULT_FILE).write_text('{"name": "not ours"}')
     with caplog.at_level(logging.WARNING, logger="bench.store"):
         runs = read_runs(tmp_path)
     assert [run.dir.name for run in runs] == ["a", "b"]
     assert all(isinstance(run.record, RunRecord) for run in runs)
     assert [r.model for r in read_records(tmp_path)] == ["a", "b"]
-    warnings = caplog.text
-    assert f"skipping {tmp_path / 'broken' / RESULT_FILE}: not a readable result" in warnings
-    assert f"skipping {tmp_path / 'foreign' / RESULT_FILE}: not a voc-bench result record" in warnings
+    assert f"skipping {tmp_path / 'broken' / RESULT_FILE}: not a readable result" in caplog.text
+
+
+def test_read_runs_refuses_a_json_file_that_is_not_a_record(tmp_path: Path) -> None:
+    _write_ok(tmp_path, "a")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / RESULT_FILE).write_text('{"name": "not ours"}')
+    with pytest.raises(VOCDataError, match=f"^{tmp_path / 'foreign' / RESULT_FILE}: no schema_version"):
+        read_runs(tmp_path)
 
 
 def test_read_record(tmp_path: Path) -> None:
@@ -240,6 +290,9 @@ def test_write_run_writes_all_three_files(tmp_path: Path) -> None:
     assert (run_dir / RESULT_FILE).read_bytes() == _today_bytes(record.to_dict())
     data = load_eval(Run(run_dir, record))
     assert data.ids == ("img1", "img2") and data.labels[0, 0] == -1 and data.scores[1, 0] == 0.25
+    (run_dir / LABELS_FILE).unlink()  # every run folder has its labels: none is refused, naming the file
+    with pytest.raises(VOCDataError, match=f"^{run_dir / LABELS_FILE}: labels file not found"):
+        load_eval(Run(run_dir, record))
 
 
 def test_write_run_without_predictions_writes_the_record_only(tmp_path: Path) -> None:
