@@ -56,8 +56,6 @@ from voc.io import atomic_write
 
 log = logging.getLogger(__name__)
 
-DEFAULT_YEAR = "2012"
-"""The VOC year of a record that names none (records written before the year was recorded)."""
 ALL_MODELS = "all"
 """``--gallery-models all``: a gallery for every model."""
 
@@ -147,10 +145,7 @@ def _confidence_section(summaries: Sequence[Summary], names: Sequence[str], sett
 def _image_locator(summary: Summary) -> Callable[[str], Path]:
     """``image id -> JPEG path`` in the run's VOC tree; VOCDataError if the tree is not there."""
     record = summary.record
-    root = record.dataset_root
-    if not root:
-        raise VOCDataError("its record names no dataset root")
-    voc_dir = find_voc_dir(root, record.year or DEFAULT_YEAR)
+    voc_dir = find_voc_dir(record.dataset_root, record.year)
     images = voc_dir / "JPEGImages"
     if not images.is_dir():
         raise VOCDataError("no JPEGImages folder to draw the images from", images)
