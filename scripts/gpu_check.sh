@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU acceptance check (docs/development.md): on one GPU, in under 8 minutes,
 #   1. the test suite with CUDA visible;
-#   2. --speed for resnet50 at the course protocol's shapes (model-only vs end to end, train and eval);
-#   3. --speed --protocol linear (feature extraction at 224 x 224, whole image), with the JPEGs decoded
+#   2. `benchmark.py speed` for resnet50 at the course protocol's shapes (model-only vs end to end, train and eval);
+#   3. `benchmark.py speed --protocol linear` (feature extraction at 224 x 224, whole image), with the JPEGs decoded
 #      in the workers (torchvision), then with --decode device (nvJPEG, batched, on the GPU);
 #   4. a 2-epoch synthetic training run in bf16 (resnet18);
 #   5. a --deterministic run done twice, its metrics compared (MATCH / DIFFER).
@@ -10,7 +10,7 @@
 # and is kept in summary.txt. Exit status 1 when a step failed or the two runs differ.
 #
 # Without a GPU it runs a CPU fallback: no test suite (run pytest on its own), 2 timed steps and one
-# repeat for --speed, and training on a small synthetic set generated into the folder.
+# repeat for `benchmark.py speed`, and training on a small synthetic set generated into the folder.
 # GPU_CHECK_QUICK=1 shrinks every step to a tiny model on a tiny set (a minute or two on a CPU):
 # a check of the script itself, not of the hardware.
 # Other settings: PYTHON (default python), GPU_CHECK_PYTEST_TIMEOUT (seconds, default 240),
@@ -39,7 +39,7 @@ echo "gpu_check: $MODE; writing to $OUT"
 # -- what each mode runs ---------------------------------------------------------------------
 SPEED_MODEL=resnet50
 TRAIN_MODEL=resnet18
-COURSE_SHAPE=()  # --speed's default: the course protocol's, resize 400 -> FiveCrop 224, batch 8, eval batch 16
+COURSE_SHAPE=()  # speed's default: the course protocol's, resize 400 -> FiveCrop 224, batch 8, eval batch 16
 if [[ $QUICK == 1 ]]; then
     SPEED_MODEL=test_resnet
     TRAIN_MODEL=test_resnet
@@ -147,17 +147,17 @@ else
     record "test suite" SKIP 0 "no GPU: run pytest on its own"
 fi
 
-# 2. --speed at the course protocol's shapes (resize 400 -> FiveCrop 224, batch 8, eval batch 16)
-run_step "speed course" "$OUT/speed-course.log" timeout "$STEP_TIMEOUT" "$PY" benchmark.py --speed \
+# 2. speed at the course protocol's shapes (resize 400 -> FiveCrop 224, batch 8, eval batch 16)
+run_step "speed course" "$OUT/speed-course.log" timeout "$STEP_TIMEOUT" "$PY" benchmark.py speed \
     --models "$SPEED_MODEL" "${DATA[@]}" "${SPEED[@]}" "${COURSE_SHAPE[@]}" --out "$OUT/speed-course"
 record "speed course shapes" "$(status_of $RC)" "$TOOK" "$(speed_figure "$OUT/speed-course/speed.json")"
 
-# 3. --speed at the frozen protocol's view (224 x 224 whole image), decoded in the workers (torchvision) ...
-run_step "speed linear" "$OUT/speed-linear.log" timeout "$STEP_TIMEOUT" "$PY" benchmark.py --speed \
+# 3. speed at the frozen protocol's view (224 x 224 whole image), decoded in the workers (torchvision) ...
+run_step "speed linear" "$OUT/speed-linear.log" timeout "$STEP_TIMEOUT" "$PY" benchmark.py speed \
     --protocol linear --models "$SPEED_MODEL" "${DATA[@]}" "${LINEAR_SPLITS[@]}" "${SPEED[@]}" --out "$OUT/speed-linear"
 record "speed --protocol linear" "$(status_of $RC)" "$TOOK" "$(speed_figure "$OUT/speed-linear/speed.json")"
 # ... and decoded in batches on the device (nvJPEG on the GPU; in the main process on a CPU)
-run_step "speed linear device" "$OUT/speed-linear-device.log" timeout "$STEP_TIMEOUT" "$PY" benchmark.py --speed \
+run_step "speed linear device" "$OUT/speed-linear-device.log" timeout "$STEP_TIMEOUT" "$PY" benchmark.py speed \
     --protocol linear --decode device --models "$SPEED_MODEL" "${DATA[@]}" "${LINEAR_SPLITS[@]}" "${SPEED[@]}" \
     --out "$OUT/speed-linear-device"
 record "speed linear, nvJPEG" "$(status_of $RC)" "$TOOK" "$(speed_figure "$OUT/speed-linear-device/speed.json")"

@@ -9,7 +9,7 @@ AdamW step) on one random batch of ``B x 3 x S x S`` after one untimed warm-up s
 median img/s with the slowest and fastest step. The cases of one model alternate step by step
 (each timed step of a case is followed by one of the next), so a machine whose speed drifts during
 the sitting weighs on all of them alike. No data loading: this is what the model costs, the bound an
-end-to-end run approaches (``python benchmark.py --speed`` measures that).
+end-to-end run approaches (``python benchmark.py speed`` measures that).
 """
 
 from __future__ import annotations

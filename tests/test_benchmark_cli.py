@@ -115,14 +115,16 @@ def test_bad_data_fails_before_training(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_help_explains_every_flag() -> None:
-    text = build_parser().format_help()
+    jobs = build_parser().jobs
+    text = jobs["run"].format_help()
     for flag in (
         "--models", "--data", "--year", "--train-split", "--eval-split", "--epochs", "--batch-size", "--lr",
         "--resize", "--crop", "--crops", "--difficult", "--pretrained", "--precision", "--devices", "--num-nodes",
-        "--strategy", "--limit-train-batches", "--limit-eval-batches", "--seed", "--out", "--leaderboard-only",
-        "--seeds", "--report-only", "--no-report", "--gallery-classes", "--gallery-models", "--gallery-k",
+        "--strategy", "--limit-train-batches", "--limit-eval-batches", "--seed", "--out",
+        "--seeds", "--no-report", "--gallery-classes", "--gallery-models", "--gallery-k",
     ):
         assert flag in text
+    assert "--out" in jobs["leaderboard"].format_help() and "--gallery-k" in jobs["report"].format_help()
 
 
 def test_undecodable_jpeg_stops_the_run_before_training(

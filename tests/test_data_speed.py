@@ -63,7 +63,7 @@ def test_data_only_counts_every_timed_batch_of_a_cycled_split(
 
 def test_speed_data_only_times_no_model(tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    args = ["--speed", "--speed-data-only", "--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out),
+    args = ["speed", "--speed-data-only", "--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out),
             "--resize", "32", "--crop", "24", "--batch-size", "2", "--eval-batch-size", "2", "--speed-steps", "2",
             "--speed-repeats", "1", "--target-rate", "100", "--decode", "torchvision"]
     assert main(args) == 0
@@ -76,13 +76,14 @@ def test_speed_data_only_times_no_model(tiny_voc: Path, tmp_path: Path, capsys: 
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--speed-data-only"], "--speed-data-only: only with --speed"),
-    (["--target-rate", "10"], "--target-rate: only with --speed"),
+    (["--report-only", "--speed-data-only"], "--speed-data-only: only with --speed"),  # the deprecated modes
+    (["--leaderboard-only", "--target-rate", "10"], "--target-rate: only with --speed"),
     (["--speed", "--speed-data-only", "--speed-workers", "0"], "--speed-workers: these time a model"),
+    (["speed", "--speed-data-only", "--speed-workers", "0"], "--speed-workers: these time a model"),
 ])
 def test_speed_data_only_flag_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
                                      message: str) -> None:
-    assert main(["--models", "test_resnet", "--out", str(tmp_path), *extra]) == 2
+    assert main([*extra, "--models", "test_resnet", "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
 
 

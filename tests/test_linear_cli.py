@@ -12,7 +12,8 @@ from voc_tree import LINEAR_SIZE, write_annotation
 from voc_tree import linear_flags as _flags
 from voc_tree import linear_tree as _tree
 
-from bench.cli import build_parser, frozen_protocol_from_args, main
+from bench.cli import main, parse_args
+from bench.cli.settings import frozen_protocol_from_args
 from bench.data import DataSource
 from bench.frozen.recipes import SVM_COSTS, VISSL_VOC07_SVM_COSTS
 from bench.protocol import LINEAR_PROTOCOL, LINEAR_SYNTHETIC_PROTOCOL, LinearProtocol, frozen_protocol
@@ -38,13 +39,14 @@ def _rescored(run_dir: Path) -> dict:
 
 
 def test_speed_times_feature_extraction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """``--speed --protocol linear``: model-only and end-to-end extraction of the eval view over every
+    """``speed --protocol linear``: model-only and end-to-end extraction of the eval view over every
     timed step (the 12-image split cycled), repeated, and the view's loader alone."""
     root, _ = _tree(tmp_path / "voc", 20, 12)
     out = tmp_path / "results"
     steps, repeats = 5, 2
-    flags = [f for f in _flags(root, out) if f != "--no-report"]
-    assert main(["--protocol", "linear", "--speed", "--speed-steps", str(steps), "--speed-repeats", str(repeats),
+    flags = ["--models", "test_resnet", "--data", str(root), "--year", "2012", "--train-split", "train",
+             "--eval-split", "val", "--resize", "32", "--num-workers", "0", "--out", str(out)]  # speed: random init
+    assert main(["speed", "--protocol", "linear", "--speed-steps", str(steps), "--speed-repeats", str(repeats),
                  "--eval-batch-size", "4", "--compile", "off", "--target-rate", "50", *flags]) == 0
     [row] = json.loads((out / SPEED_FILE).read_text())
     assert row["model"] == "test_resnet" and row["timed_steps"] == steps and row["workers"] == 0
@@ -147,7 +149,7 @@ def test_lowshot_protocol_through_the_command_line(tmp_path: Path) -> None:
 
 
 def _frozen(argv: list[str], data: DataSource) -> LinearProtocol:
-    return frozen_protocol_from_args(build_parser().parse_args(argv), data)
+    return frozen_protocol_from_args(parse_args(argv), data)
 
 
 def test_defaults_are_vissls_voc07_benchmark_and_its_synthetic_variant() -> None:
@@ -204,6 +206,8 @@ def test_the_grid_follows_the_probe_unless_given() -> None:
         (["--protocol", "lowshot", "--batch-size", "4"], "--batch-size: --protocol lowshot trains no backbone"),
         (["--protocol", "linear", "--speed", "--speed-course-loop"], "--speed-course-loop: time the fine-tuning"),
         (["--protocol", "linear", "--speed", "--speed-workers", "0"], "--speed-workers: time the fine-tuning"),
+        (["speed", "--protocol", "linear", "--speed-threads", "1"], "--speed-threads: time the fine-tuning"),
+        (["speed", "--protocol", "linear", "--deterministic"], "--deterministic: --protocol linear runs no"),
         (["--protocol", "linear", "--devices", "2"], "--devices/--num-nodes/--strategy"),
         (["--protocol", "linear", "--n-jobs", "0"], "--n-jobs: give -1"),
         (["--loader-threads", "2", "--num-workers", "0"], "--loader-threads: only for --protocol linear or lowshot"),
@@ -227,7 +231,7 @@ def test_bad_combinations_stop_before_any_work(
 
 def test_probe_costs_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["--protocol", "linear", "--probe-costs", "0"])
+        parse_args(["--protocol", "linear", "--probe-costs", "0"])
     assert "must be a positive number" in capsys.readouterr().err
     with pytest.raises(ValueError, match="probe costs must be positive"):
         LINEAR_PROTOCOL.with_overrides(costs=(-1.0,))

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import UsageError, build_parser, check_flags, protocol_from_args
+from bench.cli import UsageError, parse_args
+from bench.cli.run import check_run_flags
+from bench.cli.settings import protocol_from_args
 from bench.data import DataSource
 from bench.protocol import (
     COURSE_PROTOCOL,
@@ -74,7 +76,9 @@ _FLAG_OF = {"scheduler": "--scheduler", "ema_decay": "--ema-decay", "loss": "--l
 
 
 def _protocol(argv: list[str], data: DataSource) -> Protocol:
-    return protocol_from_args(build_parser().parse_args(argv), data)
+    """The protocol a run (or, with ``speed`` first, a speed measurement) gets from ``argv``."""
+    speed = argv[:1] == ["speed"]
+    return protocol_from_args(parse_args(argv), data, speed=speed)
 
 
 def test_augment_basic_over_a_randaugment_protocol_drops_its_config_string() -> None:
@@ -135,7 +139,7 @@ def test_protocol_flag_selects_the_named_protocol_for_the_data(name: str) -> Non
     assert _protocol(["--protocol", name], REAL) == real == finetune_protocol(name, synthetic=False)
     assert _protocol(["--protocol", name], SYNTHETIC) == synthetic == finetune_protocol(name, synthetic=True)
     assert real.name == synthetic.name == name
-    assert _protocol(["--protocol", name, "--speed"], SYNTHETIC) == real  # --speed: the real-VOC shapes
+    assert _protocol(["speed", "--protocol", name], SYNTHETIC) == real  # speed: the real-VOC shapes
     # explicit flags still win over the named protocol's values
     assert _protocol(["--protocol", name, "--lr", "0.5", "--optimizer", "sgd"], SYNTHETIC) == replace(
         synthetic, lr=0.5, optimizer="sgd"
@@ -145,7 +149,7 @@ def test_protocol_flag_selects_the_named_protocol_for_the_data(name: str) -> Non
 def test_table_names_every_fine_tuning_protocol() -> None:
     assert tuple(FINETUNE_PROTOCOL_TABLE) == FINETUNE_PROTOCOLS == ("course", "voc07", "modern")
     assert set(PROTOCOL_NAMES) == {*FINETUNE_PROTOCOLS, "linear", "lowshot", "knn"}
-    assert build_parser().parse_args(["--protocol", "voc07"]).protocol == "voc07"
+    assert parse_args(["--protocol", "voc07"]).protocol == "voc07"
     with pytest.raises(ValueError, match=r"unknown fine-tuning protocol 'linear'"):
         finetune_protocol("linear", synthetic=False)
 
@@ -189,23 +193,23 @@ def test_a_recipe_setting_that_would_not_apply_is_a_usage_error() -> None:
                                   ["--no-ema-warmup"]])
 def test_fine_tuning_flags_are_rejected_by_frozen_protocols(argv: list[str]) -> None:
     with pytest.raises(UsageError, match=r"--protocol linear trains no backbone"):
-        check_flags(build_parser().parse_args(["--protocol", "linear", *argv]))
+        check_run_flags(parse_args(["--protocol", "linear", *argv]))
 
 
 def test_eval_every_must_be_a_positive_number_of_epochs() -> None:
     with pytest.raises(UsageError, match=r"--eval-every: a number of epochs, at least 1, not 0"):
-        check_flags(build_parser().parse_args(["--eval-every", "0"]))
+        check_run_flags(parse_args(["--eval-every", "0"]))
 
 
 def test_speed_uses_the_course_protocol_even_on_synthetic_data() -> None:
-    assert _protocol(["--speed"], SYNTHETIC) == COURSE_PROTOCOL
-    assert _protocol(["--speed", "--batch-size", "2", "--crop", "24"], SYNTHETIC) == replace(
+    assert _protocol(["speed"], SYNTHETIC) == COURSE_PROTOCOL
+    assert _protocol(["speed", "--batch-size", "2", "--crop", "24"], SYNTHETIC) == replace(
         COURSE_PROTOCOL, batch_size=2, crop=24
     )
 
 
 def test_invalid_override_is_a_usage_error() -> None:
-    args = build_parser().parse_args([])
+    args = parse_args([])
     args.precision = "fp8"  # argparse's choices stop it on the command line; the protocol checks too
     with pytest.raises(UsageError, match=r"unknown precision 'fp8'"):
         protocol_from_args(args, REAL)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import build_parser, main, sweep_shard
+from bench.cli import main, parse_args
+from bench.cli.run import sweep_shard
 from bench.shard import WHOLE, Shard, parse_shard, shard_from_slurm
 from bench.store import LEADERBOARD_CSV, RunRecord
 from bench.train.runner import shard_runs, sweep
@@ -134,9 +135,8 @@ def test_the_command_line_reads_the_job_array_and_shard_wins(
 ) -> None:
     for name, value in _slurm(3, 4, low=1).items():
         monkeypatch.setenv(name, value)
-    parser = build_parser()
-    assert sweep_shard(parser.parse_args(["--models", "test_resnet"])) == Shard(2, 4)
-    assert sweep_shard(parser.parse_args(["--models", "test_resnet", "--shard", "0/1"])) == WHOLE
+    assert sweep_shard(parse_args(["--models", "test_resnet"])) == Shard(2, 4)
+    assert sweep_shard(parse_args(["--models", "test_resnet", "--shard", "0/1"])) == WHOLE
     monkeypatch.setenv("SLURM_ARRAY_TASK_MAX", "99")
     assert main(["--models", "test_resnet", "--out", "unused"]) == 2  # before any work
     assert "error: --shard from the SLURM job array: " in capsys.readouterr().err

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cli import SPEED_STEPS, SPEED_STEPS_CPU, build_parser, default_speed_steps, main
+from bench.cli import main, parse_args
+from bench.cli.speed import SPEED_STEPS, SPEED_STEPS_CPU, default_speed_steps
 from bench.model import build_classifier
 from bench.speed.data import default_data_workers
 from bench.speed.training import (
@@ -212,7 +213,7 @@ def test_default_speed_steps_are_fewer_on_the_cpu(tiny_voc: Path, tmp_path: Path
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     assert (SPEED_STEPS_CPU, SPEED_STEPS) == (2, 20)
     assert default_speed_steps("cpu") == 2 and default_speed_steps("gpu") == 20 and default_speed_steps("mps") == 20
-    assert build_parser().parse_args(["--speed"]).speed_steps is None  # resolved once the device is known
+    assert parse_args(["speed"]).speed_steps is None  # resolved once the device is known
     seen: list[int] = []
 
     def fake_run_speed(models, **kwargs):  # noqa: ANN001, ANN003, ANN202
@@ -221,46 +222,59 @@ def test_default_speed_steps_are_fewer_on_the_cpu(tiny_voc: Path, tmp_path: Path
 
     monkeypatch.setattr("bench.speed.training.run_speed", fake_run_speed)
     with pytest.raises(SystemExit):
-        main(["--speed", "--models", "test_resnet", "--data", str(tiny_voc), "--accelerator", "cpu",
+        main(["speed", "--models", "test_resnet", "--data", str(tiny_voc), "--accelerator", "cpu",
               "--out", str(tmp_path / "out")])
     assert seen == [2]
 
 
 BAD_SPEED_FLAGS: dict[str, tuple[list[str], list[str]]] = {
     # case: (flags, texts the error message must contain)
-    "workers-without-speed": (["--speed-workers", "0"], ["--speed-workers", "only with --speed"]),
-    "threads-without-speed": (["--speed-threads", "auto"], ["--speed-threads", "only with --speed"]),
-    "zero-steps": (["--speed", "--speed-steps", "0"], ["--speed-steps"]),
-    "zero-repeats": (["--speed", "--speed-repeats", "0"], ["--speed-repeats"]),
-    "negative-workers": (["--speed", "--speed-workers", "0", "-1"], ["--speed-workers", "0 -1"]),
-    "repeated-workers": (["--speed", "--speed-workers", "1", "1"], ["--speed-workers", "distinct"]),
-    "bad-threads": (["--speed", "--speed-threads", "many"], ["--speed-threads", "'many'"]),
-    "zero-threads": (["--speed", "--speed-threads", "0"], ["--speed-threads", "'0'"]),
+    "zero-steps": (["--speed-steps", "0"], ["--speed-steps"]),
+    "zero-repeats": (["--speed-repeats", "0"], ["--speed-repeats"]),
+    "negative-workers": (["--speed-workers", "0", "-1"], ["--speed-workers", "0 -1"]),
+    "repeated-workers": (["--speed-workers", "1", "1"], ["--speed-workers", "distinct"]),
+    "bad-threads": (["--speed-threads", "many"], ["--speed-threads", "'many'"]),
+    "zero-threads": (["--speed-threads", "0"], ["--speed-threads", "'0'"]),
 }
 
 
+@pytest.mark.parametrize("job", ["speed", "--speed"], ids=["speed", "deprecated --speed"])
 @pytest.mark.parametrize(("flags", "named"), list(BAD_SPEED_FLAGS.values()), ids=list(BAD_SPEED_FLAGS))
 def test_bad_speed_flags_exit_2_naming_the_flag(
-    flags: list[str], named: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    job: str, flags: list[str], named: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "results"
-    argv = ["--models", "test_resnet", "--data", str(tmp_path / "no-voc"), "--pretrained", "none", "--out", str(out),
-            *flags]
+    argv = [job, "--models", "test_resnet", "--data", str(tmp_path / "no-voc"), "--out", str(out), *flags]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "Traceback" not in err
+    *warning, last = err.splitlines()
+    assert warning == ([] if job == "speed" else [
+        "warning: --speed is deprecated: use `python benchmark.py speed ...` (the old form works for one more release)"
+    ])
+    assert last.startswith("error: ") and "Traceback" not in err
     for text in named:
         assert text in err, err
     assert not out.exists()
 
 
+@pytest.mark.parametrize("flags", [["--speed-workers", "0"], ["--speed-threads", "auto"]])
+def test_a_run_has_no_speed_flags_and_says_whose_they_are(
+    flags: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--models", "test_resnet", "--out", str(tmp_path / "results"), *flags])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"benchmark.py run: error: unrecognized arguments: {' '.join(flags)}" in err
+    assert f"{flags[0]} is a flag of `python benchmark.py speed`" in err
+
+
 def test_old_course_loop_flag_is_an_alias() -> None:
-    parser = build_parser()
-    assert parser.parse_args(["--speed-seed-loop"]).speed_course_loop is True
-    assert parser.parse_args(["--speed-course-loop"]).speed_course_loop is True
-    assert parser.parse_args([]).speed_course_loop is False
+    assert parse_args(["speed", "--speed-seed-loop"]).speed_course_loop is True
+    assert parse_args(["speed", "--speed-course-loop"]).speed_course_loop is True
+    assert parse_args(["speed"]).speed_course_loop is False
 
 
 def test_bracketed_rates_pool_both_halves() -> None:

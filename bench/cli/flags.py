@@ -1,0 +1,235 @@
+"""The flag groups the run and ``speed`` share: which protocol, models and data; the data and view;
+the fine-tuning recipe; the frozen protocols' settings; the machine. Each group is one function, so a
+job's parser is the list of groups it takes (``bench.cli.settings`` turns the values into a protocol).
+Torch-free."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.cli.common import devices, limit, positive_float
+from bench.data import SYNTHETIC_ROOT
+from bench.frozen.recipes import LOWSHOT_K_VALUES, PROBE_RECIPES, PROBES, VISSL_VOC07_SVM_COSTS
+from bench.protocol import (
+    COMPILE_MODES,
+    COURSE_PROTOCOL,
+    CPU_SYNTHETIC_PROTOCOL,
+    LINEAR_PROTOCOL,
+    PRECISIONS,
+    PROTOCOL_NAMES,
+)
+from voc.config import AUGMENTS, CROP_MODES, DECODERS, LOSSES, OPTIMIZERS, REPORT_MODELS, SCHEDULERS
+from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
+
+_C, _S = COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL
+
+FINETUNE_GROUP = "fine-tuning (--protocol course, voc07, modern)"
+FROZEN_GROUP = "frozen backbone (--protocol linear, lowshot)"
+
+FlagAdder = Callable[[argparse.ArgumentParser], None]
+"""A function that adds a group of flags to a parser or argument group."""
+
+
+def _default(field: str) -> str:
+    course, cpu = getattr(_C, field), getattr(_S, field)
+    if course == cpu:
+        return f"default: {course}"
+    return f"default: {course} (course protocol, real VOC); {cpu} on the synthetic set"
+
+
+def add_selection_flags(p: argparse.ArgumentParser) -> None:
+    """``--protocol``, ``--models``, ``--data``."""
+    p.add_argument("--protocol", choices=PROTOCOL_NAMES, default="course",
+                   help="course: fine-tune every backbone (the course project's protocol); voc07: fine-tune under "
+                        "the ASL repository's recipe on VOC2007 trainval -> test at 448 x 448 (Adam, OneCycle, "
+                        "asymmetric loss, EMA, RandAugment + erasing); modern: fine-tune under one AdamW + warmup/"
+                        "cosine + EMA + RandAugment recipe (a CPU-sized variant on the synthetic set); explicit "
+                        "flags win over the protocol's values (see docs/protocols.md); linear: freeze "
+                        "it, cache its pooled pre-logits features once per image and fit a linear probe per class "
+                        "on them (VISSL's VOC07 benchmark: VOC2007 trainval -> test, 224 x 224 whole image; train "
+                        "-> val on the synthetic set); lowshot: probes on k-shot samples of the same cached features "
+                        "(see docs/protocols.md)")
+    p.add_argument("--models", nargs="+", default=["resnet50"], metavar="NAME",
+                   help="timm model names (optionally with a pretrained tag, e.g. resnet50.a1_in1k) or fnmatch "
+                        "wildcards over timm.list_models, e.g. 'efficientnet_b*' (quote them)")
+    p.add_argument("--data", default="auto", metavar="{auto,synthetic,PATH}",
+                   help="auto: real VOC at ./data/VOCdevkit or $VOC_ROOT, else the synthetic set "
+                        f"({SYNTHETIC_ROOT}, generated once); synthetic; or the path of a VOC tree (the folder "
+                        "holding VOCdevkit, VOCdevkit itself, or VOC<year>)")
+
+
+def add_view_flags(p: argparse.ArgumentParser) -> None:
+    """The data and the view every protocol has: year, splits, labels, image pipeline, precision, seed."""
+    g = p.add_argument_group("data and view (every protocol)")
+    g.add_argument("--year", choices=YEARS, default=None, help=f"VOC year ({_default('year')})")
+    g.add_argument("--train-split", default=None, help=f"split to train on ({_default('train_split')})")
+    g.add_argument("--eval-split", default=None, help=f"split to evaluate on ({_default('eval_split')})")
+    g.add_argument("--eval-batch-size", type=int, default=None,
+                   help=f"evaluation batch size ({_default('eval_batch_size')})")
+    g.add_argument("--resize", type=int, default=None,
+                   help=f"shortest image edge after resizing, px ({_default('resize')})")
+    g.add_argument("--crop", type=int, default=None, help=f"crop size, px ({_default('crop')})")
+    g.add_argument("--crops", choices=CROP_MODES, default=None,
+                   help=f"crop mode: five (FiveCrop), ten, center, or full (whole image at resize x resize) "
+                        f"({_default('crop_mode')})")
+    g.add_argument("--difficult", choices=DIFFICULT_POLICIES, default=None,
+                   help=f"label of an image whose only objects of a class are difficult ({_default('difficult')})")
+    g.add_argument("--label-source", choices=LABEL_SOURCES, default=None,
+                   help="annotations: labels from Annotations/<id>.xml; imagesets: from the per-class "
+                        f"ImageSets/Main/<class>_<split>.txt lists only, e.g. the official VOC2007 test lists "
+                        f"({_default('label_source')})")
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="auto: bf16 mixed precision where the hardware runs it fast (CUDA with bf16, CPUs with "
+                        f"AVX512-BF16/AMX), else fp32 ({_default('precision')})")
+    g.add_argument("--decode", choices=DECODERS, default=None,
+                   help="pil: decode JPEGs with PIL (at a reduced scale where that covers the size needed) and "
+                        "transform PIL images; torchvision: torchvision.io.decode_image (libjpeg-turbo) and "
+                        "transforms on uint8 tensors; device: the workers only read the files, and each eval or "
+                        "feature-extraction batch is decoded in one call on the compute device (nvJPEG on a GPU) and "
+                        "resized there (training images as torchvision), meant for GPUs (on a 2-core CPU it "
+                        "measured as torchvision); see docs/performance.md (default: torchvision for --protocol "
+                        "linear/lowshot, whose view one worker decoded 1.8x faster that way; pil for fine-tuning, "
+                        "as its committed records)")
+    g.add_argument("--seed", type=int, default=None, help=f"random seed ({_default('seed')})")
+
+
+def add_loader_flags(p: argparse.ArgumentParser) -> None:
+    """Where the work runs and how images are loaded: ``--accelerator``, workers, bad images, the image cache."""
+    g = p.add_argument_group("machine and loading")
+    g.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu")
+    g.add_argument("--num-workers", type=int, default=None,
+                   help="DataLoader workers (default: chosen from the machine's cores; the frozen protocols on the "
+                        "CPU decode in the main process instead, see --loader-threads)")
+    g.add_argument("--skip-bad-images", action="store_true",
+                   help="leave out images that are missing or do not decode (found by the up-front check) instead "
+                        "of stopping; they are listed on the console and in each result.json")
+    g.add_argument("--cache-dir", type=Path, default=None,
+                   help="decode each split's images once, resized, into a memory-mapped cache in this folder and "
+                        "read that in later epochs (default: decode JPEGs every epoch)")
+
+
+def add_trainer_flags(p: argparse.ArgumentParser) -> None:
+    """Lightning's devices, nodes and strategy, and deterministic algorithms (fine-tuning runs)."""
+    g = p.add_argument_group("distributed training (fine-tuning)")
+    g.add_argument("--devices", type=devices, default="auto", help="Lightning devices per node (e.g. 2, or auto)")
+    g.add_argument("--num-nodes", type=int, default=1, help="number of nodes for multi-node DDP")
+    g.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
+    g.add_argument("--deterministic", action="store_true",
+                   help="use only deterministic algorithms (Lightning's deterministic=True): identical results "
+                        "on GPUs too, at some speed cost; CPU runs are reproducible without it")
+
+
+def add_finetune_flags(p: argparse.ArgumentParser) -> None:
+    """The fine-tuning protocols' loop and recipe (an error with a frozen protocol)."""
+    p.add_argument("--epochs", type=int, default=None, help=f"training epochs ({_default('epochs')})")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"training batch size, images ({_default('batch_size')})")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate, the peak under a schedule ({_default('lr')}; other protocols: their own)")
+    p.add_argument("--limit-train-batches", type=limit, default=None,
+                   help="train on this many batches per epoch (int) or this fraction (float) (default: all)")
+    p.add_argument("--limit-eval-batches", type=limit, default=None,
+                   help="evaluate on this many batches (int) or fraction (float) (default: all)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                   help="adam (weight decay as L2 on the gradient), adamw (decoupled) or sgd (Nesterov momentum 0.9) "
+                        "(default: the protocol's; course: adam)")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="weight decay; never on biases, norm weights or a timm model's no_weight_decay() parameters "
+                        "(default: the protocol's; course: 0)")
+    p.add_argument("--head-lr-mult", type=positive_float, default=None,
+                   help="learning rate of the classifier's final layer as a multiple of --lr (default: the "
+                        "protocol's; course: 1)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=None,
+                   help="learning-rate schedule, stepped every batch: none (constant after any warmup), cosine "
+                        "(linear warmup, cosine to 0) or onecycle (torch's OneCycleLR, its rise the warmup) "
+                        "(default: the protocol's; course: none)")
+    p.add_argument("--warmup-epochs", type=float, default=None,
+                   help="linear warmup, or OneCycle's rising phase, in epochs (may be fractional) (default: the "
+                        "protocol's; course: 0)")
+    p.add_argument("--schedule-epochs", type=int, default=None,
+                   help="length of the schedule in epochs when it should run past --epochs and be stopped there, "
+                        "as voc07's 80-epoch OneCycle stopped after 40 (default: the protocol's; else --epochs)")
+    p.add_argument("--ema-decay", type=float, default=None,
+                   help="keep an exponential moving average of the weights with this decay, evaluated and recorded "
+                        "beside the raw model; 0: none (default: the protocol's; course: 0)")
+    p.add_argument("--ema-warmup", action=argparse.BooleanOptionalAction, default=None,
+                   help="timm's EMA decay warmup, min(decay, 1 - step^(-2/3)) (default: the protocol's)")
+    p.add_argument("--report-model", choices=REPORT_MODELS, default=None,
+                   help="whose predictions the record reports, declared before training: raw or ema (default: the "
+                        "protocol's; course: raw)")
+    p.add_argument("--loss", choices=LOSSES, default=None,
+                   help="bce (mean class-wise binary cross-entropy) or asl (asymmetric loss, summed) (default: the "
+                        "protocol's; course: bce)")
+    p.add_argument("--asl-gamma-neg", type=float, default=None, help="ASL's focusing exponent on negatives (4)")
+    p.add_argument("--asl-gamma-pos", type=float, default=None, help="ASL's focusing exponent on positives (0)")
+    p.add_argument("--asl-clip", type=float, default=None, help="ASL's probability margin on negatives (0.05)")
+    p.add_argument("--augment", choices=AUGMENTS, default=None,
+                   help="basic (random flip and rotation) or randaugment (those, then timm's RandAugment) "
+                        "(default: the protocol's; course: basic)")
+    p.add_argument("--randaugment", default=None, metavar="CONFIG",
+                   help="timm's RandAugment config string with --augment randaugment, e.g. rand-m9-mstd0.5 "
+                        "(default: the protocol's)")
+    p.add_argument("--erasing", type=float, default=None,
+                   help="probability of timm's RandomErasing on each training crop (default: the protocol's; "
+                        "course: 0)")
+
+
+def add_eval_every_flag(p: argparse.ArgumentParser) -> None:
+    """``--eval-every``: a fine-tuning run's learning curve (the run only)."""
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="also evaluate on the eval split every N epochs and log it (logs/metrics.csv; the report "
+                        "draws it): a learning curve only, the reported model stays the final one (default: never)")
+
+
+def add_probe_flags(p: argparse.ArgumentParser) -> None:
+    """What the frozen protocols fit on the cached features, and where they keep them (the run only)."""
+    p.add_argument("--probe", choices=PROBES, default=None,
+                   help="linear/lowshot: svm (VISSL: L2-normalised features, LinearSVC, C by 3-fold CV on the "
+                        "training split) or logreg (standardised features, L2 logistic regression, C by 5-fold CV) "
+                        "(default: svm)")
+    p.add_argument("--probe-costs", type=positive_float, nargs="+", default=None, metavar="C",
+                   help="linear: the grid C is chosen from by CV on the training split (default: svm "
+                        f"{list(PROBE_RECIPES['svm'].costs)}, VISSL's range one per decade; its own grid: "
+                        f"{' '.join(f'{c:g}' for c in VISSL_VOC07_SVM_COSTS)}; logreg 1e-6 ... 1e5, one per decade); "
+                        f"lowshot: the one fixed C of every fit (default: {LINEAR_PROTOCOL.fixed_cost:g})")
+    p.add_argument("--feature-cache", type=Path, default=None, metavar="DIR",
+                   help="linear/lowshot: where cached features are kept (default: OUT/.features; delete the folder "
+                        "to clear it)")
+    p.add_argument("--lowshot-k", type=int, nargs="+", default=None, metavar="K",
+                   help=f"lowshot: the k values, positives per class in a sample (default: {list(LOWSHOT_K_VALUES)}, "
+                        "VISSL's; a k some class cannot serve is skipped and the record says why)")
+    p.add_argument("--n-jobs", type=int, default=None,
+                   help="linear/lowshot: processes the probe fits the classes over (default: -1, every core)")
+
+
+def add_extraction_flags(p: argparse.ArgumentParser) -> None:
+    """How the frozen protocols extract features (the run and ``speed``)."""
+    p.add_argument("--loader-threads", type=int, default=None, metavar="N",
+                   help="linear/lowshot: threads that decode each extraction batch in the main process between "
+                        "the model's steps, with no loader workers (default on the CPU: no workers and one thread "
+                        "per core, measured faster than workers beside the model; see docs/performance.md; "
+                        "--num-workers N > 0 uses workers instead)")
+    p.add_argument("--compile", choices=COMPILE_MODES, default=None,
+                   help="linear/lowshot: torch.compile the feature extractor (inductor freezing): auto compiles when "
+                        "the eager extraction, timed on a few batches, would take longer than the measured "
+                        "break-even (docs/performance.md), on a CPU with AMX, where that was measured, and stays eager "
+                        "elsewhere; on; off (default: auto). result.json records the choice")
+
+
+FINETUNE_FLAGS: tuple[FlagAdder, ...] = (add_finetune_flags, add_eval_every_flag)
+"""Every flag only fine-tuning has: an error with a frozen protocol."""
+FROZEN_FLAGS: tuple[FlagAdder, ...] = (add_probe_flags, add_extraction_flags)
+"""Every flag only the frozen protocols have: an error with a fine-tuning one."""
+
+
+def given_flags(args: argparse.Namespace, adders: tuple[FlagAdder, ...]) -> list[str]:
+    """The flags the ``adders`` declare that ``args`` has away from their defaults, in declaration order
+    (each flag is ``--`` and its argument's name with dashes; a test checks it)."""
+    p = argparse.ArgumentParser(add_help=False)
+    for add in adders:
+        add(p)
+    defaults = vars(p.parse_args([]))
+    return ["--" + name.replace("_", "-") for name, default in defaults.items()
+            if getattr(args, name) != default]

@@ -1,0 +1,246 @@
+"""What the protocol flags give: the :class:`~bench.protocol.Protocol` or
+:class:`~bench.protocol.LinearProtocol` with every explicit flag applied, the options of the trainer
+and of feature extraction, and the flags of one kind of protocol given with the other (UsageError).
+Torch-free until a function that runs something is called."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from bench.cli.common import UsageError
+from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags
+from bench.data import DataSource
+from bench.protocol import FROZEN_PROTOCOLS, LinearProtocol, Protocol, finetune_protocol, frozen_protocol
+from voc.config import DEFAULT_RANDAUGMENT
+
+
+def check_protocol_flags(args: argparse.Namespace) -> None:
+    """Flags of one kind of protocol given with the other, and the frozen protocols' own values."""
+    if args.protocol not in FROZEN_PROTOCOLS:
+        given = given_flags(args, FROZEN_FLAGS)
+        if given:
+            raise UsageError(f"{', '.join(given)}: only for --protocol linear or lowshot (this run fine-tunes)")
+        return
+    what = f"--protocol {args.protocol}"
+    given = given_flags(args, FINETUNE_FLAGS)
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: {what} trains no backbone, so there is nothing to set; "
+            "--eval-batch-size sets the feature-extraction batch"
+        )
+
+
+def check_frozen_trainer(args: argparse.Namespace) -> None:
+    """The trainer's settings a frozen protocol has no use for (after :func:`check_protocol_flags`)."""
+    if args.protocol not in FROZEN_PROTOCOLS:
+        return
+    what = f"--protocol {args.protocol}"
+    if args.deterministic:
+        raise UsageError(f"--deterministic: {what} runs no training; its features are computed once and cached")
+    if args.devices != "auto" or args.num_nodes != 1 or args.strategy != "auto":
+        raise UsageError(f"--devices/--num-nodes/--strategy: {what} extracts features in one process")
+
+
+def check_frozen_values(args: argparse.Namespace) -> None:
+    """The frozen protocols' values that cannot run (after :func:`check_protocol_flags`)."""
+    if args.protocol not in FROZEN_PROTOCOLS:
+        return
+    what = f"--protocol {args.protocol}"
+    negative = [seed for seed in [args.seed, *(args.seeds or [])] if seed is not None and seed < 0]
+    if negative:
+        raise UsageError(f"--seed/--seeds: {what} seeds numpy's generators, which take no negative seed {negative}")
+    if args.loader_threads is not None and (args.loader_threads < 1 or (args.num_workers or 0) > 0):
+        raise UsageError(f"--loader-threads {args.loader_threads}: give a count >= 1, without --num-workers or with "
+                         "--num-workers 0 (the threads make the batches in the main process, in place of workers)")
+    if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
+        raise UsageError(f"--n-jobs: give -1 (every core) or a positive number of processes, not {args.n_jobs}")
+    if args.protocol != "lowshot" and args.lowshot_k is not None:
+        raise UsageError(f"--lowshot-k: only for --protocol lowshot, not {what}")
+    if args.protocol == "lowshot" and args.probe_costs is not None and len(args.probe_costs) != 1:
+        raise UsageError(
+            f"--probe-costs: --protocol lowshot fits every sample with one fixed C (no C is chosen on the eval "
+            f"split, and k = 1 is too few for cross-validation); give one value, not {len(args.probe_costs)}"
+        )
+    frozen_protocol_from_args(args, DataSource(root=Path(".")))  # bad values stop here, before any data work
+
+
+def check_cache_dir(args: argparse.Namespace) -> None:
+    if args.cache_dir is not None and args.decode not in (None, "pil"):
+        raise UsageError("--cache-dir stores images decoded and resized by PIL, so it does not combine with "
+                         f"--decode {args.decode}: drop one of the two")
+
+
+def protocol_from_args(args: argparse.Namespace, data: DataSource, *, speed: bool = False) -> Protocol:
+    """The named protocol (``--protocol``) for the data (its real-VOC variant for ``speed``) with
+    every explicit flag applied."""
+    base = finetune_protocol(args.protocol, data.is_synthetic and not speed)
+    randaugment = args.randaugment
+    if args.augment == "basic" and randaugment is None:  # --augment basic drops the protocol's RandAugment
+        randaugment = DEFAULT_RANDAUGMENT
+    try:
+        protocol = base.with_overrides(
+            year=args.year,
+            train_split=args.train_split,
+            eval_split=args.eval_split,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            eval_batch_size=args.eval_batch_size,
+            lr=args.lr,
+            resize=args.resize,
+            crop=args.crop,
+            crop_mode=args.crops,
+            difficult=args.difficult,
+            label_source=args.label_source,
+            precision=args.precision,
+            decode=args.decode,
+            seed=args.seed,
+            limit_train_batches=args.limit_train_batches,
+            limit_eval_batches=args.limit_eval_batches,
+            optimizer=args.optimizer,
+            weight_decay=args.weight_decay,
+            head_lr_mult=args.head_lr_mult,
+            scheduler=args.scheduler,
+            warmup_epochs=args.warmup_epochs,
+            schedule_epochs=args.schedule_epochs,
+            ema_decay=args.ema_decay,
+            ema_warmup=args.ema_warmup,
+            report_model=args.report_model,
+            loss=args.loss,
+            asl_gamma_neg=args.asl_gamma_neg,
+            asl_gamma_pos=args.asl_gamma_pos,
+            asl_clip=args.asl_clip,
+            augment=args.augment,
+            randaugment=randaugment,
+            erasing=args.erasing,
+        )
+        protocol.label_config()
+        protocol.transform_config()
+    except ValueError as err:
+        raise UsageError(
+            f"--resize/--crop/--crops/--difficult/--label-source/--precision/the recipe flags over --protocol "
+            f"{args.protocol}: {err}"
+        ) from None
+    return protocol
+
+
+def frozen_protocol_from_args(args: argparse.Namespace, data: DataSource) -> LinearProtocol:
+    """The data's default ``linear`` or ``lowshot`` protocol with every explicit flag applied."""
+    base = frozen_protocol(args.protocol, data.is_synthetic)
+    costs = args.probe_costs
+    try:
+        protocol = base.with_overrides(
+            year=args.year,
+            train_split=args.train_split,
+            eval_split=args.eval_split,
+            batch_size=args.eval_batch_size,
+            resize=args.resize,
+            crop=args.crop,
+            crop_mode=args.crops,
+            difficult=args.difficult,
+            label_source=args.label_source,
+            precision=args.precision,
+            decode=args.decode,
+            seed=args.seed,
+            probe=args.probe,
+            costs=tuple(costs) if costs is not None and args.protocol == "linear" else None,
+            fixed_cost=costs[0] if costs is not None and args.protocol == "lowshot" else None,
+            k_values=None if args.lowshot_k is None else tuple(args.lowshot_k),
+        )
+        protocol.label_config()
+        protocol.transform_config()
+    except ValueError as err:
+        raise UsageError(
+            f"--resize/--crop/--crops/--difficult/--label-source/--precision/--seed/--eval-batch-size/--lowshot-k: "
+            f"{err}"
+        ) from None
+    return protocol
+
+
+def protocol_summary(protocol: Protocol) -> str:
+    """One line for the console: name, epochs, optimiser and recipe, batch, image pipeline, precision, seed."""
+    p = protocol
+    recipe = ""
+    if p.weight_decay:
+        recipe += f" wd {p.weight_decay:g}"
+    if p.head_lr_mult != 1:
+        recipe += f" head x{p.head_lr_mult:g}"
+    if p.scheduler != "none" or p.warmup_epochs:
+        recipe += f", {p.scheduler} schedule ({p.warmup_epochs:g} warmup epochs"
+        recipe += f", {p.schedule_epochs}-epoch schedule)" if p.schedule_epochs else ")"
+    if p.ema_decay:
+        recipe += f", EMA {p.ema_decay:g}{' with warmup' if p.ema_warmup else ''}"
+    if p.loss != "bce":
+        recipe += f", {p.loss} loss"
+    if p.augment != "basic" or p.erasing:
+        recipe += f", {p.randaugment if p.augment == 'randaugment' else 'basic'} + erasing {p.erasing:g}"
+    return (
+        f"{p.name}: {p.epochs} epochs, {p.optimizer} lr {p.lr:g}{recipe}, reported model {p.report_model}, "
+        f"batch {p.batch_size}, resize {p.resize} -> {p.crop_mode} crop {p.crop}, precision {p.precision}, "
+        f"seed {p.seed}"
+    )
+
+
+def frozen_protocol_summary(protocol: LinearProtocol) -> str:
+    """One line for the console: view, probe and its C, precision, seed."""
+    p = protocol
+    if p.name == "linear":
+        probe = f"{p.probe} probe, C by {p.recipe.folds}-fold CV over {len(p.cost_grid)} values"
+    else:
+        probe = f"{p.probe} probe, C {p.fixed_cost:g}, k {list(p.k_values)} x {p.samples} samples"
+    return (
+        f"{p.name}: frozen features of resize {p.resize} -> {p.crop_mode} crop {p.crop} (mean over crops), "
+        f"{probe}, precision {p.precision}, seed {p.seed}"
+    )
+
+
+def checked_data(
+    protocol: Protocol | LinearProtocol, data: DataSource, args: argparse.Namespace
+) -> tuple[dict[str, int], DataSource]:
+    """The up-front data check (``bench.train.checks``): images per split, and ``data`` with the
+    images ``--skip-bad-images`` leaves out."""
+    from bench.train.checks import check_data
+
+    try:
+        sizes, skipped = check_data(protocol, data, skip_bad_images=args.skip_bad_images)
+    except ValueError as err:  # a label setting the data cannot serve
+        raise UsageError(str(err)) from None
+    if skipped:
+        data = replace(data, skipped=skipped)
+        for split, bad in skipped.items():
+            print(f"--skip-bad-images: {len(bad)} image(s) of {split} left out: {', '.join(sorted(bad))}",
+                  file=sys.stderr)
+    return sizes, data
+
+
+def trainer_options(args: argparse.Namespace):  # noqa: ANN201 - TrainerOptions, lazily imported
+    """Where and how Lightning runs a fine-tuning protocol (``bench.train.experiment.TrainerOptions``)."""
+    from bench.train.experiment import TrainerOptions
+
+    return TrainerOptions(
+        accelerator=args.accelerator,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+        num_workers=args.num_workers,
+        cache_dir=args.cache_dir,
+        deterministic=args.deterministic,
+        eval_every=args.eval_every,
+    )
+
+
+def frozen_options(args: argparse.Namespace):  # noqa: ANN201 - FrozenOptions, lazily imported
+    """How a frozen protocol extracts features and fits (``bench.frozen.runner.FrozenOptions``)."""
+    from bench.frozen.runner import FrozenOptions
+
+    return FrozenOptions(
+        accelerator=args.accelerator,
+        num_workers=args.num_workers,
+        loader_threads=args.loader_threads,
+        cache_dir=args.cache_dir,
+        feature_cache=args.feature_cache,
+        n_jobs=-1 if args.n_jobs is None else args.n_jobs,
+        compile=args.compile or "auto",
+    )

@@ -1,0 +1,188 @@
+"""The command line's jobs (``run``, the default; ``report``; ``leaderboard``; ``speed``): each has its
+own flags, a flag of another job is an error naming that job, the light jobs load no training stack,
+and the deprecated mode flags warn once and then do exactly what the jobs do."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.cli import JOBS, main, parse_args
+from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags
+from bench.store import LEADERBOARD_CSV, LEADERBOARD_MD, REPORT_MD, RunRecord, write_run
+from voc.labels import load_labels
+from voc.metrics import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "torchvision", "pytorch_lightning", "lightning", "timm")
+
+# runs benchmark.py as `python benchmark.py ARGS` does, then reports its exit status and which heavy
+# modules it loaded
+PROBE = f"""
+import json, runpy, sys
+sys.argv = ["benchmark.py", *sys.argv[1:]]
+try:
+    runpy.run_path({str(ROOT / "benchmark.py")!r}, run_name="__main__")
+    code = 0
+except SystemExit as exit:
+    code = exit.code
+print("PROBE " + json.dumps({{"code": code, "heavy": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
+"""
+
+
+def _warning(flag: str, job: str) -> str:
+    return (f"warning: {flag} is deprecated: use `python benchmark.py {job} ...` (the old form works for one more "
+            "release)")
+
+
+@pytest.fixture()
+def stored_runs(tiny_voc: Path, tmp_path: Path) -> Path:
+    """Two finished runs as the runner stores them."""
+    out = tmp_path / "results"
+    ids, labels = load_labels(tiny_voc, "2012", "val")
+    for seed, (model, quality) in enumerate((("good", 0.9), ("bad", 0.2))):
+        scores = np.clip(quality * (labels == 1) + (1 - quality) * np.random.default_rng(seed).random(labels.shape),
+                         0, 1)
+        record = RunRecord(
+            model=model, status="ok", weights="random init",
+            dataset={"root": str(tiny_voc), "year": "2012", "eval_split": "val", "description": "tiny VOC2012 val"},
+            config={"name": "course", "epochs": 1, "seed": 0}, metrics=evaluate(scores, labels),
+            throughput={"train_images_per_s": 10.0, "eval_images_per_s": 40.0}, params=1000,
+            command=f"python benchmark.py --models {model}",
+        )
+        write_run(out / model, record, ids, scores, labels)
+    return out
+
+
+def test_no_job_is_the_run() -> None:
+    assert parse_args([]).job == "run"
+    argv = ["--models", "resnet18", "--protocol", "linear", "--probe", "logreg"]
+    assert parse_args(argv) == parse_args(["run", *argv])
+    assert list(JOBS) == ["run", "report", "leaderboard", "speed"]
+
+
+def test_help_lists_the_jobs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for job in JOBS:
+        assert f"    {job} " in text
+    assert "`python benchmark.py --models resnet50` is `python benchmark.py run --models resnet50`" in " ".join(
+        text.split())
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "owners"),
+    [
+        (["report", "--models", "resnet18"], "--models", ["run", "speed"]),
+        (["leaderboard", "--gallery-k", "3"], "--gallery-k", ["run", "report"]),
+        (["speed", "--seeds", "0", "1"], "--seeds", ["run"]),
+        (["speed", "--pretrained", "none"], "--pretrained", ["run"]),
+        (["speed", "--probe", "svm"], "--probe", ["run"]),
+        (["--speed-steps", "2"], "--speed-steps", ["speed"]),
+        (["run", "--leaderboard-only"], "--leaderboard-only", []),  # a mode flag after a job is no alias
+    ],
+)
+def test_a_flag_of_another_job_is_an_error_naming_it(
+    argv: list[str], flag: str, owners: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    job = argv[0] if argv[0] in JOBS else "run"
+    assert f"benchmark.py {job}: error: unrecognized arguments: {flag}" in err
+    if owners:
+        assert f"{flag} is a flag of " + " and ".join(f"`python benchmark.py {o}`" for o in owners) in err
+    else:
+        assert "is a flag of" not in err
+
+
+def test_deprecated_leaderboard_only_warns_and_does_what_leaderboard_does(
+    stored_runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["leaderboard", "--out", str(stored_runs)]) == 0
+    new = capsys.readouterr()
+    files = [(stored_runs / f).read_bytes() for f in (LEADERBOARD_MD, LEADERBOARD_CSV)]
+    assert "warning" not in new.err
+    (stored_runs / LEADERBOARD_MD).unlink()
+    assert main(["--leaderboard-only", "--out", str(stored_runs)]) == 0
+    old = capsys.readouterr()
+    assert old.err.splitlines()[0] == _warning("--leaderboard-only", "leaderboard")
+    assert old.out == new.out and "| good" in old.out
+    assert [(stored_runs / f).read_bytes() for f in (LEADERBOARD_MD, LEADERBOARD_CSV)] == files
+
+
+def test_deprecated_report_only_warns_and_does_what_report_does(
+    stored_runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = ["--out", str(stored_runs), "--gallery-classes", "dog", "--ap", "voc12"]
+    assert main(["report", *flags]) == 0
+    assert "warning" not in capsys.readouterr().err
+    report = (stored_runs / REPORT_MD).read_bytes()
+    (stored_runs / REPORT_MD).unlink()
+    assert main(["--report-only", *flags]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == _warning("--report-only", "report")
+    assert (stored_runs / REPORT_MD).read_bytes() == report
+
+
+def test_deprecated_speed_warns_then_checks_as_before(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the old parser still takes every job's flags (--pretrained, --gallery-k), and checks them as before
+    argv = ["--models", "test_resnet", "--out", str(tmp_path / "r"), "--pretrained", "none", "--gallery-k", "2"]
+    assert main(["--speed", *argv, "--seeds", "0", "1"]) == 2
+    warning, error = capsys.readouterr().err.splitlines()
+    assert warning == _warning("--speed", "speed")
+    assert error == "error: --seeds does not apply to --speed (it measures throughput, not results); use --seed"
+
+
+def test_report_without_records_names_the_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: python benchmark.py report: no result.json under {tmp_path}; run the benchmark first, or point "
+        "--out at its results folder\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["report", "--gallery-classes", "dog"], ["leaderboard"], ["--help"], ["run", "--help"], ["speed", "--help"]],
+    ids=["report", "leaderboard", "help", "run-help", "speed-help"],
+)
+def test_light_jobs_load_no_training_stack(argv: list[str], stored_runs: Path, tmp_path: Path) -> None:
+    if "--help" not in argv:
+        argv = [*argv, "--out", str(stored_runs)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("PROBE ")]
+    assert lines, proc.stderr[-3000:]
+    assert json.loads(lines[-1].removeprefix("PROBE ")) == {"code": 0, "heavy": []}, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("adders", [FINETUNE_FLAGS, FROZEN_FLAGS], ids=["fine-tuning", "frozen"])
+def test_the_flags_one_kind_of_protocol_polices_are_named_as_typed(adders: tuple) -> None:
+    """``given_flags`` names a flag by its argument's name; every flag of the two groups is spelled so."""
+    parser = argparse.ArgumentParser()
+    for add in adders:
+        add(parser)
+    defaults = vars(parser.parse_args([]))
+    assert defaults and all(value is None for value in defaults.values())  # None: not given
+    help_text = parser.format_help()
+    for name in defaults:
+        assert f"--{name.replace('_', '-')} " in help_text, name
+    every = argparse.Namespace(**{name: 1 for name in defaults})
+    assert given_flags(every, adders) == [f"--{name.replace('_', '-')}" for name in defaults]
+
+
+def test_no_module_of_the_command_line_is_long() -> None:
+    lengths = {path.name: len(path.read_text(encoding="utf-8").splitlines())
+               for path in (ROOT / "bench" / "cli").glob("*.py")}
+    assert lengths and max(lengths.values()) <= 500, lengths
