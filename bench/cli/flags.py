@@ -16,17 +16,20 @@ from bench.protocol import (
     COMPILE_MODES,
     COURSE_PROTOCOL,
     CPU_SYNTHETIC_PROTOCOL,
+    FINETUNE_PROTOCOLS,
+    FROZEN_PROTOCOLS,
     LINEAR_PROTOCOL,
     PRECISIONS,
     PROTOCOL_NAMES,
 )
+from bench.protocols import spec
 from voc.config import AUGMENTS, CROP_MODES, DECODERS, LOSSES, OPTIMIZERS, REPORT_MODELS, SCHEDULERS
 from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
 
 _C, _S = COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL
 
-FINETUNE_GROUP = "fine-tuning (--protocol course, voc07, modern)"
-FROZEN_GROUP = "frozen backbone (--protocol linear, lowshot)"
+FINETUNE_GROUP = f"fine-tuning (--protocol {', '.join(FINETUNE_PROTOCOLS)})"
+FROZEN_GROUP = f"frozen backbone (--protocol {', '.join(FROZEN_PROTOCOLS)})"
 
 FlagAdder = Callable[[argparse.ArgumentParser], None]
 """A function that adds a group of flags to a parser or argument group."""
@@ -42,15 +45,8 @@ def _default(field: str) -> str:
 def add_selection_flags(p: argparse.ArgumentParser) -> None:
     """``--protocol``, ``--models``, ``--data``."""
     p.add_argument("--protocol", choices=PROTOCOL_NAMES, default="course",
-                   help="course: fine-tune every backbone (the course project's protocol); voc07: fine-tune under "
-                        "the ASL repository's recipe on VOC2007 trainval -> test at 448 x 448 (Adam, OneCycle, "
-                        "asymmetric loss, EMA, RandAugment + erasing); modern: fine-tune under one AdamW + warmup/"
-                        "cosine + EMA + RandAugment recipe (a CPU-sized variant on the synthetic set); explicit "
-                        "flags win over the protocol's values (see docs/protocols.md); linear: freeze "
-                        "it, cache its pooled pre-logits features once per image and fit a linear probe per class "
-                        "on them (VISSL's VOC07 benchmark: VOC2007 trainval -> test, 224 x 224 whole image; train "
-                        "-> val on the synthetic set); lowshot: probes on k-shot samples of the same cached features "
-                        "(see docs/protocols.md)")
+                   help="; ".join(f"{name}: {spec(name).help}" for name in PROTOCOL_NAMES)
+                   + "; explicit flags win over the protocol's values (see docs/protocols.md)")
     p.add_argument("--models", nargs="+", default=["resnet50"], metavar="NAME",
                    help="timm model names (optionally with a pretrained tag, e.g. resnet50.a1_in1k) or fnmatch "
                         "wildcards over timm.list_models, e.g. 'efficientnet_b*' (quote them)")

@@ -14,7 +14,20 @@ from bench.cli.common import UsageError
 from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags
 from bench.data import DataSource
 from bench.protocol import FROZEN_PROTOCOLS, LinearProtocol, Protocol, finetune_protocol, frozen_protocol
+from bench.protocols import frozen_spec
+from bench.protocols.spec import PROTOCOL_FLAGS
 from voc.config import DEFAULT_RANDAUGMENT
+
+
+def _either(names: list[str] | tuple[str, ...]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return " or ".join(filter(None, (", ".join(names[:-1]), names[-1])))
+
+
+def _taking(dest: str) -> list[str]:
+    """The frozen protocols that take the flag of argument ``dest`` (:data:`PROTOCOL_FLAGS` are
+    each spec's own; the other frozen flags every frozen protocol's)."""
+    return [name for name in FROZEN_PROTOCOLS if dest not in PROTOCOL_FLAGS or dest in frozen_spec(name).flags]
 
 
 def check_protocol_flags(args: argparse.Namespace) -> None:
@@ -22,7 +35,9 @@ def check_protocol_flags(args: argparse.Namespace) -> None:
     if args.protocol not in FROZEN_PROTOCOLS:
         given = given_flags(args, FROZEN_FLAGS)
         if given:
-            raise UsageError(f"{', '.join(given)}: only for --protocol linear or lowshot (this run fine-tunes)")
+            takers = [name for name in FROZEN_PROTOCOLS
+                      if all(name in _taking(flag[2:].replace("-", "_")) for flag in given)]
+            raise UsageError(f"{', '.join(given)}: only for --protocol {_either(takers)} (this run fine-tunes)")
         return
     what = f"--protocol {args.protocol}"
     given = given_flags(args, FINETUNE_FLAGS)
@@ -57,13 +72,14 @@ def check_frozen_values(args: argparse.Namespace) -> None:
                          "--num-workers 0 (the threads make the batches in the main process, in place of workers)")
     if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
         raise UsageError(f"--n-jobs: give -1 (every core) or a positive number of processes, not {args.n_jobs}")
-    if args.protocol != "lowshot" and args.lowshot_k is not None:
-        raise UsageError(f"--lowshot-k: only for --protocol lowshot, not {what}")
-    if args.protocol == "lowshot" and args.probe_costs is not None and len(args.probe_costs) != 1:
-        raise UsageError(
-            f"--probe-costs: --protocol lowshot fits every sample with one fixed C (no C is chosen on the eval "
-            f"split, and k = 1 is too few for cross-validation); give one value, not {len(args.probe_costs)}"
-        )
+    spec = frozen_spec(args.protocol)
+    for dest, flag in PROTOCOL_FLAGS.items():
+        if getattr(args, dest) is not None and dest not in spec.flags:
+            raise UsageError(f"{flag}: only for --protocol {_either(_taking(dest))}, not {what}")
+    try:
+        spec.overrides({dest: getattr(args, dest) for dest in PROTOCOL_FLAGS})
+    except ValueError as err:  # a combination the protocol cannot run; the message names the flag
+        raise UsageError(str(err)) from None
     frozen_protocol_from_args(args, DataSource(root=Path(".")))  # bad values stop here, before any data work
 
 
@@ -127,9 +143,9 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource, *, speed: boo
 
 
 def frozen_protocol_from_args(args: argparse.Namespace, data: DataSource) -> LinearProtocol:
-    """The data's default ``linear`` or ``lowshot`` protocol with every explicit flag applied."""
+    """The data's default settings of the frozen protocol ``--protocol`` with every explicit flag
+    applied (its own flags, :data:`PROTOCOL_FLAGS`, as its spec's ``overrides`` map them)."""
     base = frozen_protocol(args.protocol, data.is_synthetic)
-    costs = args.probe_costs
     try:
         protocol = base.with_overrides(
             year=args.year,
@@ -144,10 +160,7 @@ def frozen_protocol_from_args(args: argparse.Namespace, data: DataSource) -> Lin
             precision=args.precision,
             decode=args.decode,
             seed=args.seed,
-            probe=args.probe,
-            costs=tuple(costs) if costs is not None and args.protocol == "linear" else None,
-            fixed_cost=costs[0] if costs is not None and args.protocol == "lowshot" else None,
-            k_values=None if args.lowshot_k is None else tuple(args.lowshot_k),
+            **frozen_spec(args.protocol).overrides({dest: getattr(args, dest) for dest in PROTOCOL_FLAGS}),
         )
         protocol.label_config()
         protocol.transform_config()
@@ -184,15 +197,12 @@ def protocol_summary(protocol: Protocol) -> str:
 
 
 def frozen_protocol_summary(protocol: LinearProtocol) -> str:
-    """One line for the console: view, probe and its C, precision, seed."""
+    """One line for the console: view, how the protocol scores the features (its spec's words),
+    precision, seed."""
     p = protocol
-    if p.name == "linear":
-        probe = f"{p.probe} probe, C by {p.recipe.folds}-fold CV over {len(p.cost_grid)} values"
-    else:
-        probe = f"{p.probe} probe, C {p.fixed_cost:g}, k {list(p.k_values)} x {p.samples} samples"
     return (
         f"{p.name}: frozen features of resize {p.resize} -> {p.crop_mode} crop {p.crop} (mean over crops), "
-        f"{probe}, precision {p.precision}, seed {p.seed}"
+        f"{frozen_spec(p.name).describe(p)}, precision {p.precision}, seed {p.seed}"
     )
 
 
