@@ -173,23 +173,9 @@ class Protocol(_ProtocolMixin):
             )
 
     def train_config(self) -> TrainConfig:
-        """How the protocol trains the model (``voc.config.TrainConfig``, applied by ``voc.module``)."""
-        return TrainConfig(
-            lr=self.lr,
-            optimizer=self.optimizer,
-            weight_decay=self.weight_decay,
-            head_lr_mult=self.head_lr_mult,
-            scheduler=self.scheduler,
-            warmup_epochs=self.warmup_epochs,
-            schedule_epochs=self.schedule_epochs,
-            ema_decay=self.ema_decay,
-            ema_warmup=self.ema_warmup,
-            report_model=self.report_model,
-            loss=self.loss,
-            asl_gamma_neg=self.asl_gamma_neg,
-            asl_gamma_pos=self.asl_gamma_pos,
-            asl_clip=self.asl_clip,
-        )
+        """How the protocol trains the model (``voc.config.TrainConfig``, applied by ``voc.module``):
+        every field of TrainConfig, from this protocol's field of the same name."""
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(TrainConfig)})
 
     def to_dict(self) -> dict[str, Any]:
         """Every field; the :attr:`RECIPE_FIELDS` only where one of them differs from its default."""

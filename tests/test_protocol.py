@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import Field, fields, replace
 from pathlib import Path
 
 import pytest
 
-from bench.cli import UsageError, parse_args
+from bench.cli import UsageError, build_parser, parse_args
+from bench.cli.flags import recipe_fields
 from bench.cli.run import check_run_flags
 from bench.cli.settings import protocol_from_args
 from bench.data import DataSource
@@ -32,7 +33,8 @@ REAL = DataSource(root=Path("/voc"))
 SYNTHETIC = DataSource(root=Path("/synthetic"), synthetic={"seed": 0, "n_train": 4, "n_val": 2, "year": "2012"})
 
 # flag, its value, the protocol field it sets, the value expected there; every value differs from
-# both the course and the synthetic default, so a flag that sets nothing (or the wrong field) shows
+# both the course and the synthetic default, so a flag that sets nothing (or the wrong field) shows.
+# The recipe's flags, made from voc.config's declarations, are checked for every declared field below.
 FLAGS = [
     ("--year", "2007", "year", "2007"),
     ("--train-split", "trainval", "train_split", "trainval"),
@@ -40,7 +42,6 @@ FLAGS = [
     ("--epochs", "3", "epochs", 3),
     ("--batch-size", "5", "batch_size", 5),
     ("--eval-batch-size", "7", "eval_batch_size", 7),
-    ("--lr", "0.5", "lr", 0.5),
     ("--resize", "300", "resize", 300),
     ("--crop", "40", "crop", 40),
     ("--crops", "ten", "crop_mode", "ten"),
@@ -51,15 +52,6 @@ FLAGS = [
     ("--seed", "7", "seed", 7),
     ("--limit-train-batches", "3", "limit_train_batches", 3),
     ("--limit-eval-batches", "0.5", "limit_eval_batches", 0.5),
-    ("--optimizer", "sgd", "optimizer", "sgd"),
-    ("--weight-decay", "0.3", "weight_decay", 0.3),
-    ("--head-lr-mult", "10", "head_lr_mult", 10.0),
-    ("--scheduler", "cosine", "scheduler", "cosine"),
-    ("--warmup-epochs", "1.5", "warmup_epochs", 1.5),
-    ("--ema-decay", "0.99", "ema_decay", 0.99),
-    ("--loss", "asl", "loss", "asl"),
-    ("--augment", "randaugment", "augment", "randaugment"),
-    ("--erasing", "0.5", "erasing", 0.5),
 ]
 
 # flags that apply only with another setting: (argv, field, expected, the setting they need)
@@ -127,8 +119,41 @@ def test_explicit_flag_wins_where_its_setting_applies(
         _protocol(argv, SYNTHETIC)  # alone it would be recorded but not applied
 
 
+def _away_from(value: object, declared: Field) -> object:
+    """A valid value of a declared recipe field other than ``value`` (its ``voc07`` value)."""
+    if "choices" in declared.metadata:
+        return next(choice for choice in reversed(declared.metadata["choices"]) if choice != value)
+    if declared.type == "bool":
+        return not value
+    if declared.type == "str":
+        return "rand-m5"
+    if isinstance(value, int):
+        return value // 2
+    return value / 2 if value else 0.5
+
+
+@pytest.mark.parametrize("declared", recipe_fields(), ids=lambda f: f.name)
+def test_every_declared_recipe_field_is_a_flag_that_sets_it(declared: Field) -> None:
+    """Over ``voc07`` (OneCycle, EMA, ASL and RandAugment all on, so every setting applies)."""
+    name, flag = declared.name, "--" + declared.name.replace("_", "-")
+    value = _away_from(getattr(VOC07_PROTOCOL, name), declared)
+    argv = [("--no-" + flag[2:]) if value is False else flag] if isinstance(value, bool) else [flag, str(value)]
+    assert _protocol(["--protocol", "voc07", *argv], REAL) == replace(VOC07_PROTOCOL, **{name: value})
+    action = next(a for a in build_parser().jobs["run"]._actions if flag in a.option_strings)
+    assert declared.metadata["help"] in action.help and action.default is None
+    assert action.choices == declared.metadata.get("choices")
+
+
+def test_every_recipe_setting_is_declared_once() -> None:
+    """TrainConfig's fields are all flags, and so are the recipe's TransformConfig fields."""
+    declared = {f.name for f in recipe_fields()}
+    assert {f.name for f in fields(TrainConfig)} <= declared <= {f.name for f in fields(Protocol)}
+    assert {"augment", "randaugment", "erasing"} <= declared
+
+
 def test_every_flag_of_the_table_is_a_protocol_field() -> None:
     covered = {name for _, _, name, _ in FLAGS} | {name for _, name, _, _ in DEPENDENT_FLAGS}
+    covered |= {f.name for f in recipe_fields()}
     not_flags = {"name", "hflip", "rotation", "positive_only"}  # fixed by the protocol
     assert covered | not_flags == {f.name for f in fields(Protocol)}
 

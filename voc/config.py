@@ -4,12 +4,17 @@ how they are turned into crops (:class:`TransformConfig`) and how the model is t
 
 Torch-free (stdlib and ``voc.constants`` only): command lines read and check these before deciding
 whether to load torch. ``voc.dataset``, ``voc.transforms``, ``voc.datamodule`` and ``voc.module`` take them.
+
+A training-recipe field is declared once, with :func:`setting`: its default, its help text and, for
+a choice, its valid values. The choices are checked here; the benchmark's command line makes a
+``--<name>`` flag of every field declared so (``bench.cli.flags``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, field, fields
+from typing import Any
 
 from voc.constants import DIFFICULT_ONLY_LABELS, DIFFICULT_POLICIES, IMAGENET_MEAN, IMAGENET_STD, LABEL_SOURCES
 
@@ -40,6 +45,35 @@ _RANDAUGMENT_STRING = re.compile(r"rand(-((mstd|mmax|inc|m|n|p)\d+(\.\d+)?|t\w+)
 DEFAULT_RANDAUGMENT = "rand-m9-mstd0.5"
 """timm's RandAugment config string: 2 ops per image (timm's default), magnitude 9 of 10, drawn
 with a standard deviation of 0.5 around it."""
+
+
+def setting(default: Any, help: str, *, choices: tuple[str, ...] = (), positive: bool = False,
+            metavar: str | None = None) -> Any:
+    """A dataclass field with its ``help`` (one phrase, without its default) and, for a choice, its
+    valid ``choices`` (checked by :func:`check_choices`); ``positive``: a number that must be above 0;
+    ``metavar``: the value's name in help. A command line makes a flag of it (``bench.cli.flags``)."""
+    metadata: dict[str, Any] = {"help": help}
+    if choices:
+        metadata["choices"] = choices
+    if positive:
+        metadata["positive"] = True
+    if metavar:
+        metadata["metavar"] = metavar
+    return field(default=default, metadata=metadata)
+
+
+def settings(config: type) -> list[Field]:
+    """The fields of dataclass ``config`` declared with :func:`setting`, in declaration order."""
+    return [f for f in fields(config) if "help" in f.metadata]
+
+
+def check_choices(config: object) -> None:
+    """ValueError for a field of ``config`` declared with choices whose value is not one of them,
+    listing them."""
+    for f in fields(config):
+        valid, value = f.metadata.get("choices"), getattr(config, f.name)
+        if valid and value not in valid:
+            raise ValueError(f"Unknown {f.name.replace('_', ' ')} {value!r}. Valid values are {list(valid)}.")
 
 
 def difficult_only_label(policy: str) -> int:
@@ -110,11 +144,13 @@ class TransformConfig:
     interpolation: str = "bilinear"
     hflip: bool = True
     rotation: float = 25.0
-    augment: str = "basic"
-    randaugment: str = DEFAULT_RANDAUGMENT
+    augment: str = setting("basic", "basic (random flip and rotation) or randaugment (those, then timm's "
+                                    "RandAugment)", choices=AUGMENTS)
+    randaugment: str = setting(DEFAULT_RANDAUGMENT, "timm's RandAugment config string with augment randaugment, "
+                                                    "e.g. rand-m9-mstd0.5", metavar="CONFIG")
     """timm's ``rand_augment_transform`` config string, applied with ``augment="randaugment"``
     (where ``augment`` is ``basic`` it must stay the default: a setting that is not applied)."""
-    erasing: float = 0.0
+    erasing: float = setting(0.0, "probability of timm's RandomErasing on each training crop")
     """Probability of timm's ``RandomErasing`` (one box per crop, 2-33 % of its area, per-pixel
     normal noise) on each normalised training crop; 0: none."""
     decode: str = "pil"
@@ -136,8 +172,7 @@ class TransformConfig:
             )
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f"mean and std need 3 values each, got {self.mean} and {self.std}")
-        if self.augment not in AUGMENTS:
-            raise ValueError(f"Unknown augment {self.augment!r}. Valid values are {list(AUGMENTS)}.")
+        check_choices(self)
         if not _RANDAUGMENT_STRING.fullmatch(self.randaugment):
             raise ValueError(f"randaugment must be a timm RandAugment string such as {DEFAULT_RANDAUGMENT!r} "
                              f"('rand' then -m<magnitude>, -n<ops>, -mstd<std>, -mmax<max>, -inc<0|1>, -p<prob>), "
@@ -176,11 +211,6 @@ REPORT_MODELS: tuple[str, ...] = ("raw", "ema")
 moving average (``ema``). Both are evaluated where there is an EMA; the choice is made before."""
 
 
-def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ValueError(f"Unknown {name} {value!r}. Valid values are {list(valid)}.")
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """How the model is trained (``voc.module.MultiLabelClassifier`` applies every field).
@@ -203,26 +233,33 @@ class TrainConfig:
     ``ema`` report without an EMA, ASL settings with another loss, ``onecycle`` without warmup).
     """
 
-    lr: float = 1e-4
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    head_lr_mult: float = 1.0
-    scheduler: str = "none"
-    warmup_epochs: float = 0.0
-    schedule_epochs: int | None = None
-    ema_decay: float = 0.0
-    ema_warmup: bool = False
-    report_model: str = "raw"
-    loss: str = "bce"
-    asl_gamma_neg: float = 4.0
-    asl_gamma_pos: float = 0.0
-    asl_clip: float = 0.05
+    lr: float = setting(1e-4, "learning rate, the peak under a schedule")
+    optimizer: str = setting("adam", "adam (weight decay as L2 on the gradient), adamw (decoupled) or sgd (Nesterov "
+                                     "momentum 0.9)", choices=OPTIMIZERS)
+    weight_decay: float = setting(0.0, "weight decay; never on biases, norm weights or a timm model's "
+                                       "no_weight_decay() parameters")
+    head_lr_mult: float = setting(1.0, "learning rate of the classifier's final layer as a multiple of lr",
+                                  positive=True)
+    scheduler: str = setting("none", "learning-rate schedule, stepped every batch: none (constant after any "
+                                     "warmup), cosine (linear warmup, cosine to 0) or onecycle (torch's OneCycleLR, "
+                                     "its rise the warmup)", choices=SCHEDULERS)
+    warmup_epochs: float = setting(0.0, "linear warmup, or OneCycle's rising phase, in epochs (may be fractional)")
+    schedule_epochs: int | None = setting(None, "length of the schedule in epochs when it should run past the "
+                                                "training and be stopped there, as the ASL recipe's 80-epoch "
+                                                "OneCycle stopped after 40; none: the training's epochs")
+    ema_decay: float = setting(0.0, "keep an exponential moving average of the weights with this decay, evaluated "
+                                    "and recorded beside the raw model; 0: none")
+    ema_warmup: bool = setting(False, "timm's EMA decay warmup, min(decay, 1 - step^(-2/3))")
+    report_model: str = setting("raw", "whose predictions the record reports, declared before training: raw or "
+                                       "ema", choices=REPORT_MODELS)
+    loss: str = setting("bce", "bce (mean class-wise binary cross-entropy) or asl (asymmetric loss, summed)",
+                        choices=LOSSES)
+    asl_gamma_neg: float = setting(4.0, "ASL's focusing exponent on negatives")
+    asl_gamma_pos: float = setting(0.0, "ASL's focusing exponent on positives")
+    asl_clip: float = setting(0.05, "ASL's probability margin on negatives")
 
     def __post_init__(self) -> None:
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("scheduler", self.scheduler, SCHEDULERS)
-        _choice("loss", self.loss, LOSSES)
-        _choice("report model", self.report_model, REPORT_MODELS)
+        check_choices(self)
         if not self.lr > 0 or not self.head_lr_mult > 0:
             raise ValueError(f"lr and head_lr_mult must be positive, got {self.lr} and {self.head_lr_mult}")
         if not self.weight_decay >= 0 or not self.warmup_epochs >= 0:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench.cli import legacy
-from bench.cli.common import PROG, Parser, UsageError
+from bench.cli.common import PROG, HelpFormatter, Parser, UsageError
 from bench.cli.report import (
     LEADERBOARD_HELP,
     REPORT_HELP,
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, job in JOBS.items():
         parsers[name] = sub.add_parser(name, help=job.help, description=job.description or job.help,
                                        usage=f"%(prog)s [flags]  (`{PROG} {name} --help` lists them)",
-                                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                       formatter_class=HelpFormatter)
         job.add_flags(parsers[name])
     flags = {name: set(p._option_string_actions) for name, p in parsers.items()}  # argparse's table of flags
     for name, p in parsers.items():

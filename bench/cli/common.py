@@ -45,6 +45,16 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each flag's help with its default, except where that is ``None`` or ``False`` (not given: the
+    help says what happens then)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def limit(text: str) -> int | float:
     """``10`` → 10 batches; ``0.25`` → a quarter of the batches (as Lightning reads it)."""
     try:

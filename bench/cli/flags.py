@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import Field
 from pathlib import Path
+from typing import Any
 
 from bench.cli.common import devices, limit, positive_float
 from bench.data import SYNTHETIC_ROOT
@@ -23,7 +25,7 @@ from bench.protocol import (
     PROTOCOL_NAMES,
 )
 from bench.protocols import spec
-from voc.config import AUGMENTS, CROP_MODES, DECODERS, LOSSES, OPTIMIZERS, REPORT_MODELS, SCHEDULERS
+from voc.config import CROP_MODES, DECODERS, TrainConfig, TransformConfig, settings
 from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
 
 _C, _S = COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL
@@ -117,59 +119,56 @@ def add_trainer_flags(p: argparse.ArgumentParser) -> None:
                         "on GPUs too, at some speed cost; CPU runs are reproducible without it")
 
 
+RECIPE_CONFIGS: tuple[type, ...] = (TrainConfig, TransformConfig)
+"""The ``voc`` configs whose fields declared with ``voc.config.setting`` are the fine-tuning recipe's
+flags, each ``--<field-name>`` setting the protocol's field of the same name."""
+_TYPES: dict[str, Callable[[str], Any] | None] = {"float": float, "int": int, "str": None}
+"""A declared field's annotation -> the flag's type (``None``: the string as given)."""
+
+
+def recipe_fields() -> list[Field]:
+    """The fine-tuning recipe's declared fields (:data:`RECIPE_CONFIGS`), in declaration order."""
+    return [f for config in RECIPE_CONFIGS for f in settings(config)]
+
+
+def _recipe_default(name: str) -> str:
+    """``default: the protocol's; course: X`` (and the synthetic set's value where it differs)."""
+    course, cpu = (getattr(p, name) for p in (_C, _S))
+    shown = [f"{v:g}" if isinstance(v, float) else "none" if v is None else str(v) for v in (course, cpu)]
+    synthetic = "" if course == cpu else f" ({shown[1]} on the synthetic set)"
+    return f"default: the protocol's; course: {shown[0]}{synthetic}"
+
+
+def add_recipe_flag(p: argparse.ArgumentParser, declared: Field) -> None:
+    """``--<name>`` for one declared field: its help, choices, type and metavar; default ``None``, the
+    protocol's value."""
+    meta = declared.metadata
+    kind: dict[str, Any] = {}
+    if declared.type == "bool":
+        kind["action"] = argparse.BooleanOptionalAction
+    elif "choices" in meta:
+        kind["choices"] = meta["choices"]
+    elif meta.get("positive"):
+        kind["type"] = positive_float
+    elif _TYPES[declared.type.removesuffix(" | None")] is not None:
+        kind["type"] = _TYPES[declared.type.removesuffix(" | None")]
+    if "metavar" in meta:
+        kind["metavar"] = meta["metavar"]
+    p.add_argument("--" + declared.name.replace("_", "-"), default=None,
+                   help=f"{meta['help']} ({_recipe_default(declared.name)})", **kind)
+
+
 def add_finetune_flags(p: argparse.ArgumentParser) -> None:
     """The fine-tuning protocols' loop and recipe (an error with a frozen protocol)."""
     p.add_argument("--epochs", type=int, default=None, help=f"training epochs ({_default('epochs')})")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"training batch size, images ({_default('batch_size')})")
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate, the peak under a schedule ({_default('lr')}; other protocols: their own)")
     p.add_argument("--limit-train-batches", type=limit, default=None,
                    help="train on this many batches per epoch (int) or this fraction (float) (default: all)")
     p.add_argument("--limit-eval-batches", type=limit, default=None,
                    help="evaluate on this many batches (int) or fraction (float) (default: all)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
-                   help="adam (weight decay as L2 on the gradient), adamw (decoupled) or sgd (Nesterov momentum 0.9) "
-                        "(default: the protocol's; course: adam)")
-    p.add_argument("--weight-decay", type=float, default=None,
-                   help="weight decay; never on biases, norm weights or a timm model's no_weight_decay() parameters "
-                        "(default: the protocol's; course: 0)")
-    p.add_argument("--head-lr-mult", type=positive_float, default=None,
-                   help="learning rate of the classifier's final layer as a multiple of --lr (default: the "
-                        "protocol's; course: 1)")
-    p.add_argument("--scheduler", choices=SCHEDULERS, default=None,
-                   help="learning-rate schedule, stepped every batch: none (constant after any warmup), cosine "
-                        "(linear warmup, cosine to 0) or onecycle (torch's OneCycleLR, its rise the warmup) "
-                        "(default: the protocol's; course: none)")
-    p.add_argument("--warmup-epochs", type=float, default=None,
-                   help="linear warmup, or OneCycle's rising phase, in epochs (may be fractional) (default: the "
-                        "protocol's; course: 0)")
-    p.add_argument("--schedule-epochs", type=int, default=None,
-                   help="length of the schedule in epochs when it should run past --epochs and be stopped there, "
-                        "as voc07's 80-epoch OneCycle stopped after 40 (default: the protocol's; else --epochs)")
-    p.add_argument("--ema-decay", type=float, default=None,
-                   help="keep an exponential moving average of the weights with this decay, evaluated and recorded "
-                        "beside the raw model; 0: none (default: the protocol's; course: 0)")
-    p.add_argument("--ema-warmup", action=argparse.BooleanOptionalAction, default=None,
-                   help="timm's EMA decay warmup, min(decay, 1 - step^(-2/3)) (default: the protocol's)")
-    p.add_argument("--report-model", choices=REPORT_MODELS, default=None,
-                   help="whose predictions the record reports, declared before training: raw or ema (default: the "
-                        "protocol's; course: raw)")
-    p.add_argument("--loss", choices=LOSSES, default=None,
-                   help="bce (mean class-wise binary cross-entropy) or asl (asymmetric loss, summed) (default: the "
-                        "protocol's; course: bce)")
-    p.add_argument("--asl-gamma-neg", type=float, default=None, help="ASL's focusing exponent on negatives (4)")
-    p.add_argument("--asl-gamma-pos", type=float, default=None, help="ASL's focusing exponent on positives (0)")
-    p.add_argument("--asl-clip", type=float, default=None, help="ASL's probability margin on negatives (0.05)")
-    p.add_argument("--augment", choices=AUGMENTS, default=None,
-                   help="basic (random flip and rotation) or randaugment (those, then timm's RandAugment) "
-                        "(default: the protocol's; course: basic)")
-    p.add_argument("--randaugment", default=None, metavar="CONFIG",
-                   help="timm's RandAugment config string with --augment randaugment, e.g. rand-m9-mstd0.5 "
-                        "(default: the protocol's)")
-    p.add_argument("--erasing", type=float, default=None,
-                   help="probability of timm's RandomErasing on each training crop (default: the protocol's; "
-                        "course: 0)")
+    for declared in recipe_fields():
+        add_recipe_flag(p, declared)
 
 
 def add_eval_every_flag(p: argparse.ArgumentParser) -> None:

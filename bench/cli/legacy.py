@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench.cli.common import PROG, Parser, UsageError, check_gallery, report_options, resolve_models
+from bench.cli.common import PROG, HelpFormatter, Parser, UsageError, check_gallery, report_options, resolve_models
 from bench.cli.report import leaderboard, report
 from bench.cli.run import add_run_flags, check_seeds, resolve_weights, sweep_shard
 from bench.cli.settings import check_cache_dir, check_frozen_trainer, check_frozen_values, check_protocol_flags
@@ -38,7 +38,7 @@ def warn(flags: Sequence[str]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The old parser: the run's flags, ``speed``'s and the mode flags."""
-    p = Parser(prog="benchmark.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = Parser(prog="benchmark.py", formatter_class=HelpFormatter,
                description="The deprecated mode flags; see `python benchmark.py --help` for the jobs.")
     add_run_flags(p)
     add_measurement_flags(p)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.cli.common import UsageError
-from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags
+from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags, recipe_fields
 from bench.data import DataSource
 from bench.protocol import FROZEN_PROTOCOLS, LinearProtocol, Protocol, finetune_protocol, frozen_protocol
 from bench.protocols import frozen_spec
@@ -91,11 +91,12 @@ def check_cache_dir(args: argparse.Namespace) -> None:
 
 def protocol_from_args(args: argparse.Namespace, data: DataSource, *, speed: bool = False) -> Protocol:
     """The named protocol (``--protocol``) for the data (its real-VOC variant for ``speed``) with
-    every explicit flag applied."""
+    every explicit flag applied: the loop and view flags, and every recipe flag to the protocol field
+    of its name (``bench.cli.flags.recipe_fields``)."""
     base = finetune_protocol(args.protocol, data.is_synthetic and not speed)
-    randaugment = args.randaugment
-    if args.augment == "basic" and randaugment is None:  # --augment basic drops the protocol's RandAugment
-        randaugment = DEFAULT_RANDAUGMENT
+    recipe = {f.name: getattr(args, f.name) for f in recipe_fields()}
+    if args.augment == "basic" and args.randaugment is None:  # --augment basic drops the protocol's RandAugment
+        recipe["randaugment"] = DEFAULT_RANDAUGMENT
     try:
         protocol = base.with_overrides(
             year=args.year,
@@ -104,7 +105,6 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource, *, speed: boo
             epochs=args.epochs,
             batch_size=args.batch_size,
             eval_batch_size=args.eval_batch_size,
-            lr=args.lr,
             resize=args.resize,
             crop=args.crop,
             crop_mode=args.crops,
@@ -115,22 +115,7 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource, *, speed: boo
             seed=args.seed,
             limit_train_batches=args.limit_train_batches,
             limit_eval_batches=args.limit_eval_batches,
-            optimizer=args.optimizer,
-            weight_decay=args.weight_decay,
-            head_lr_mult=args.head_lr_mult,
-            scheduler=args.scheduler,
-            warmup_epochs=args.warmup_epochs,
-            schedule_epochs=args.schedule_epochs,
-            ema_decay=args.ema_decay,
-            ema_warmup=args.ema_warmup,
-            report_model=args.report_model,
-            loss=args.loss,
-            asl_gamma_neg=args.asl_gamma_neg,
-            asl_gamma_pos=args.asl_gamma_pos,
-            asl_clip=args.asl_clip,
-            augment=args.augment,
-            randaugment=randaugment,
-            erasing=args.erasing,
+            **recipe,
         )
         protocol.label_config()
         protocol.transform_config()
