@@ -152,6 +152,8 @@ class Protocol(_ProtocolMixin):
     erasing: float = 0.0
     decode: str = "pil"
     """How JPEGs are decoded (``voc.config.DECODERS``); left out of :meth:`to_dict` while ``pil``."""
+    # A field added from here on is written to records only where it differs from its default
+    # (to_dict), so the config hash of every record written before it stays what it was.
 
     RECIPE_FIELDS: ClassVar[tuple[str, ...]] = (
         "head_lr_mult", "scheduler", "warmup_epochs", "schedule_epochs", "ema_decay", "ema_warmup", "report_model",
@@ -178,11 +180,15 @@ class Protocol(_ProtocolMixin):
         return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(TrainConfig)})
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field; the :attr:`RECIPE_FIELDS` only where one of them differs from its default."""
+        """Every field; the :attr:`RECIPE_FIELDS` only where one of them differs from its default; a
+        field declared after ``decode`` (added since) only where it differs from its default."""
         data = asdict(self)
         defaults = {f.name: f.default for f in fields(self)}
         if all(data[k] == defaults[k] for k in self.RECIPE_FIELDS):
             data = {k: v for k, v in data.items() if k not in self.RECIPE_FIELDS}
+        names = list(defaults)
+        added = set(names[names.index("decode") + 1:])
+        data = {k: v for k, v in data.items() if k not in added or v != defaults[k]}
         return without_default_decode(data)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import Field, fields, replace
+import dataclasses
+from dataclasses import Field, fields, make_dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -297,17 +298,34 @@ def test_config_hash_is_stable() -> None:
     assert config_hash(COURSE_PROTOCOL.to_dict()) == config_hash(Protocol().to_dict())
 
 
+def _fields_up_to_decode() -> set[str]:
+    """Protocol's fields up to ``decode``: those of the committed records (later ones are written
+    only where they differ from their default)."""
+    names = [f.name for f in fields(Protocol)]
+    return set(names[:names.index("decode") + 1])
+
+
 def test_course_records_and_hashes_are_what_they_were_before_the_recipe_fields() -> None:
     # printed by the code before the recipe fields existed (commit af577d2), the hashes --resume and the
     # committed records (results/*/result.json) carry
     assert config_hash(COURSE_PROTOCOL.to_dict()) == "54f3148ecf8a"
     assert config_hash(CPU_SYNTHETIC_PROTOCOL.to_dict()) == "af6a5b1adc9f"
     # decode: in the record only where it is not PIL, the decoder records before it existed used
-    assert set(COURSE_PROTOCOL.to_dict()) == {f.name for f in fields(Protocol)} - set(Protocol.RECIPE_FIELDS) - {
-        "decode"}
+    assert set(COURSE_PROTOCOL.to_dict()) == _fields_up_to_decode() - set(Protocol.RECIPE_FIELDS) - {"decode"}
     # any recipe setting away from the course's puts every recipe field in the record
-    assert set(replace(COURSE_PROTOCOL, erasing=0.1).to_dict()) == {f.name for f in fields(Protocol)} - {"decode"}
+    assert set(replace(COURSE_PROTOCOL, erasing=0.1).to_dict()) == _fields_up_to_decode() - {"decode"}
     assert replace(COURSE_PROTOCOL, erasing=0.1).to_dict()["scheduler"] == "none"
+
+
+def test_a_field_added_later_leaves_every_hash_as_it_was() -> None:
+    """A recipe setting added after ``decode`` is written only where it differs from its default, so
+    the committed records' hashes (course's and voc07's alike) stay valid."""
+    new_setting = ("new_setting", float, dataclasses.field(default=0.0))
+    later = make_dataclass("Later", [new_setting], bases=(Protocol,), frozen=True)
+    assert config_hash(later().to_dict()) == "54f3148ecf8a"  # COURSE_PROTOCOL's
+    as_voc07 = later(**{f.name: getattr(VOC07_PROTOCOL, f.name) for f in fields(Protocol)})
+    assert as_voc07.to_dict() == VOC07_PROTOCOL.to_dict()
+    assert replace(as_voc07, new_setting=0.5).to_dict() == {**VOC07_PROTOCOL.to_dict(), "new_setting": 0.5}
 
 
 def test_train_config_carries_every_recipe_field() -> None:
@@ -322,7 +340,7 @@ def test_train_config_carries_every_recipe_field() -> None:
 def test_config_hash_changes_with_every_protocol_field(name: str) -> None:
     # a recipe away from the course's, decoded by torchvision: every field is in its record
     base = replace(VOC07_PROTOCOL, decode="torchvision").to_dict()
-    value = base[name]
+    value = base.get(name, getattr(VOC07_PROTOCOL, name))  # a field added after decode: absent at its default
     changed = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v + 1.5, str: lambda v: v + "x"}
     base_hash = config_hash(base)
     other = changed[type(value)](value) if value is not None else 1
