@@ -36,7 +36,7 @@ from bench.cli.speed import DESCRIPTION as SPEED_DESCRIPTION
 from bench.cli.speed import add_speed_flags, speed
 from voc.errors import VOCDataError
 
-__all__ = ["JOBS", "UsageError", "build_parser", "main"]
+__all__ = ["DEFAULT_JOB", "JOBS", "UsageError", "build_parser", "main", "parse_args"]
 
 
 @dataclass(frozen=True)
