@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 from bench.frozen.recipes import LOWSHOT_K_VALUES, PROBE_RECIPES, PROBES, ProbeRecipe
 from bench.protocols import FINETUNE, FROZEN, frozen_spec, names
-from voc.config import DECODERS, DEFAULT_RANDAUGMENT, LabelConfig, TrainConfig, TransformConfig
+from voc.config import DECODERS, DEFAULT_RANDAUGMENT, AugmentConfig, LabelConfig, TrainConfig, TransformConfig
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD
 
 PRECISIONS: tuple[str, ...] = ("auto", "bf16-mixed", "16-mixed", "32-true")
@@ -78,10 +78,8 @@ class _ProtocolMixin:
             interpolation=interpolation,
             hflip=self.hflip,
             rotation=self.rotation,
-            augment=self.augment,
-            randaugment=self.randaugment,
-            erasing=self.erasing,
             decode=self.decode,
+            **{f.name: getattr(self, f.name) for f in fields(AugmentConfig)},
         )
 
     def with_overrides(self: _P, **overrides: Any) -> _P:
@@ -94,17 +92,19 @@ class _ProtocolMixin:
 
 
 @dataclass(frozen=True)
-class Protocol(_ProtocolMixin):
+class Protocol(_ProtocolMixin, TrainConfig, AugmentConfig):
     """Everything that decides how a backbone is trained and evaluated (stored with each result).
 
-    Every field is applied: the labels and transforms through :meth:`label_config` and
-    :meth:`transform_config`, the optimisation through :meth:`train_config`, which
-    ``voc.module.MultiLabelClassifier`` applies, the
-    loop through the Lightning trainer. The defaults are the course project's protocol: Adam at
-    lr 1e-4, batch 8, no scheduler, the mean class-wise BCE on crop-max logits, resize 400 →
-    FiveCrop 224, flip + ±25° rotation, VOC2012 train → val, difficult objects negative, images
-    without a positive label left out, seeded; no head learning-rate multiplier, warmup or EMA,
-    no RandAugment or random erasing, the raw model reported.
+    The optimisation settings are ``voc.config.TrainConfig``'s fields and the augmentation's
+    ``voc.config.AugmentConfig``'s, inherited, so each is declared once, with its help text, there;
+    the fields declared here are the data, the view and the loop. Every field is applied: the labels
+    and transforms through :meth:`label_config` and :meth:`transform_config`, the optimisation
+    through :meth:`train_config`, which ``voc.module.MultiLabelClassifier`` applies, the loop
+    through the Lightning trainer. The defaults are the course project's protocol: Adam at lr 1e-4,
+    batch 8, no scheduler, the mean class-wise BCE on crop-max logits, resize 400 → FiveCrop 224,
+    flip + ±25° rotation, VOC2012 train → val, difficult objects negative, images without a positive
+    label left out, seeded; no head learning-rate multiplier, warmup or EMA, no RandAugment or
+    random erasing, the raw model reported.
     """
 
     name: str = "course"
@@ -117,9 +117,6 @@ class Protocol(_ProtocolMixin):
     epochs: int = 10
     batch_size: int = 8
     eval_batch_size: int = 16
-    lr: float = 1e-4
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
     resize: int = 400
     crop: int = 224
     crop_mode: str = "five"
@@ -132,28 +129,20 @@ class Protocol(_ProtocolMixin):
     seed: int = 0
     limit_train_batches: float | None = None
     limit_eval_batches: float | None = None
-    # the recipe's fields below (voc.config.TrainConfig / TransformConfig say what each does);
-    # the defaults are the course's behaviour: no head multiplier, no schedule, no EMA, BCE, basic augmentation
-    head_lr_mult: float = 1.0
-    scheduler: str = "none"
-    warmup_epochs: float = 0.0
-    schedule_epochs: int | None = None
-    """The schedule's length in epochs (``None``: ``epochs``); a longer one is stopped after ``epochs``."""
-    ema_decay: float = 0.0
-    ema_warmup: bool = False
-    report_model: str = "raw"
-    """``raw`` or ``ema``: whose predictions the record reports, declared here, never chosen by eval mAP."""
-    loss: str = "bce"
-    asl_gamma_neg: float = 4.0
-    asl_gamma_pos: float = 0.0
-    asl_clip: float = 0.05
-    augment: str = "basic"
-    randaugment: str = DEFAULT_RANDAUGMENT
-    erasing: float = 0.0
     decode: str = "pil"
     """How JPEGs are decoded (``voc.config.DECODERS``); left out of :meth:`to_dict` while ``pil``."""
-    # A field added from here on is written to records only where it differs from its default
-    # (to_dict), so the config hash of every record written before it stays what it was.
+
+    RECORD_FIELDS: ClassVar[tuple[str, ...]] = (
+        "name", "year", "train_split", "eval_split", "epochs", "batch_size", "eval_batch_size", "lr", "optimizer",
+        "weight_decay", "resize", "crop", "crop_mode", "hflip", "rotation", "difficult", "label_source",
+        "positive_only", "precision", "seed", "limit_train_batches", "limit_eval_batches", "head_lr_mult",
+        "scheduler", "warmup_epochs", "schedule_epochs", "ema_decay", "ema_warmup", "report_model", "loss",
+        "asl_gamma_neg", "asl_gamma_pos", "asl_clip", "augment", "randaugment", "erasing", "decode",
+    )
+    """The record format's ``config``: the fields every record lists (but :attr:`RECIPE_FIELDS` and
+    ``decode``, below), in this order. A field declared since (in ``TrainConfig``, ``AugmentConfig`` or
+    here) follows them, and only where it differs from its default, so the config hash of every record
+    written before it stays what it was; adding a field never changes this tuple."""
 
     RECIPE_FIELDS: ClassVar[tuple[str, ...]] = (
         "head_lr_mult", "scheduler", "warmup_epochs", "schedule_epochs", "ema_decay", "ema_warmup", "report_model",
@@ -180,15 +169,15 @@ class Protocol(_ProtocolMixin):
         return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(TrainConfig)})
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field; the :attr:`RECIPE_FIELDS` only where one of them differs from its default; a
-        field declared after ``decode`` (added since) only where it differs from its default."""
-        data = asdict(self)
+        """The :attr:`RECORD_FIELDS` in their order (the :attr:`RECIPE_FIELDS` only where one of them
+        differs from its default, ``decode`` only where it is not ``pil``), then every field added
+        since that differs from its default."""
+        values = asdict(self)
         defaults = {f.name: f.default for f in fields(self)}
+        data = {k: values[k] for k in self.RECORD_FIELDS}
         if all(data[k] == defaults[k] for k in self.RECIPE_FIELDS):
             data = {k: v for k, v in data.items() if k not in self.RECIPE_FIELDS}
-        names = list(defaults)
-        added = set(names[names.index("decode") + 1:])
-        data = {k: v for k, v in data.items() if k not in added or v != defaults[k]}
+        data.update((k, v) for k, v in values.items() if k not in self.RECORD_FIELDS and v != defaults[k])
         return without_default_decode(data)
 
 

@@ -28,7 +28,7 @@ from bench.protocol import (
     config_hash,
     finetune_protocol,
 )
-from voc.config import LabelConfig, TrainConfig, TransformConfig
+from voc.config import AugmentConfig, LabelConfig, TrainConfig, TransformConfig
 
 REAL = DataSource(root=Path("/voc"))
 SYNTHETIC = DataSource(root=Path("/synthetic"), synthetic={"seed": 0, "n_train": 4, "n_val": 2, "year": "2012"})
@@ -146,10 +146,15 @@ def test_every_declared_recipe_field_is_a_flag_that_sets_it(declared: Field) -> 
 
 
 def test_every_recipe_setting_is_declared_once() -> None:
-    """TrainConfig's fields are all flags, and so are the recipe's TransformConfig fields."""
+    """TrainConfig's and AugmentConfig's fields are all flags and all Protocol fields, inherited: the
+    Protocol class body declares none of them again, and its field is the declaration itself."""
     declared = {f.name for f in recipe_fields()}
-    assert {f.name for f in fields(TrainConfig)} <= declared <= {f.name for f in fields(Protocol)}
-    assert {"augment", "randaugment", "erasing"} <= declared
+    assert {f.name for f in (*fields(TrainConfig), *fields(AugmentConfig))} == declared
+    assert not declared & set(Protocol.__annotations__)
+    protocol_fields = {f.name: f for f in fields(Protocol)}
+    for f in recipe_fields():
+        assert protocol_fields[f.name].metadata["help"] == f.metadata["help"]
+        assert protocol_fields[f.name].default == f.default
 
 
 def test_every_flag_of_the_table_is_a_protocol_field() -> None:
@@ -299,10 +304,9 @@ def test_config_hash_is_stable() -> None:
 
 
 def _fields_up_to_decode() -> set[str]:
-    """Protocol's fields up to ``decode``: those of the committed records (later ones are written
-    only where they differ from their default)."""
-    names = [f.name for f in fields(Protocol)]
-    return set(names[:names.index("decode") + 1])
+    """The fields of the committed records, ``decode`` the last (fields added since are written only
+    where they differ from their default)."""
+    return set(Protocol.RECORD_FIELDS)
 
 
 def test_course_records_and_hashes_are_what_they_were_before_the_recipe_fields() -> None:

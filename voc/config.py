@@ -124,7 +124,44 @@ class LabelConfig:
 
 
 @dataclass(frozen=True)
-class TransformConfig:
+class AugmentConfig:
+    """A training recipe's augmentation beyond flip and rotation, each setting declared once here:
+    :class:`TransformConfig` applies them, and a protocol that records them inherits them (``bench.protocol``).
+
+    Raises ValueError (:meth:`check_augment`) for an unknown ``augment``, a ``randaugment`` that is
+    not a timm config string or is set without ``augment="randaugment"``, or an ``erasing``
+    probability outside [0, 1].
+    """
+
+    augment: str = setting("basic", "basic (random flip and rotation) or randaugment (those, then timm's "
+                                    "RandAugment)", choices=AUGMENTS)
+    randaugment: str = setting(DEFAULT_RANDAUGMENT, "timm's RandAugment config string with augment randaugment, "
+                                                    "e.g. rand-m9-mstd0.5", metavar="CONFIG")
+    """timm's ``rand_augment_transform`` config string, applied with ``augment="randaugment"``
+    (where ``augment`` is ``basic`` it must stay the default: a setting that is not applied)."""
+    erasing: float = setting(0.0, "probability of timm's RandomErasing on each training crop")
+    """Probability of timm's ``RandomErasing`` (one box per crop, 2-33 % of its area, per-pixel
+    normal noise) on each normalised training crop; 0: none."""
+
+    def __post_init__(self) -> None:
+        self.check_augment()
+
+    def check_augment(self) -> None:
+        """ValueError for a setting of this class that cannot be applied (class docstring)."""
+        check_choices(self)
+        if not _RANDAUGMENT_STRING.fullmatch(self.randaugment):
+            raise ValueError(f"randaugment must be a timm RandAugment string such as {DEFAULT_RANDAUGMENT!r} "
+                             f"('rand' then -m<magnitude>, -n<ops>, -mstd<std>, -mmax<max>, -inc<0|1>, -p<prob>), "
+                             f"got {self.randaugment!r}")
+        if self.augment != "randaugment" and self.randaugment != DEFAULT_RANDAUGMENT:
+            raise ValueError(f"randaugment={self.randaugment!r} applies only with augment='randaugment' "
+                             f"(augment is {self.augment!r})")
+        if not 0.0 <= self.erasing <= 1.0:
+            raise ValueError(f"erasing is a probability in [0, 1], got {self.erasing}")
+
+
+@dataclass(frozen=True)
+class TransformConfig(AugmentConfig):
     """The image pipeline: resize the shortest edge to ``resize`` (a ``resize × resize`` square in
     ``full`` mode), augment when training (``hflip``, a random rotation of up to ±``rotation``
     degrees), cut ``crop × crop`` crops by ``crop_mode`` and normalise with ``mean``/``std``
@@ -144,15 +181,6 @@ class TransformConfig:
     interpolation: str = "bilinear"
     hflip: bool = True
     rotation: float = 25.0
-    augment: str = setting("basic", "basic (random flip and rotation) or randaugment (those, then timm's "
-                                    "RandAugment)", choices=AUGMENTS)
-    randaugment: str = setting(DEFAULT_RANDAUGMENT, "timm's RandAugment config string with augment randaugment, "
-                                                    "e.g. rand-m9-mstd0.5", metavar="CONFIG")
-    """timm's ``rand_augment_transform`` config string, applied with ``augment="randaugment"``
-    (where ``augment`` is ``basic`` it must stay the default: a setting that is not applied)."""
-    erasing: float = setting(0.0, "probability of timm's RandomErasing on each training crop")
-    """Probability of timm's ``RandomErasing`` (one box per crop, 2-33 % of its area, per-pixel
-    normal noise) on each normalised training crop; 0: none."""
     decode: str = "pil"
     """The decoder (:data:`DECODERS`)."""
 
@@ -172,18 +200,9 @@ class TransformConfig:
             )
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f"mean and std need 3 values each, got {self.mean} and {self.std}")
-        check_choices(self)
-        if not _RANDAUGMENT_STRING.fullmatch(self.randaugment):
-            raise ValueError(f"randaugment must be a timm RandAugment string such as {DEFAULT_RANDAUGMENT!r} "
-                             f"('rand' then -m<magnitude>, -n<ops>, -mstd<std>, -mmax<max>, -inc<0|1>, -p<prob>), "
-                             f"got {self.randaugment!r}")
-        if self.augment != "randaugment" and self.randaugment != DEFAULT_RANDAUGMENT:
-            raise ValueError(f"randaugment={self.randaugment!r} applies only with augment='randaugment' "
-                             f"(augment is {self.augment!r})")
+        self.check_augment()
         if self.decode not in DECODERS:
             raise ValueError(f"Unknown decode {self.decode!r}. Valid values are {list(DECODERS)}.")
-        if not 0.0 <= self.erasing <= 1.0:
-            raise ValueError(f"erasing is a probability in [0, 1], got {self.erasing}")
 
     @property
     def num_crops(self) -> int:

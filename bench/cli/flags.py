@@ -25,7 +25,7 @@ from bench.protocol import (
     PROTOCOL_NAMES,
 )
 from bench.protocols import spec
-from voc.config import CROP_MODES, DECODERS, TrainConfig, TransformConfig, settings
+from voc.config import CROP_MODES, DECODERS, AugmentConfig, TrainConfig, settings
 from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
 
 _C, _S = COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL
@@ -119,7 +119,7 @@ def add_trainer_flags(p: argparse.ArgumentParser) -> None:
                         "on GPUs too, at some speed cost; CPU runs are reproducible without it")
 
 
-RECIPE_CONFIGS: tuple[type, ...] = (TrainConfig, TransformConfig)
+RECIPE_CONFIGS: tuple[type, ...] = (TrainConfig, AugmentConfig)
 """The ``voc`` configs whose fields declared with ``voc.config.setting`` are the fine-tuning recipe's
 flags, each ``--<field-name>`` setting the protocol's field of the same name."""
 _TYPES: dict[str, Callable[[str], Any] | None] = {"float": float, "int": int, "str": None}
