@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bench.data import DataSource
-from bench.protocol import LinearProtocol, Protocol
+from bench.protocol import FrozenProtocol, Protocol
 from bench.store import BASELINE_NAME, DEFAULT_SEED_FOLDER, RunRecord, protocol_run_dir_name, write_run
 from bench.train.checks import protocol_dataset
 from bench.train.experiment import is_global_zero
@@ -39,7 +39,7 @@ def new_record(name: str, protocol: Protocol, data: DataSource, command: str | N
 
 def run_prior_baseline(
     *,
-    protocol: Protocol | LinearProtocol,
+    protocol: Protocol | FrozenProtocol,
     data: DataSource,
     out_dir: str | Path,
     command: str | None = None,

@@ -1,7 +1,7 @@
 """The protocols' settings: frozen configs applied identically to every backbone.
 
 :class:`Protocol` holds a fine-tuning recipe's settings, and :data:`FINETUNE_PROTOCOL_TABLE` names
-them (``course``, ``voc07``, ``modern``); :class:`LinearProtocol` the frozen-feature protocols'
+them (``course``, ``voc07``, ``modern``); :class:`FrozenProtocol` the frozen-feature protocols'
 (``linear``, ``lowshot`` and the others), whose scoring and record each protocol's module in
 ``bench.protocols`` states. The ``voc`` package's config objects (labels, transforms, training) are
 built from them (``label_config``, ``transform_config``, ``train_config``). Torch-free: the
@@ -31,7 +31,7 @@ FINETUNE_PROTOCOLS: tuple[str, ...] = names(FINETUNE)
 """Fine-tuning recipes (:class:`Protocol`, :data:`FINETUNE_PROTOCOL_TABLE`): ``course``, the course
 project's; ``voc07``, the ASL repository's on VOC2007; ``modern``, AdamW + cosine + EMA + RandAugment."""
 FROZEN_PROTOCOLS: tuple[str, ...] = names(FROZEN)
-"""The frozen-feature protocols (:class:`LinearProtocol` settings), each a module of ``bench.protocols``."""
+"""The frozen-feature protocols (:class:`FrozenProtocol` settings), each a module of ``bench.protocols``."""
 PROTOCOL_NAMES: tuple[str, ...] = names()
 """Every registered protocol (``bench.protocols.MODULES``), in display order."""
 
@@ -321,7 +321,7 @@ def _sorted_unique_positive(values: Sequence[float], what: str) -> tuple[float, 
 
 
 @dataclass(frozen=True)
-class LinearProtocol(_ProtocolMixin):
+class FrozenProtocol(_ProtocolMixin):
     """A frozen-backbone protocol's settings: features once per image, then the protocol's scoring
     (``bench.protocols``: its module states what it applies and records).
 
@@ -418,14 +418,14 @@ class LinearProtocol(_ProtocolMixin):
         return without_default_decode(frozen_spec(self.name).config_dict(self, data))
 
 
-LINEAR_PROTOCOL = LinearProtocol()
+LINEAR_PROTOCOL = FrozenProtocol()
 """VISSL's VOC07 linear benchmark (real VOC): VOC2007 trainval → test, 224 × 224 whole image, SVM."""
-LINEAR_SYNTHETIC_PROTOCOL = LinearProtocol(year="2012", train_split="train", eval_split="val")
+LINEAR_SYNTHETIC_PROTOCOL = FrozenProtocol(year="2012", train_split="train", eval_split="val")
 """The frozen protocols on the synthetic set (which has train and val): everything else as on real
 VOC, the 224 × 224 view included."""
 
 
-def frozen_protocol(name: str, synthetic: bool) -> LinearProtocol:
+def frozen_protocol(name: str, synthetic: bool) -> FrozenProtocol:
     """The default settings of the frozen protocol ``name`` for real VOC or the synthetic set
     (``bench.protocols``: each protocol's ``default``)."""
     return frozen_spec(name).default(synthetic)

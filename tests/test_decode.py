@@ -13,7 +13,7 @@ from voc_tree import corrupt, write_jpeg
 
 import voc.transforms
 from bench.cli import main
-from bench.protocol import COURSE_PROTOCOL, LINEAR_PROTOCOL, LinearProtocol, Protocol, config_hash
+from bench.protocol import COURSE_PROTOCOL, LINEAR_PROTOCOL, FrozenProtocol, Protocol, config_hash
 from voc.config import DECODERS, TransformConfig
 from voc.datamodule import VOCDataModule
 from voc.dataset import VOCClassification
@@ -133,7 +133,7 @@ def test_unknown_decode_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown decode 'cv2'"):
         Protocol(decode="cv2")
     with pytest.raises(ValueError, match="unknown decode 'cv2'"):
-        LinearProtocol(decode="cv2")
+        FrozenProtocol(decode="cv2")
 
 
 def test_decode_is_recorded_and_hashed_only_when_not_pil() -> None:

@@ -20,7 +20,7 @@ import bench.frozen.runner
 from bench.data import DataSource
 from bench.frozen.compiled import BREAK_EVEN_S, decide_compile
 from bench.frozen.runner import FrozenOptions, feature_key, frozen_run_dir_name, run_frozen_model
-from bench.protocol import LinearProtocol
+from bench.protocol import FrozenProtocol
 from bench.store import PREDICTIONS_FILE, read_record
 from bench.weights import Weights
 from voc.feature_cache import FORMAT_VERSION, FeatureCache
@@ -96,7 +96,7 @@ def test_feature_key_changes_with_model_weights_data_view_and_precision(tmp_path
     image.write_bytes(b"jpeg")
     weights_file = tmp_path / "w.pth"
     weights_file.write_bytes(b"weights")
-    protocol = LinearProtocol()
+    protocol = FrozenProtocol()
     data = DataSource(root=tmp_path)
     transform = protocol.transform_config()
     cpu = torch.device("cpu")
@@ -135,7 +135,7 @@ def test_feature_key_changes_with_model_weights_data_view_and_precision(tmp_path
 
 # -- reuse in a frozen run --------------------------------------------------------------------
 
-TINY = LinearProtocol(year="2012", train_split="train", eval_split="val", resize=32, batch_size=8)
+TINY = FrozenProtocol(year="2012", train_split="train", eval_split="val", resize=32, batch_size=8)
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def backbone_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def _run(
-    root: Path, out: Path, protocol: LinearProtocol = TINY, cache: Path | None = None, compile: str = "off"
+    root: Path, out: Path, protocol: FrozenProtocol = TINY, cache: Path | None = None, compile: str = "off"
 ) -> Path:
     options = FrozenOptions(num_workers=0, n_jobs=1, feature_cache=cache, compile=compile)
     record = run_frozen_model("test_resnet", protocol=protocol, data=DataSource(root=root), out_dir=out,

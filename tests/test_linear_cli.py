@@ -16,7 +16,7 @@ from bench.cli import main, parse_args
 from bench.cli.settings import frozen_protocol_from_args
 from bench.data import DataSource
 from bench.frozen.recipes import SVM_COSTS, VISSL_VOC07_SVM_COSTS
-from bench.protocol import LINEAR_PROTOCOL, LINEAR_SYNTHETIC_PROTOCOL, LinearProtocol, frozen_protocol
+from bench.protocol import LINEAR_PROTOCOL, LINEAR_SYNTHETIC_PROTOCOL, FrozenProtocol, frozen_protocol
 from bench.store import LABELS_FILE, LEADERBOARD_MD, PREDICTIONS_FILE, SPEED_DATA_FILE, SPEED_FILE
 from voc.constants import VOC_CLASSES
 from voc.metrics import evaluate
@@ -148,7 +148,7 @@ def test_lowshot_protocol_through_the_command_line(tmp_path: Path) -> None:
 # -- defaults, flags, errors ------------------------------------------------------------------
 
 
-def _frozen(argv: list[str], data: DataSource) -> LinearProtocol:
+def _frozen(argv: list[str], data: DataSource) -> FrozenProtocol:
     return frozen_protocol_from_args(parse_args(argv), data)
 
 

@@ -1,5 +1,5 @@
 """What the protocol flags give: the :class:`~bench.protocol.Protocol` or
-:class:`~bench.protocol.LinearProtocol` with every explicit flag applied, the options of the trainer
+:class:`~bench.protocol.FrozenProtocol` with every explicit flag applied, the options of the trainer
 and of feature extraction, and the flags of one kind of protocol given with the other (UsageError).
 Torch-free until a function that runs something is called."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from bench.cli.common import UsageError
 from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags, recipe_fields
 from bench.data import DataSource
-from bench.protocol import FROZEN_PROTOCOLS, LinearProtocol, Protocol, finetune_protocol, frozen_protocol
+from bench.protocol import FROZEN_PROTOCOLS, FrozenProtocol, Protocol, finetune_protocol, frozen_protocol
 from bench.protocols import frozen_spec
 from bench.protocols.spec import PROTOCOL_FLAGS
 from voc.config import DEFAULT_RANDAUGMENT
@@ -127,7 +127,7 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource, *, speed: boo
     return protocol
 
 
-def frozen_protocol_from_args(args: argparse.Namespace, data: DataSource) -> LinearProtocol:
+def frozen_protocol_from_args(args: argparse.Namespace, data: DataSource) -> FrozenProtocol:
     """The data's default settings of the frozen protocol ``--protocol`` with every explicit flag
     applied (its own flags, :data:`PROTOCOL_FLAGS`, as its spec's ``overrides`` map them)."""
     base = frozen_protocol(args.protocol, data.is_synthetic)
@@ -181,7 +181,7 @@ def protocol_summary(protocol: Protocol) -> str:
     )
 
 
-def frozen_protocol_summary(protocol: LinearProtocol) -> str:
+def frozen_protocol_summary(protocol: FrozenProtocol) -> str:
     """One line for the console: view, how the protocol scores the features (its spec's words),
     precision, seed."""
     p = protocol
@@ -192,7 +192,7 @@ def frozen_protocol_summary(protocol: LinearProtocol) -> str:
 
 
 def checked_data(
-    protocol: Protocol | LinearProtocol, data: DataSource, args: argparse.Namespace
+    protocol: Protocol | FrozenProtocol, data: DataSource, args: argparse.Namespace
 ) -> tuple[dict[str, int], DataSource]:
     """The up-front data check (``bench.train.checks``): images per split, and ``data`` with the
     images ``--skip-bad-images`` leaves out."""

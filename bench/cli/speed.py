@@ -33,7 +33,7 @@ from bench.cli.settings import (
     trainer_options,
 )
 from bench.data import DataSource, resolve_data
-from bench.protocol import COURSE_PROTOCOL, FROZEN_PROTOCOLS, LinearProtocol, Protocol, finetune_protocol
+from bench.protocol import COURSE_PROTOCOL, FROZEN_PROTOCOLS, FrozenProtocol, Protocol, finetune_protocol
 from bench.store import SPEED_DATA_FILE, SPEED_FILE
 
 log = logging.getLogger("benchmark")
@@ -184,7 +184,7 @@ def _speed_finetune(models: list[str], protocol: Protocol, data: DataSource, arg
     return _finish(rows, data_rows, args, caption=True)
 
 
-def _speed_frozen(models: list[str], protocol: LinearProtocol, data: DataSource, args: argparse.Namespace) -> int:
+def _speed_frozen(models: list[str], protocol: FrozenProtocol, data: DataSource, args: argparse.Namespace) -> int:
     """``speed --protocol linear|lowshot``: feature extraction, model-only against end to end, and the
     view's loader alone with 1 .. cores workers."""
     from bench.frozen.runner import build_extractor

@@ -10,7 +10,7 @@ included, is left out of that class's fit. Unlike there (``random.sample`` on a 
 samples were drawn. A k that some class cannot serve (fewer than k positives or 19·k negatives) is
 skipped as a whole, and the result says which class lacked what.
 
-C is fixed (``LinearProtocol.fixed_cost``). VISSL's low-shot trainer (``svm_low_shot_trainer.py``)
+C is fixed (``FrozenProtocol.fixed_cost``). VISSL's low-shot trainer (``svm_low_shot_trainer.py``)
 fits every C of its grid and reports, per k, the C whose mean mAP over the samples is highest on the
 test set; that choice uses the eval split, which no number here does, and k = 1 leaves too few
 positives for cross-validation on the sample.
@@ -121,7 +121,7 @@ class LowShotResult:
             "samples": self.samples,
             "negatives_per_positive": self.negatives_per_positive,
             "C": self.cost,
-            "C_choice": "fixed (LinearProtocol.fixed_cost): no C is chosen on the eval split",
+            "C_choice": "fixed (FrozenProtocol.fixed_cost): no C is chosen on the eval split",
             "sampling": (
                 "per class: k label-1 and negatives_per_positive*k label-0 training images without replacement, "
                 "numpy default_rng([seed, sample, k, class index]); other training images left out of that class"

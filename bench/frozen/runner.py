@@ -48,7 +48,7 @@ from bench.hardware import (
 )
 from bench.model import build_classifier, count_parameters
 from bench.prior_baseline import new_record, run_prior_baseline
-from bench.protocol import LinearProtocol, config_hash, without_default_decode
+from bench.protocol import FrozenProtocol, config_hash, without_default_decode
 from bench.protocols import frozen_spec
 from bench.protocols.spec import FeatureSplits
 from bench.shard import WHOLE, Shard
@@ -104,7 +104,7 @@ def pooled_features(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return backbone.forward_head(features.float(), pre_logits=True)
 
 
-def frozen_run_dir_name(model: str, protocol: LinearProtocol) -> str:
+def frozen_run_dir_name(model: str, protocol: FrozenProtocol) -> str:
     """``<model>[-seed<k>]-linear`` / ``-lowshot``: beside the same model's fine-tuning runs."""
     return protocol_run_dir_name(model, protocol.seed, protocol.name)
 
@@ -125,7 +125,7 @@ def weights_identity(weights: Weights, seed: int) -> dict[str, Any]:
 def feature_key(
     model_name: str,
     weights: Weights,
-    protocol: LinearProtocol,
+    protocol: FrozenProtocol,
     data: DataSource,
     split: str,
     transform: TransformConfig,
@@ -207,7 +207,7 @@ def loader_arrangement(options: FrozenOptions, accelerator: str) -> tuple[int, i
 
 
 def frozen_datamodule(
-    protocol: LinearProtocol,
+    protocol: FrozenProtocol,
     data: DataSource,
     transform: TransformConfig,
     *,
@@ -241,7 +241,7 @@ def plan_split(
     split: str,
     extractor: _Extractor,
     *,
-    protocol: LinearProtocol,
+    protocol: FrozenProtocol,
     data: DataSource,
     options: FrozenOptions,
     cache: FeatureCache,
@@ -286,7 +286,7 @@ def split_features(plan: _SplitPlan, encode: Encode, extractor: _Extractor, cach
 
 
 def build_encoder(
-    extractor: _Extractor, protocol: LinearProtocol, mode: str, images: int
+    extractor: _Extractor, protocol: FrozenProtocol, mode: str, images: int
 ) -> tuple[Encode, CompileDecision]:
     """The extractor's encoder, compiled (inductor freezing, one batch shape) where ``mode`` and
     the measured rule (``bench.frozen.compiled.decide_compile``) say so, with the decision."""
@@ -307,7 +307,7 @@ def build_encoder(
 
 
 def build_extractor(
-    model_name: str, weights: Weights, protocol: LinearProtocol, accelerator: str, precision: str
+    model_name: str, weights: Weights, protocol: FrozenProtocol, accelerator: str, precision: str
 ) -> tuple[_Extractor, int]:
     """The backbone (the classifier's, built as every run builds it), frozen, and its parameter count."""
     device = torch.device("cuda" if accelerator in ("gpu", "cuda") else accelerator)
@@ -322,7 +322,7 @@ def build_extractor(
 def run_frozen_model(
     model_name: str,
     *,
-    protocol: LinearProtocol,
+    protocol: FrozenProtocol,
     data: DataSource,
     out_dir: str | Path,
     weights: Weights,
@@ -353,7 +353,7 @@ def _run(
     record: RunRecord,
     run_dir: Path,
     model_name: str,
-    protocol: LinearProtocol,
+    protocol: FrozenProtocol,
     data: DataSource,
     weights: Weights,
     options: FrozenOptions,
@@ -442,7 +442,7 @@ def _run(
 
 
 def run_frozen_baseline(
-    *, protocol: LinearProtocol, data: DataSource, out_dir: str | Path, command: str | None = None
+    *, protocol: FrozenProtocol, data: DataSource, out_dir: str | Path, command: str | None = None
 ) -> RunRecord:
     """The label-prior baseline under a frozen protocol's splits and labels (every eval image
     scored with the training split's class frequencies), in ``<out>/prior-baseline-<name>``."""
@@ -454,7 +454,7 @@ def run_frozen_baseline(
 def run_frozen_sweep(
     models: Sequence[str],
     *,
-    protocol: LinearProtocol,
+    protocol: FrozenProtocol,
     data: DataSource,
     out_dir: str | Path,
     weights: Mapping[str, Weights],

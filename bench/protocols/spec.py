@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:  # pragma: no cover - types only
     import numpy as np
 
-    from bench.protocol import LinearProtocol
+    from bench.protocol import FrozenProtocol
     from bench.report.summary import Summary
     from bench.store import RunRecord
 
@@ -114,7 +114,7 @@ class FrozenSpec(ProtocolSpec):
     flags: ClassVar[frozenset[str]] = frozenset()
     """Which of :data:`PROTOCOL_FLAGS` this protocol takes."""
 
-    def default(self, synthetic: bool) -> LinearProtocol:
+    def default(self, synthetic: bool) -> FrozenProtocol:
         from bench.protocol import LINEAR_PROTOCOL, LINEAR_SYNTHETIC_PROTOCOL
 
         return (LINEAR_SYNTHETIC_PROTOCOL if synthetic else LINEAR_PROTOCOL).with_overrides(name=self.name)
@@ -124,15 +124,15 @@ class FrozenSpec(ProtocolSpec):
         given). Raises ValueError for a combination it cannot run, naming the flag."""
         return {}
 
-    def config_dict(self, protocol: LinearProtocol, data: dict[str, Any]) -> dict[str, Any]:
+    def config_dict(self, protocol: FrozenProtocol, data: dict[str, Any]) -> dict[str, Any]:
         """The record's ``config`` from ``data`` (every field of ``protocol``, the resolved cost grid
         and probe recipe): what this protocol applies, nothing it ignores."""
         return data
 
-    def describe(self, protocol: LinearProtocol) -> str:
+    def describe(self, protocol: FrozenProtocol) -> str:
         """The console's words for how this protocol scores the features."""
         raise NotImplementedError
 
-    def score(self, features: FeatureSplits, protocol: LinearProtocol, n_jobs: int | None) -> Scored:
+    def score(self, features: FeatureSplits, protocol: FrozenProtocol, n_jobs: int | None) -> Scored:
         """Score the eval split from the cached features (``n_jobs`` processes where it fits in parallel)."""
         raise NotImplementedError

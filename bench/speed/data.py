@@ -20,7 +20,7 @@ from typing import Any
 from tabulate import tabulate
 
 from bench.data import DataSource
-from bench.protocol import LinearProtocol, Protocol
+from bench.protocol import FrozenProtocol, Protocol
 from bench.speed.cycled import cycle_loaders
 from bench.train.experiment import TrainerOptions, build_datamodule
 from bench.train.throughput import WARMUP_BATCHES
@@ -86,7 +86,7 @@ def data_only_images_per_s(
 
 
 def data_only_row(
-    stage: str, workers: int, protocol: Protocol | LinearProtocol, rates: Sequence[float], steps: int, warmup: int,
+    stage: str, workers: int, protocol: Protocol | FrozenProtocol, rates: Sequence[float], steps: int, warmup: int,
     shape: str,
 ) -> dict[str, Any]:
     """One loader's measurement: the median of ``rates`` with its min and max, per worker, and every repeat."""

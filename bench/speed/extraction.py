@@ -21,7 +21,7 @@ import torch
 from bench.data import DataSource
 from bench.frozen.runner import FrozenOptions, build_encoder, build_extractor, frozen_datamodule, loader_arrangement
 from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolve_precision
-from bench.protocol import LinearProtocol
+from bench.protocol import FrozenProtocol
 from bench.speed.cycled import cycle_loaders
 from bench.speed.data import data_only_row, loader_images_per_s
 from bench.speed.paired import PairedModelOnly, can_pair
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 def measure_extraction_speed(
     model_name: str,
     *,
-    protocol: LinearProtocol,
+    protocol: FrozenProtocol,
     data: DataSource,
     options: FrozenOptions,
     steps: int,
@@ -123,7 +123,7 @@ def measure_extraction_speed(
 
 
 def extraction_data_only(
-    protocol: LinearProtocol, data: DataSource, options: FrozenOptions, *, steps: int, repeats: int,
+    protocol: FrozenProtocol, data: DataSource, options: FrozenOptions, *, steps: int, repeats: int,
     workers: list[int], transform: Any,
 ) -> list[dict[str, Any]]:
     """The view's eval loader alone with each worker count (``bench.speed.data`` rows, stage ``eval``)."""
