@@ -145,6 +145,11 @@ _REQUIRED_KEYS: tuple[str, ...] = (
     "environment", "command",
 )
 """Keys every record has (``null`` where a run did not get that far)."""
+_REQUIRED_NESTED: dict[str, tuple[str, ...]] = {
+    "config": ("name", "seed"),
+    "dataset": ("description", "root", "year", "eval_split"),
+}
+"""Keys of a record's ``config`` and ``dataset`` every record has, which grouping and the report read."""
 _OPTIONAL_KEYS: tuple[str, ...] = ("config_hash", "peak_rss_mb", "weights_sha256")
 _KNOWN_KEYS: tuple[str, ...] = (_SCHEMA_KEY, *_REQUIRED_KEYS, *_OPTIONAL_KEYS)
 
@@ -199,7 +204,7 @@ class RunRecord:
 
         Raises VOCDataError when ``data`` is not a record of a schema this code reads: not a JSON
         object, no ``schema_version`` or a higher one than :data:`SCHEMA_VERSION`, or a key that
-        every record has missing.
+        every record has missing (at the top level, or in ``config`` and ``dataset``).
         """
         if not isinstance(data, dict):
             raise VOCDataError(
@@ -208,6 +213,8 @@ class RunRecord:
             )
         _check_schema_version(data, path)
         missing = [key for key in _REQUIRED_KEYS if key not in data]
+        missing += [f"{section}.{key}" for section, keys in _REQUIRED_NESTED.items() if section not in missing
+                    for key in keys if not isinstance(data[section], dict) or key not in data[section]]
         if missing:
             raise VOCDataError(
                 f"a run record of schema_version {SCHEMA_VERSION} has every one of {list(_REQUIRED_KEYS)}; "

@@ -106,3 +106,10 @@ def test_no_other_product_module_names_it() -> None:
         if "knn" in path.read_text(encoding="utf-8").lower()
     )
     assert named == ["bench/protocols/__init__.py", "bench/protocols/knn.py"]
+
+
+@pytest.mark.parametrize("flags", [["--probe", "svm"], ["--probe-costs", "1"], ["--lowshot-k", "1"], ["--n-jobs", "2"]])
+def test_the_probes_flags_stop_a_knn_run(flags: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--protocol", "knn", "--out", str(tmp_path), *flags]) == 2
+    assert f"{flags[0]}: only for --protocol" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

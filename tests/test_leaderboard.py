@@ -36,7 +36,7 @@ def _record(model: str, mAP: float | None, status: str = "ok", error: str | None
         status=status,
         error=error,
         weights="random init",
-        dataset={"description": "synthetic VOC2012 train→val"},
+        dataset={"description": "synthetic VOC2012 train→val", "root": "/s", "year": "2012", "eval_split": "val"},
         config=_config(epochs=2),
         metrics=metrics,
         throughput={"train_images_per_s": 12.345, "eval_images_per_s": 50.0} if status == "ok" else None,

@@ -38,7 +38,8 @@ for k, (model, quality) in enumerate((("good", 0.8), ("bad", 0.2))):
                        throughput={"train_images_per_s": 10.0 * (k + 1), "eval_images_per_s": 40.0}, params=1000,
                        command="python benchmark.py --models good bad")
     write_run(out / model, record, ids, scores, labels)
-write_run(out / "broken", RunRecord(model="broken", status="failed", error="RuntimeError: boom"))
+write_run(out / "broken", RunRecord(model="broken", status="failed", error="RuntimeError: boom", dataset=dataset,
+                                    config={"name": "course", "epochs": 1, "seed": 0}))
 
 check_gallery_models([ALL_MODELS], [r.record.model for r in read_runs(out)])
 md, csv = write_leaderboard(out)

@@ -138,9 +138,21 @@ def test_from_dict_needs_every_key_a_record_has(key: str) -> None:
         RunRecord.from_dict([1, 2], "r.json")
 
 
+@pytest.mark.parametrize("section, key", [("config", "name"), ("config", "seed"), ("dataset", "description"),
+                                          ("dataset", "root"), ("dataset", "year"), ("dataset", "eval_split")])
+def test_from_dict_needs_the_config_and_dataset_keys_the_report_reads(section: str, key: str) -> None:
+    data = _baseline_json()
+    RunRecord.from_dict(data, "r.json")  # complete, it reads
+    del data[section][key]
+    with pytest.raises(VOCDataError, match=rf"r.json: .* lacks \['{section}.{key}'\]"):
+        RunRecord.from_dict(data, "r.json")
+
+
 def test_a_written_record_carries_schema_version_1_first(tmp_path: Path) -> None:
     assert SCHEMA_VERSION == 1
-    write_run(tmp_path, RunRecord(model="m", status="failed", error="boom"))
+    dataset = {"description": "VOC2012 train → val", "root": "/voc", "year": "2012", "eval_split": "val"}
+    write_run(tmp_path, RunRecord(model="m", status="failed", error="boom", config={"name": "course", "seed": 0},
+                                  dataset=dataset))
     text = (tmp_path / RESULT_FILE).read_text(encoding="utf-8")
     assert text.startswith('{\n  "schema_version": 1,\n  "model": "m",\n')
     assert list(json.loads(text)) == ["schema_version", *list(_baseline_json())[1:]]

@@ -30,7 +30,8 @@ K = 20
 TEMPERATURE = 0.07
 """The weight of a neighbour is exp(similarity / T) (DINO ``eval_knn.py``: ``--temperature`` 0.07)."""
 ROWS_PER_BLOCK = 1024
-"""Eval images per similarity block: memory stays at 1024 x (training images) float32 values."""
+"""Eval images per similarity block: memory stays at a few arrays of 1024 x (training images) values
+(the float64 similarities and their int64 order)."""
 PROBE_FIELDS: tuple[str, ...] = ("probe", "costs", "fixed_cost", "recipe", "k_values", "samples",
                                  "negatives_per_positive")
 """The frozen protocol fields of the probes, which a k-NN vote does not use (left out of its config)."""

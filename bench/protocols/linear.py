@@ -17,7 +17,7 @@ class LinearSpec(FrozenSpec):
     help = ("freeze the backbone, cache its pooled pre-logits features once per image and fit a linear probe per "
             "class on them, C by cross-validation on the training split (VISSL's VOC07 benchmark: VOC2007 "
             "trainval -> test, 224 x 224 whole image; train -> val on the synthetic set)")
-    flags = frozenset({"probe", "probe_costs"})
+    flags = frozenset({"probe", "probe_costs", "n_jobs"})
 
     def overrides(self, values: Mapping[str, Any]) -> dict[str, Any]:
         costs = values.get("probe_costs")

@@ -46,7 +46,7 @@ def _ks(summaries: Sequence[Summary]) -> list[int]:
 class LowShotSpec(FrozenSpec):
     name = "lowshot"
     help = "linear probes on k-shot samples of the same cached features, one fixed C (VISSL's VOC07 low-shot)"
-    flags = frozenset({"probe", "probe_costs", "lowshot_k"})
+    flags = frozenset({"probe", "probe_costs", "lowshot_k", "n_jobs"})
 
     def overrides(self, values: Mapping[str, Any]) -> dict[str, Any]:
         costs, ks = values.get("probe_costs"), values.get("lowshot_k")

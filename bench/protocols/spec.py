@@ -102,6 +102,7 @@ PROTOCOL_FLAGS: Mapping[str, str] = {
     "probe": "--probe",
     "probe_costs": "--probe-costs",
     "lowshot_k": "--lowshot-k",
+    "n_jobs": "--n-jobs",
 }
 """The protocol-specific settings of the frozen protocols (argument name -> flag): each spec says
 which it takes (:attr:`FrozenSpec.flags`); the others are an error for it."""
