@@ -9,8 +9,8 @@ encodes with. ``tests/test_committed_results.py`` compares rebuilt figures byte 
 After upgrading any of them, rebuild the committed results folders, look at the figures that
 changed, commit them, then record the installed versions::
 
-    python benchmark.py --report-only --out results
-    python benchmark.py --report-only --out results/voc07-real-dev
+    python benchmark.py report --out results
+    python benchmark.py report --out results/voc07-real-dev
     python tests/figure_versions.py
 """
 

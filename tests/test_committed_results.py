@@ -1,7 +1,7 @@
 """The committed results can be rebuilt and re-scored from a clean clone.
 
 Each results folder (``results/``, the synthetic set's, and ``results/voc07-real-dev/``, real
-photos) is checked: ``python benchmark.py --report-only --out FOLDER`` must give byte-identical
+photos) is checked: ``python benchmark.py report --out FOLDER`` must give byte-identical
 ``leaderboard.md``, ``leaderboard.csv``, ``report.md`` and every other text file, also in a clone
 without any VOC data (the galleries are then kept as committed), and ``python -m voc evaluate`` on
 every run's ``predictions.csv`` and ``labels.csv`` must give exactly the metrics its ``result.json``
@@ -81,7 +81,7 @@ def test_voc_evaluate_gives_the_recorded_metrics(run: Path, capsys: pytest.Captu
 
 
 def _rebuild(committed: Path, rebuilt: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert benchmark_main(["--report-only", "--out", str(rebuilt)]) == 0
+    assert benchmark_main(["report", "--out", str(rebuilt)]) == 0
     capsys.readouterr()
     for name in (LEADERBOARD_MD, LEADERBOARD_CSV, REPORT_MD):
         assert (rebuilt / name).read_bytes() == (committed / name).read_bytes(), f"{name} differs when rebuilt"

@@ -304,7 +304,7 @@ def render_markdown(
     lines += [
         (
             f"Plots, per-class galleries and the confidence statistics: [{REPORT_MD}]({REPORT_MD}) (rebuilt at the end "
-            "of each sweep, or by `python benchmark.py --report-only`)."
+            "of each sweep, or by `python benchmark.py report`)."
         ),
         "",
     ]

@@ -326,7 +326,7 @@ def render_report(out_dir: str | Path, options: ReportOptions = ReportOptions())
     lines += [
         (
             f"Figures, galleries and confidence statistics for the [leaderboard]({LEADERBOARD_MD}) of this folder, "
-            f"built from its {len(runs)} stored run(s); `python benchmark.py --report-only --out DIR` rebuilds it "
+            f"built from its {len(runs)} stored run(s); `python benchmark.py report --out DIR` rebuilds it "
             "without training."
         ),
         "",
