@@ -60,7 +60,7 @@ REPORT_DIR = "report"
 """In the results folder: the PNGs and galleries of ``report.md`` (replaced on every rebuild)."""
 SPEED_FILE = "speed.json"
 SPEED_DATA_FILE = "speed_data.json"
-"""In the results folder: the ``--speed`` measurements."""
+"""In the results folder: the speed job's measurements (``python benchmark.py speed``)."""
 BASELINE_NAME = "prior-baseline"
 """Model name and run folder of the label-prior baseline (every eval image scored with the training
 split's class frequencies): every table's floor."""

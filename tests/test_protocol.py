@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import Field, fields, make_dataclass, replace
 from pathlib import Path
 
@@ -303,10 +304,28 @@ def test_config_hash_is_stable() -> None:
     assert config_hash(COURSE_PROTOCOL.to_dict()) == config_hash(Protocol().to_dict())
 
 
+COMMITTED_CONFIG_KEYS: tuple[str, ...] = (
+    "name", "year", "train_split", "eval_split", "epochs", "batch_size", "eval_batch_size", "lr", "optimizer",
+    "weight_decay", "resize", "crop", "crop_mode", "hflip", "rotation", "difficult", "label_source", "positive_only",
+    "precision", "seed", "limit_train_batches", "limit_eval_batches", "head_lr_mult", "scheduler", "warmup_epochs",
+    "schedule_epochs", "ema_decay", "ema_warmup", "report_model", "loss", "asl_gamma_neg", "asl_gamma_pos",
+    "asl_clip", "augment", "randaugment", "erasing", "decode",
+)
+"""The keys of a fine-tuning record's ``config``, in order, as the committed records
+(results/voc07-real-dev/tf_efficientnet_lite2-modern/result.json lists all but ``decode``)."""
+
+
 def _fields_up_to_decode() -> set[str]:
     """The fields of the committed records, ``decode`` the last (fields added since are written only
     where they differ from their default)."""
-    return set(Protocol.RECORD_FIELDS)
+    return set(COMMITTED_CONFIG_KEYS)
+
+
+def test_record_keys_and_their_order_are_the_committed_records() -> None:
+    committed = json.loads((Path(__file__).resolve().parents[1] / "results" / "voc07-real-dev"
+                            / "tf_efficientnet_lite2-modern" / "result.json").read_text(encoding="utf-8"))
+    assert list(committed["config"]) == list(COMMITTED_CONFIG_KEYS[:-1])
+    assert list(replace(MODERN_PROTOCOL, decode="torchvision").to_dict()) == list(COMMITTED_CONFIG_KEYS)
 
 
 def test_course_records_and_hashes_are_what_they_were_before_the_recipe_fields() -> None:

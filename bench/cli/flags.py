@@ -87,9 +87,9 @@ def add_view_flags(p: argparse.ArgumentParser) -> None:
                         "transforms on uint8 tensors; device: the workers only read the files, and each eval or "
                         "feature-extraction batch is decoded in one call on the compute device (nvJPEG on a GPU) and "
                         "resized there (training images as torchvision), meant for GPUs (on a 2-core CPU it "
-                        "measured as torchvision); see docs/performance.md (default: torchvision for --protocol "
-                        "linear/lowshot, whose view one worker decoded 1.8x faster that way; pil for fine-tuning, "
-                        "as its committed records)")
+                        "measured as torchvision); see docs/performance.md (default: torchvision for the frozen "
+                        "protocols, whose view one worker decoded 1.8x faster that way; pil for fine-tuning, as its "
+                        "committed records)")
     g.add_argument("--seed", type=int, default=None, help=f"random seed ({_default('seed')})")
 
 
@@ -190,7 +190,7 @@ def add_probe_flags(p: argparse.ArgumentParser) -> None:
                         f"{' '.join(f'{c:g}' for c in VISSL_VOC07_SVM_COSTS)}; logreg 1e-6 ... 1e5, one per decade); "
                         f"lowshot: the one fixed C of every fit (default: {LINEAR_PROTOCOL.fixed_cost:g})")
     p.add_argument("--feature-cache", type=Path, default=None, metavar="DIR",
-                   help="linear/lowshot: where cached features are kept (default: OUT/.features; delete the folder "
+                   help="frozen protocols: where cached features are kept (default: OUT/.features; delete the folder "
                         "to clear it)")
     p.add_argument("--lowshot-k", type=int, nargs="+", default=None, metavar="K",
                    help=f"lowshot: the k values, positives per class in a sample (default: {list(LOWSHOT_K_VALUES)}, "
@@ -202,12 +202,12 @@ def add_probe_flags(p: argparse.ArgumentParser) -> None:
 def add_extraction_flags(p: argparse.ArgumentParser) -> None:
     """How the frozen protocols extract features (the run and ``speed``)."""
     p.add_argument("--loader-threads", type=int, default=None, metavar="N",
-                   help="linear/lowshot: threads that decode each extraction batch in the main process between "
+                   help="frozen protocols: threads that decode each extraction batch in the main process between "
                         "the model's steps, with no loader workers (default on the CPU: no workers and one thread "
                         "per core, measured faster than workers beside the model; see docs/performance.md; "
                         "--num-workers N > 0 uses workers instead)")
     p.add_argument("--compile", choices=COMPILE_MODES, default=None,
-                   help="linear/lowshot: torch.compile the feature extractor (inductor freezing): auto compiles when "
+                   help="frozen protocols: torch.compile the feature extractor (inductor freezing): auto compiles when "
                         "the eager extraction, timed on a few batches, would take longer than the measured "
                         "break-even (docs/performance.md), on a CPU with AMX, where that was measured, and stays eager "
                         "elsewhere; on; off (default: auto). result.json records the choice")

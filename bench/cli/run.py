@@ -222,7 +222,7 @@ def _run_frozen(
     weights,  # noqa: ANN001 - dict[str, Weights], lazily imported
     data: DataSource,
 ) -> int:
-    """--protocol linear / lowshot: cached frozen features and linear probes for every model."""
+    """A frozen protocol: cached frozen features for every model, scored by the protocol's module."""
     protocol = frozen_protocol_from_args(args, data)
     sizes, data = checked_data(protocol, data, args)
     where = "the synthetic VOC set at" if data.is_synthetic else "VOC at"

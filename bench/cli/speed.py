@@ -185,7 +185,7 @@ def _speed_finetune(models: list[str], protocol: Protocol, data: DataSource, arg
 
 
 def _speed_frozen(models: list[str], protocol: FrozenProtocol, data: DataSource, args: argparse.Namespace) -> int:
-    """``speed --protocol linear|lowshot``: feature extraction, model-only against end to end, and the
+    """``speed`` with a frozen protocol: feature extraction, model-only against end to end, and the
     view's loader alone with 1 .. cores workers."""
     from bench.frozen.runner import build_extractor
     from bench.speed.data import default_data_workers

@@ -105,7 +105,7 @@ def pooled_features(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def frozen_run_dir_name(model: str, protocol: FrozenProtocol) -> str:
-    """``<model>[-seed<k>]-linear`` / ``-lowshot``: beside the same model's fine-tuning runs."""
+    """``<model>[-seed<k>]-<protocol name>``, e.g. ``-linear``: beside the same model's fine-tuning runs."""
     return protocol_run_dir_name(model, protocol.seed, protocol.name)
 
 
@@ -192,7 +192,7 @@ def loader_arrangement(options: FrozenOptions, accelerator: str) -> tuple[int, i
     batches; on an accelerator, the datamodule's default workers.
 
     On the CPU, workers share the cores with the model's compute threads. Measured with Lite0 on
-    real VOC photos on 2 cores (``python benchmark.py --speed --protocol linear``,
+    real VOC photos on 2 cores (``python benchmark.py speed --protocol linear``,
     benchmarks/2026-12-03-amd-epyc-2core): end to end against the model alone, median of 5 runs
     0.932 with no workers and 2 threads, of 4 runs 0.800 with one worker.
     """

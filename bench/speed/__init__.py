@@ -1,4 +1,4 @@
-"""Speed measurements (``python benchmark.py --speed``): how fast a protocol's steps run end to end
+"""Speed measurements (``python benchmark.py speed``): how fast a protocol's steps run end to end
 against the model alone, for fine-tuning (:mod:`bench.speed.training`), frozen feature extraction
 (:mod:`bench.speed.extraction`) and the data pipeline alone (:mod:`bench.speed.data`); on the CPU
 the model-only steps are paired with the end-to-end ones (:mod:`bench.speed.paired`). A split with

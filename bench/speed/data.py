@@ -1,5 +1,5 @@
 """The data pipeline alone: how many images per second our DataLoader delivers, and how many workers
-a model's rate needs (part of ``python benchmark.py --speed``).
+a model's rate needs (part of ``python benchmark.py speed``).
 
 A measurement iterates the protocol's real train or eval loader (JPEG decode, resize, augmentation
 for training, crops, normalisation, collation) with nothing consuming the batches, so its rate is

@@ -1,4 +1,4 @@
-"""``python benchmark.py --speed --protocol linear``: feature extraction, model-only against end to end.
+"""``python benchmark.py speed`` with a frozen protocol: feature extraction, model-only against end to end.
 
 Model-only times the frozen backbone's pooled features (``bench.frozen.runner.pooled_features``) on
 random tensors of the view's shape; end to end times the same encoder fed by our real loader of the

@@ -1,4 +1,4 @@
-"""``python benchmark.py --speed``: model-only against end-to-end throughput, side by side.
+"""``python benchmark.py speed``: model-only against end-to-end throughput, side by side.
 
 Model-only numbers time the crop-max classifier on random tensors of the protocol's shapes (as
 timm's ``benchmark.py`` does); end-to-end numbers time our real pipeline (JPEG decode, transforms,
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 RANDOM_INIT = Weights("random", "random init")
 DEFAULT_REPEATS = 3
-"""How often ``--speed`` repeats every measurement unless ``--speed-repeats`` says otherwise."""
+"""How often the speed job repeats every measurement unless ``--speed-repeats`` says otherwise."""
 AUTO_THREADS = "auto"
 """``--speed-threads auto``: the main process computes with ``cores - workers`` threads end to end."""
 RATES = (
