@@ -79,7 +79,9 @@ def test_registered_with_its_config() -> None:
 def test_knn_through_the_command_line_on_the_cached_features(tmp_path: Path) -> None:
     root, _ = linear_tree(tmp_path / "voc", 40, 12)
     out = tmp_path / "results"
-    assert main(["--protocol", "knn", *linear_flags(root, out)]) == 0
+    flags = linear_flags(root, out)
+    del flags[flags.index("--n-jobs"):flags.index("--n-jobs") + 2]  # no probe fits: knn takes no --n-jobs
+    assert main(["--protocol", "knn", *flags]) == 0
     record = json.loads((out / "test_resnet-knn" / "result.json").read_text())
     assert record["status"] == "ok", record["error"]
     assert record["knn"]["k"] == 20 and record["knn"]["neighbours_used"] == 20
