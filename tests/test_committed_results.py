@@ -142,7 +142,8 @@ def _assert_same_report(committed: Path, rebuilt: Path) -> None:
         if differences and Path(name).suffix.lower() in FIGURE_SUFFIXES:
             _assert_same_image_shape(committed / name, rebuilt / name)
         else:
-            assert (rebuilt / name).read_bytes() == (committed / name).read_bytes(), f"{name} differs when rebuilt"
+            same = (rebuilt / name).read_bytes() == (committed / name).read_bytes()  # a bool: pytest diffs
+            assert same, f"{name} differs when rebuilt"  # two binaries' reprs for minutes where CI is set
 
 
 def _assert_same_image_shape(committed: Path, rebuilt: Path) -> None:
