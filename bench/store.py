@@ -221,21 +221,8 @@ class RunRecord:
                 f"this one lacks {missing} (edited by hand?): run the model again, or restore the file", path,
             )
         return cls(
-            model=data["model"],
-            status=data["status"],
-            error=data["error"],
-            weights=data["weights"],
-            dataset=data["dataset"],
-            config=data["config"],
-            metrics=data["metrics"],
-            throughput=data["throughput"],
-            wall_time_s=data["wall_time_s"],
-            params=data["params"],
-            environment=data["environment"],
-            command=data["command"],
-            config_hash=data.get("config_hash", ABSENT),
-            peak_rss_mb=data.get("peak_rss_mb", ABSENT),
-            weights_sha256=data.get("weights_sha256", ABSENT),
+            **{key: data[key] for key in _REQUIRED_KEYS},
+            **{key: data.get(key, ABSENT) for key in _OPTIONAL_KEYS},
             extra={key: value for key, value in data.items() if key not in _KNOWN_KEYS},
         )
 

@@ -10,10 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench.cli.common import PROG, HelpFormatter, Parser, UsageError, check_gallery, report_options, resolve_models
+from bench.cli.common import PROG, HelpFormatter, Parser, UsageError, check_gallery, resolve_models
 from bench.cli.report import leaderboard, report
-from bench.cli.run import add_run_flags, check_seeds, resolve_weights, sweep_shard
-from bench.cli.settings import check_cache_dir, check_frozen_trainer, check_frozen_values, check_protocol_flags
+from bench.cli.run import add_run_flags, check_seeds, check_sweep_values, resolve_weights, sweep_shard
 from bench.cli.speed import add_measurement_flags, check_measurement_flags, measure
 from bench.report.markdown import ReportOptions
 from bench.store import BASELINE_NAME
@@ -69,13 +68,7 @@ def check_flags(args: argparse.Namespace) -> ReportOptions:
         raise UsageError(f"--shard splits a training sweep; it does not combine with {light[0]}")
     if not light:
         sweep_shard(args, quiet=True)
-    if args.eval_every is not None and args.eval_every < 1:
-        raise UsageError(f"--eval-every: a number of epochs, at least 1, not {args.eval_every}")
-    check_cache_dir(args)
-    check_protocol_flags(args)
-    check_frozen_trainer(args)
-    check_frozen_values(args)
-    return report_options(args)
+    return check_sweep_values(args)
 
 
 def run(args: argparse.Namespace, command: str) -> int:

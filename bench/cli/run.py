@@ -123,6 +123,12 @@ def check_run_flags(args: argparse.Namespace) -> ReportOptions:
     the report options the flags give."""
     check_seeds(args)
     sweep_shard(args, quiet=True)
+    return check_sweep_values(args)
+
+
+def check_sweep_values(args: argparse.Namespace) -> ReportOptions:
+    """The checks of a sweep's values the run and the deprecated command line share (``--eval-every``,
+    ``--cache-dir``, each protocol's flags); returns the report options the flags give."""
     if args.eval_every is not None and args.eval_every < 1:
         raise UsageError(f"--eval-every: a number of epochs, at least 1, not {args.eval_every}")
     check_cache_dir(args)
@@ -181,6 +187,11 @@ def run(args: argparse.Namespace, command: str) -> int:
     return _run_finetune(args, command, report, models, weights, data)
 
 
+def _log_images_and_models(sizes: dict[str, int], models: list[str], pretrained: str) -> None:
+    log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
+    log.info("Models: %s; weights: --pretrained %s", ", ".join(models), pretrained)
+
+
 def _run_finetune(
     args: argparse.Namespace,
     command: str,
@@ -202,8 +213,7 @@ def _run_finetune(
         )
     else:
         log.info("VOC at %s, protocol: %s", data.root, protocol_summary(protocol))
-    log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
-    log.info("Models: %s; weights: --pretrained %s", ", ".join(models), args.pretrained)
+    _log_images_and_models(sizes, models, args.pretrained)
 
     from bench.train.runner import run_sweep
 
@@ -227,8 +237,7 @@ def _run_frozen(
     sizes, data = checked_data(protocol, data, args)
     where = "the synthetic VOC set at" if data.is_synthetic else "VOC at"
     log.info("%s %s, protocol %s", where, data.root, frozen_protocol_summary(protocol))
-    log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
-    log.info("Models: %s; weights: --pretrained %s", ", ".join(models), args.pretrained)
+    _log_images_and_models(sizes, models, args.pretrained)
 
     from bench.frozen.runner import run_frozen_sweep
 

@@ -9,6 +9,7 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from bench.cli.common import UsageError
 from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags, recipe_fields
@@ -89,6 +90,15 @@ def check_cache_dir(args: argparse.Namespace) -> None:
                          f"--decode {args.decode}: drop one of the two")
 
 
+def data_and_view(args: argparse.Namespace) -> dict[str, Any]:
+    """The data, label, view and run flags every protocol takes, as protocol fields (``None``: not given)."""
+    return {
+        "year": args.year, "train_split": args.train_split, "eval_split": args.eval_split, "resize": args.resize,
+        "crop": args.crop, "crop_mode": args.crops, "difficult": args.difficult, "label_source": args.label_source,
+        "precision": args.precision, "decode": args.decode, "seed": args.seed,
+    }
+
+
 def protocol_from_args(args: argparse.Namespace, data: DataSource, *, speed: bool = False) -> Protocol:
     """The named protocol (``--protocol``) for the data (its real-VOC variant for ``speed``) with
     every explicit flag applied: the loop and view flags, and every recipe flag to the protocol field
@@ -99,20 +109,10 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource, *, speed: boo
         recipe["randaugment"] = DEFAULT_RANDAUGMENT
     try:
         protocol = base.with_overrides(
-            year=args.year,
-            train_split=args.train_split,
-            eval_split=args.eval_split,
+            **data_and_view(args),
             epochs=args.epochs,
             batch_size=args.batch_size,
             eval_batch_size=args.eval_batch_size,
-            resize=args.resize,
-            crop=args.crop,
-            crop_mode=args.crops,
-            difficult=args.difficult,
-            label_source=args.label_source,
-            precision=args.precision,
-            decode=args.decode,
-            seed=args.seed,
             limit_train_batches=args.limit_train_batches,
             limit_eval_batches=args.limit_eval_batches,
             **recipe,
@@ -133,18 +133,8 @@ def frozen_protocol_from_args(args: argparse.Namespace, data: DataSource) -> Fro
     base = frozen_protocol(args.protocol, data.is_synthetic)
     try:
         protocol = base.with_overrides(
-            year=args.year,
-            train_split=args.train_split,
-            eval_split=args.eval_split,
+            **data_and_view(args),
             batch_size=args.eval_batch_size,
-            resize=args.resize,
-            crop=args.crop,
-            crop_mode=args.crops,
-            difficult=args.difficult,
-            label_source=args.label_source,
-            precision=args.precision,
-            decode=args.decode,
-            seed=args.seed,
             **frozen_spec(args.protocol).overrides({dest: getattr(args, dest) for dest in PROTOCOL_FLAGS}),
         )
         protocol.label_config()

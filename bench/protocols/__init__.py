@@ -17,7 +17,10 @@ from bench.protocols.spec import FINETUNE, FROZEN, FrozenSpec, ProtocolSpec
 MODULES: tuple[str, ...] = ("finetune", "linear", "lowshot", "knn")
 """The registered protocol modules, in display order (``--protocol``'s choices, the docs table)."""
 
-__all__ = ["FINETUNE", "FROZEN", "MODULES", "FrozenSpec", "ProtocolSpec", "frozen_spec", "names", "registry", "spec"]
+__all__ = [
+    "FINETUNE", "FROZEN", "MODULES", "FrozenSpec", "ProtocolSpec", "frozen_spec", "names", "registry", "report_spec",
+    "spec",
+]
 
 
 @cache

@@ -18,7 +18,6 @@ counts it negative in the ``linear`` protocol.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -75,9 +74,6 @@ class KNNSpec(FrozenSpec):
     help = ("a weighted k-NN vote on the same cached features: cosine similarity, the 20 nearest training images "
             "weighted by exp(sim / 0.07), nothing fitted (DINO's eval_knn.py)")
     flags = frozenset()
-
-    def overrides(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        return {}
 
     def config_dict(self, protocol: Any, data: dict[str, Any]) -> dict[str, Any]:
         """Every field but the probes'; the vote's settings under ``knn``."""
