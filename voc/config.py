@@ -129,8 +129,8 @@ class AugmentConfig:
     :class:`TransformConfig` applies them, and a protocol that records them inherits them (``bench.protocol``).
 
     Raises ValueError (:meth:`check_augment`) for an unknown ``augment``, a ``randaugment`` that is
-    not a timm config string or is set without ``augment="randaugment"``, or an ``erasing``
-    probability outside [0, 1].
+    not a timm config string or is set without ``augment="randaugment"``, an ``erasing``
+    probability outside [0, 1], or a ``crop_scale`` outside (0, 1].
     """
 
     augment: str = setting("basic", "basic (random flip and rotation) or randaugment (those, then timm's "
@@ -142,6 +142,11 @@ class AugmentConfig:
     erasing: float = setting(0.0, "probability of timm's RandomErasing on each training crop")
     """Probability of timm's ``RandomErasing`` (one box per crop, 2-33 % of its area, per-pixel
     normal noise) on each normalised training crop; 0: none."""
+    crop_scale: float = setting(1.0, "random resized crop of each resized training image: the smallest share of its "
+                                     "area a crop keeps (aspect 3/4 to 4/3), resized back; 1: none")
+    """torchvision's ``RandomResizedCrop`` on the resized training image, ``scale=(crop_scale, 1)``
+    and ``ratio=(3/4, 4/3)``, the crop resized back to the image's size, before the flip and
+    rotation; 1: the whole image (no crop)."""
 
     def __post_init__(self) -> None:
         self.check_augment()
@@ -158,6 +163,8 @@ class AugmentConfig:
                              f"(augment is {self.augment!r})")
         if not 0.0 <= self.erasing <= 1.0:
             raise ValueError(f"erasing is a probability in [0, 1], got {self.erasing}")
+        if not 0.0 < self.crop_scale <= 1.0:
+            raise ValueError(f"crop_scale is a share of the image's area in (0, 1], got {self.crop_scale}")
 
 
 @dataclass(frozen=True)
@@ -228,28 +235,52 @@ LOSSES: tuple[str, ...] = ("bce", "asl")
 REPORT_MODELS: tuple[str, ...] = ("raw", "ema")
 """Which model's predictions a run reports: the trained weights (``raw``) or their exponential
 moving average (``ema``). Both are evaluated where there is an EMA; the choice is made before."""
+HEAD_INITS: tuple[str, ...] = ("random", "zero", "probe")
+"""How the classifier's final layer starts: ``random``, timm's initialisation; ``zero``, weights 0
+and each class's bias at the log-odds of its training-split frequency (the label prior's scores);
+``probe``, a logistic-regression probe fitted on the frozen features of the training split, copied
+in (LP-FT, ``bench.train.head``)."""
+BATCHNORM_MODES: tuple[str, ...] = ("train", "frozen")
+"""``train``: batch norm normalises with each batch's statistics and updates its running ones;
+``frozen``: it stays in eval mode while training (the pretrained running statistics are used and
+kept bit for bit), its affine weight and bias still trained."""
+TTA_MODES: tuple[str, ...] = ("none", "hflip")
+"""Test-time augmentation at evaluation: ``none``; ``hflip``, the mean of the logits of each crop
+and its mirror image."""
+EMA_FORGET_LIMIT = 0.05
+"""An EMA is reported only where, at the end of the run, the initial weights make up at most this
+share of it (``voc.ema.initial_weight_share``): three time constants of the average at least.
+Otherwise the raw model is, whatever ``report_model`` says, and the record says why; both rules are
+settled before the first step from the planned number of steps."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the model is trained (``voc.module.MultiLabelClassifier`` applies every field).
+    """How the model is trained (``voc.module.MultiLabelClassifier`` applies every field but
+    ``head_init``, which whoever builds the model applies: ``bench.train.head``).
 
     The defaults are the course project's: Adam at ``lr`` 1e-4, no weight decay, no schedule, no
-    EMA, the mean class-wise BCE. ``weight_decay`` never applies to biases, norm weights (every
-    parameter of one dimension or fewer) or the parameters a timm model lists in
-    ``no_weight_decay()``; ``head_lr_mult`` multiplies the learning rate of the classifier's final
-    layer (the model's ``get_classifier()``). The schedule's length is ``schedule_epochs``
-    (``None``: the whole training): a schedule longer than the training is stopped part-way.
-    ``warmup_epochs`` (may be fractional) is the linear warmup of ``none`` and ``cosine``, and the
-    rising phase of ``onecycle`` (its ``pct_start`` = warmup / schedule length), which needs one.
-    ``ema_decay`` > 0 keeps an exponential moving average of the weights (timm's ``ModelEmaV3``),
-    updated after every optimiser step, with timm's decay warmup where ``ema_warmup``.
-    ``report_model`` names the model whose predictions are reported. ``asl_*`` are the asymmetric
-    loss's focusing exponents and probability margin.
+    EMA, the mean class-wise BCE, batch norm in training mode, timm's random head. ``weight_decay``
+    never applies to biases, norm weights (every parameter of one dimension or fewer) or the
+    parameters a timm model lists in ``no_weight_decay()``; ``head_lr_mult`` multiplies the learning
+    rate of the classifier's final layer (the model's ``get_classifier()``); ``layer_decay`` below 1
+    scales each layer group's rate by timm's ``param_groups_layer_decay``. Every length is a share
+    of the run, so a shorter ``--epochs`` keeps a recipe's shape: the schedule spans
+    ``schedule_scale`` times the run's optimiser steps (a schedule longer than the training is
+    stopped part-way), ``warmup`` is the share of the schedule's steps spent in the linear warmup
+    of ``none`` and ``cosine`` or the rising phase of ``onecycle`` (its ``pct_start``), and
+    ``ema_horizon`` sets the EMA's time constant to a share of the run's steps. ``ema_decay`` > 0
+    (or ``ema_horizon`` > 0) keeps an exponential moving average of the weights (timm's
+    ``ModelEmaV3``), updated after every optimiser step, with timm's decay warmup where
+    ``ema_warmup``. ``report_model`` names the model whose predictions are reported (an EMA that
+    cannot forget its initial weights within the run is not: :data:`EMA_FORGET_LIMIT`). ``asl_*``
+    are the asymmetric loss's focusing exponents and probability margin. ``tta`` is applied at
+    evaluation.
 
     Raises ValueError for an unknown choice (listing the valid ones), a value out of its range,
-    or a setting that would not be applied (a schedule length without a schedule, EMA warmup or an
-    ``ema`` report without an EMA, ASL settings with another loss, ``onecycle`` without warmup).
+    or a setting that would not be applied (a schedule longer than the run without a schedule, EMA
+    warmup or an ``ema`` report without an EMA, ASL settings with another loss, ``onecycle`` without
+    warmup, both ``ema_decay`` and ``ema_horizon``).
     """
 
     lr: float = setting(1e-4, "learning rate, the peak under a schedule")
@@ -262,10 +293,11 @@ class TrainConfig:
     scheduler: str = setting("none", "learning-rate schedule, stepped every batch: none (constant after any "
                                      "warmup), cosine (linear warmup, cosine to 0) or onecycle (torch's OneCycleLR, "
                                      "its rise the warmup)", choices=SCHEDULERS)
-    warmup_epochs: float = setting(0.0, "linear warmup, or OneCycle's rising phase, in epochs (may be fractional)")
-    schedule_epochs: int | None = setting(None, "length of the schedule in epochs when it should run past the "
-                                                "training and be stopped there, as the ASL recipe's 80-epoch "
-                                                "OneCycle stopped after 40; none: the training's epochs")
+    warmup: float = setting(0.0, "linear warmup, or OneCycle's rising phase, as a share of the schedule's steps "
+                                 "(0 to 1): a shorter run keeps the same share", metavar="SHARE")
+    schedule_scale: float = setting(1.0, "length of the schedule as a multiple of the run's steps; above 1 the run "
+                                         "stops part-way through it, as the ASL recipe's 80-epoch OneCycle stopped "
+                                         "after 40 (2)", metavar="FACTOR")
     ema_decay: float = setting(0.0, "keep an exponential moving average of the weights with this decay, evaluated "
                                     "and recorded beside the raw model; 0: none")
     ema_warmup: bool = setting(False, "timm's EMA decay warmup, min(decay, 1 - step^(-2/3))")
@@ -276,25 +308,46 @@ class TrainConfig:
     asl_gamma_neg: float = setting(4.0, "ASL's focusing exponent on negatives")
     asl_gamma_pos: float = setting(0.0, "ASL's focusing exponent on positives")
     asl_clip: float = setting(0.05, "ASL's probability margin on negatives")
+    head_init: str = setting("random", "how the classifier's final layer starts: random (timm's), zero (weights 0, "
+                                       "biases at the training split's log prior odds) or probe (a logistic-regression "
+                                       "probe on the frozen training features, copied in: LP-FT)", choices=HEAD_INITS)
+    batchnorm: str = setting("train", "train (batch statistics, running statistics updated) or frozen (running "
+                                      "statistics kept, affine parameters trained)", choices=BATCHNORM_MODES)
+    layer_decay: float = setting(1.0, "layer-wise learning-rate decay (timm's param_groups_layer_decay): each layer "
+                                      "group below the head gets this factor more; 1: none")
+    ema_horizon: float = setting(0.0, "an EMA whose time constant is this share of the run's optimiser steps "
+                                      "(decay 1 - 1/(share x steps)), in place of a fixed ema_decay; 0: none",
+                                 metavar="SHARE")
+    tta: str = setting("none", "test-time augmentation at evaluation: none, or hflip (the mean of the logits of "
+                               "each crop and its mirror image)", choices=TTA_MODES)
 
     def __post_init__(self) -> None:
         check_choices(self)
         if not self.lr > 0 or not self.head_lr_mult > 0:
             raise ValueError(f"lr and head_lr_mult must be positive, got {self.lr} and {self.head_lr_mult}")
-        if not self.weight_decay >= 0 or not self.warmup_epochs >= 0:
-            raise ValueError(f"weight_decay and warmup_epochs must be non-negative, got {self.weight_decay} and "
-                             f"{self.warmup_epochs}")
-        if self.schedule_epochs is not None:
-            if self.scheduler == "none":
-                raise ValueError(f"schedule_epochs={self.schedule_epochs} needs a scheduler (cosine or onecycle)")
-            if self.schedule_epochs < 1:
-                raise ValueError(f"schedule_epochs must be at least 1, got {self.schedule_epochs}")
-        if self.scheduler == "onecycle" and self.warmup_epochs == 0:
-            raise ValueError("scheduler 'onecycle' needs warmup_epochs > 0: its rising phase (pct_start)")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup is a share of the schedule's steps in [0, 1), got {self.warmup}")
+        if not self.schedule_scale >= 1.0:
+            raise ValueError(f"schedule_scale must be at least 1 (the schedule must not end before the training), "
+                             f"got {self.schedule_scale}")
+        if self.schedule_scale != 1.0 and self.scheduler == "none":
+            raise ValueError(f"schedule_scale={self.schedule_scale:g} needs a scheduler (cosine or onecycle)")
+        if self.scheduler == "onecycle" and self.warmup == 0:
+            raise ValueError("scheduler 'onecycle' needs warmup > 0: its rising phase (pct_start)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0: no EMA), got {self.ema_decay}")
-        if self.ema_decay == 0.0 and (self.ema_warmup or self.report_model == "ema"):
-            raise ValueError("ema_warmup and report_model 'ema' need an EMA of the weights: set ema_decay > 0")
+        if not 0.0 <= self.ema_horizon <= 1.0:
+            raise ValueError(f"ema_horizon is a share of the run's steps in [0, 1] (0: none), got {self.ema_horizon}")
+        if self.ema_decay > 0 and self.ema_horizon > 0:
+            raise ValueError("give ema_decay (a fixed decay) or ema_horizon (a decay set by the run's length), "
+                             "not both")
+        if not self.has_ema and (self.ema_warmup or self.report_model == "ema"):
+            raise ValueError("ema_warmup and report_model 'ema' need an EMA of the weights: set ema_decay or "
+                             "ema_horizon > 0")
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ValueError(f"layer_decay must be in (0, 1] (1: none), got {self.layer_decay}")
         defaults = TrainConfig.__dataclass_fields__
         if self.loss != "asl":
             changed = [f for f in ("asl_gamma_neg", "asl_gamma_pos", "asl_clip")
@@ -305,6 +358,14 @@ class TrainConfig:
             raise ValueError(f"the ASL exponents must be non-negative and its clip in [0, 1), got gamma_neg="
                              f"{self.asl_gamma_neg}, gamma_pos={self.asl_gamma_pos}, clip={self.asl_clip}")
 
-    def schedule_length(self, epochs: int) -> int:
-        """Epochs the learning-rate schedule spans when training runs ``epochs``."""
-        return self.schedule_epochs if self.schedule_epochs is not None else epochs
+    @property
+    def has_ema(self) -> bool:
+        """Whether an EMA of the weights is kept (a fixed ``ema_decay`` or an ``ema_horizon``)."""
+        return self.ema_decay > 0 or self.ema_horizon > 0
+
+    def ema_decay_for(self, run_steps: int) -> float:
+        """The EMA's decay over a run of ``run_steps`` optimiser steps: ``ema_decay``, or with an
+        ``ema_horizon`` ``1 - 1 / max(1, ema_horizon * run_steps)``; 0 without an EMA."""
+        if self.ema_horizon > 0:
+            return 1.0 - 1.0 / max(1.0, self.ema_horizon * run_steps)
+        return self.ema_decay

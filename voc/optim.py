@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 import torch
-from timm.optim import param_groups_weight_decay
+from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
@@ -36,6 +36,42 @@ def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     return params
 
 
+def layer_decay_root(model: nn.Module) -> nn.Module:
+    """The module whose layers timm's ``param_groups_layer_decay`` groups: ``model`` where it has
+    timm's ``group_matcher()``, else its ``backbone`` where that holds every trainable parameter (the
+    crop-max wrapper around a timm model), else ``model`` (timm then groups by its fallback rule)."""
+    if hasattr(model, "group_matcher"):
+        return model
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, nn.Module):
+        inside = {id(p) for p in backbone.parameters()}
+        if all(id(p) in inside for p in model.parameters() if p.requires_grad):
+            return backbone
+    return model
+
+
+def _by_decay(model: nn.Module, config: TrainConfig) -> list[tuple[str, list[nn.Parameter], float, float]]:
+    """``(name, params, weight_decay, lr_scale)`` groups before the head's split."""
+    if config.layer_decay != 1.0:
+        root = layer_decay_root(model)
+        prefix = "" if root is model else next(n for n, m in model.named_children() if m is root) + "."
+        no_decay_names = {n.removeprefix(prefix) for n in getattr(model, "no_weight_decay", lambda: ())()}
+        groups = param_groups_layer_decay(root, weight_decay=config.weight_decay, no_weight_decay_list=no_decay_names,
+                                          layer_decay=config.layer_decay)
+        out = []
+        for index, group in enumerate(groups):
+            kind = "no_decay" if group["weight_decay"] == 0 else "decay"
+            out.append((f"layer{index}/{kind}", list(group["params"]), group["weight_decay"], group["lr_scale"]))
+        return out
+    if config.weight_decay > 0:
+        no_decay_names = getattr(model, "no_weight_decay", lambda: ())()
+        return [
+            ("no_decay" if group["weight_decay"] == 0 else "decay", group["params"], group["weight_decay"], 1.0)
+            for group in param_groups_weight_decay(model, config.weight_decay, no_weight_decay_list=no_decay_names)
+        ]
+    return [("all", [p for p in model.parameters() if p.requires_grad], 0.0, 1.0)]
+
+
 def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
     """The optimiser's parameter groups: every trainable parameter once, each group with its
     ``lr`` and ``weight_decay`` and a ``name``.
@@ -43,29 +79,26 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
     Weight decay: timm's ``param_groups_weight_decay`` splits the parameters into ``decay`` and
     ``no_decay`` (biases, parameters of one dimension or fewer — norm weights — and the model's
     ``no_weight_decay()`` names), the latter at 0; with ``weight_decay`` 0 there is one group.
-    Head: with ``head_lr_mult`` other than 1, each group is split again into its body part at
-    ``lr`` and its head part (``head_parameters``) at ``lr * head_lr_mult``. Empty groups are left out.
+    Layer decay (``layer_decay`` < 1): timm's ``param_groups_layer_decay`` makes those groups per
+    layer of :func:`layer_decay_root` (timm's ``group_matcher``), each at ``lr`` times its
+    ``lr_scale`` (``layer_decay ** (layers above it)``, 1 for the head's). Head: with ``head_lr_mult``
+    other than 1, each group is split again into its body part and its head part
+    (``head_parameters``) at ``head_lr_mult`` times the group's rate. Empty groups are left out.
     """
-    if config.weight_decay > 0:
-        no_decay_names = getattr(model, "no_weight_decay", lambda: ())()
-        by_decay = [
-            ("no_decay" if group["weight_decay"] == 0 else "decay", group["params"], group["weight_decay"])
-            for group in param_groups_weight_decay(model, config.weight_decay, no_weight_decay_list=no_decay_names)
-        ]
-    else:
-        by_decay = [("all", [p for p in model.parameters() if p.requires_grad], 0.0)]
+    by_decay = _by_decay(model, config)
     if config.head_lr_mult == 1.0:
-        return [{"name": name, "params": params, "lr": config.lr, "weight_decay": wd} for name, params, wd in by_decay]
+        return [{"name": name, "params": params, "lr": config.lr * scale, "weight_decay": wd}
+                for name, params, wd, scale in by_decay]
     head = {id(p) for p in head_parameters(model)}
     groups = []
-    for name, params, wd in by_decay:
+    for name, params, wd, scale in by_decay:
         body_params = [p for p in params if id(p) not in head]
         head_params = [p for p in params if id(p) in head]
         if body_params:
-            groups.append({"name": name, "params": body_params, "lr": config.lr, "weight_decay": wd})
+            groups.append({"name": name, "params": body_params, "lr": config.lr * scale, "weight_decay": wd})
         if head_params:
-            groups.append({"name": f"head/{name}", "params": head_params, "lr": config.lr * config.head_lr_mult,
-                           "weight_decay": wd})
+            groups.append({"name": f"head/{name}", "params": head_params,
+                           "lr": config.lr * scale * config.head_lr_mult, "weight_decay": wd})
     return groups
 
 
@@ -80,16 +113,12 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     return torch.optim.SGD(groups, lr=config.lr, momentum=SGD_MOMENTUM, nesterov=True)
 
 
-def schedule_steps(config: TrainConfig, stepping_batches: int, epochs: int) -> tuple[int, int]:
-    """(total, warmup) optimiser steps of the schedule, from the steps the training takes over
-    ``epochs`` (Lightning's ``estimated_stepping_batches``). The total spans
-    ``config.schedule_length(epochs)`` epochs; ValueError where that is shorter than the training."""
-    length = config.schedule_length(epochs)
-    if length < epochs:
-        raise ValueError(f"the schedule ({length} epochs) must not end before the training ({epochs} epochs)")
-    per_epoch = stepping_batches / epochs
-    total = max(1, round(per_epoch * length))
-    warmup = min(round(per_epoch * config.warmup_epochs), total - 1)
+def schedule_steps(config: TrainConfig, stepping_batches: int) -> tuple[int, int]:
+    """(total, warmup) optimiser steps of the schedule, from the steps the training takes
+    (Lightning's ``estimated_stepping_batches``): the total is ``schedule_scale`` times those, the
+    warmup ``warmup`` of the total, both rounded; so a run of any length keeps the recipe's shares."""
+    total = max(1, round(stepping_batches * config.schedule_scale))
+    warmup = min(round(total * config.warmup), total - 1)
     if config.scheduler == "onecycle":
         warmup = max(1, warmup)  # OneCycleLR's rising phase needs a step
         total = max(2, total)
@@ -113,7 +142,7 @@ def lr_factor(step: int, *, scheduler: str, total: int, warmup: int) -> float:
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, stepping_batches: int, epochs: int
+    optimizer: torch.optim.Optimizer, config: TrainConfig, stepping_batches: int
 ) -> LRScheduler | None:
     """The schedule of ``config``, to step after every batch; ``None`` for ``none`` without warmup
     (the learning rate stays as the optimiser has it).
@@ -122,7 +151,7 @@ def build_scheduler(
     ``pct_start`` = warmup / total and torch's other defaults (cosine phases, start at peak / 25,
     end at peak / 25e4, momentum — Adam's beta1 — cycled between 0.95 and 0.85).
     """
-    total, warmup = schedule_steps(config, stepping_batches, epochs)
+    total, warmup = schedule_steps(config, stepping_batches)
     if config.scheduler == "onecycle":
         peaks = [group["lr"] for group in optimizer.param_groups]
         return OneCycleLR(optimizer, max_lr=peaks, total_steps=total, pct_start=warmup / total)

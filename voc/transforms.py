@@ -3,7 +3,9 @@
 The course project's pipeline is the default: resize the shortest edge to 400, FiveCrop 224, stack
 the crops to ``[5, 3, 224, 224]`` and normalize with the backbone's mean/std. Training adds a
 random horizontal flip and a random rotation of up to ±25°, applied to the resized image before
-cropping (so every crop of one image sees the same augmentation). ``augment="randaugment"`` adds
+cropping (so every crop of one image sees the same augmentation). ``crop_scale`` < 1 first cuts a
+random resized crop of at least that share of the resized image's area and resizes it back to the
+image's size. ``augment="randaugment"`` adds
 timm's RandAugment on the resized image after those, and ``erasing`` > 0 timm's RandomErasing on
 each normalised training crop; neither is part of the default pipeline.
 """
@@ -20,7 +22,7 @@ import torch
 from PIL import Image
 from timm.data.auto_augment import rand_augment_transform
 from timm.data.random_erasing import RandomErasing
-from torchvision.transforms import InterpolationMode
+from torchvision.transforms import InterpolationMode, RandomResizedCrop
 from torchvision.transforms.v2 import functional as F
 
 from voc.config import TransformConfig
@@ -135,8 +137,25 @@ class MultiCropTransform:
         images = decode_jpeg_batch(encoded, device, paths)
         return self._normalize(torch.stack([self._crops(self._tensor_pixels(image)) for image in images]))
 
+    def _random_resized_crop(
+        self, image: Image.Image | torch.Tensor, width: int, height: int
+    ) -> Image.Image | torch.Tensor:
+        """With ``crop_scale`` < 1 (training), a random crop of ``crop_scale`` to all of the image's area
+        and an aspect ratio of 3/4 to 4/3 (torchvision's ``RandomResizedCrop.get_params``, drawn from
+        torch's generator), resized back to ``width × height``; otherwise the image as it is."""
+        if not self.train or self.config.crop_scale >= 1.0:
+            return image
+        top, left, h, w = RandomResizedCrop.get_params(image, scale=(self.config.crop_scale, 1.0),
+                                                       ratio=(3 / 4, 4 / 3))
+        if isinstance(image, torch.Tensor):
+            interpolation = TENSOR_INTERPOLATIONS[self.config.interpolation]
+        else:
+            interpolation = InterpolationMode[self.config.interpolation.upper()]
+        return F.resized_crop(image, top, left, h, w, [height, width], interpolation=interpolation, antialias=True)
+
     def _pil_pixels(self, image: Image.Image) -> torch.Tensor:
         image = self._resize(image)
+        image = self._random_resized_crop(image, image.width, image.height)
         if self.train:
             image = self._augment(image)
         if self._randaugment is not None:
@@ -152,6 +171,7 @@ class MultiCropTransform:
         if (pixels.shape[1], pixels.shape[2]) != (height, width):
             pixels = F.resize(pixels, [height, width], interpolation=TENSOR_INTERPOLATIONS[self.config.interpolation],
                               antialias=True)
+        pixels = self._random_resized_crop(pixels, width, height)
         if self.train:
             if self.config.hflip and torch.rand(()).item() < 0.5:
                 pixels = F.horizontal_flip(pixels)
