@@ -84,6 +84,30 @@ def test_weight_decay_of_a_timm_backbone_skips_every_bias_and_norm(name: str) ->
     assert len(every) == len(_ids(every)) == len(list(model.parameters()))  # each parameter exactly once
 
 
+@pytest.mark.parametrize("name", ["test_efficientnet", "test_resnet"])
+def test_layer_decay_groups_are_timms_and_hold_every_parameter_once(name: str) -> None:
+    """Each parameter's rate is ``lr`` times the ``lr_scale`` timm's own ``param_groups_layer_decay``
+    gives it on the backbone (the head's times ``head_lr_mult``), its decay timm's; none is left out
+    or given twice."""
+    from timm.optim import param_groups_layer_decay
+
+    model, _ = build_classifier(name, Weights("random", "random init"))
+    config = TrainConfig(lr=0.1, weight_decay=0.05, layer_decay=0.75, head_lr_mult=10.0)
+    groups = param_groups(model, config)
+    every = [p for g in groups for p in g["params"]]
+    assert len(every) == len({id(p) for p in every}) == len(list(model.parameters()))
+    timm_groups = param_groups_layer_decay(model.backbone, weight_decay=0.05, layer_decay=0.75)
+    expected = {id(p): (g["lr_scale"], g["weight_decay"]) for g in timm_groups for p in g["params"]}
+    assert len({scale for scale, _ in expected.values()}) > 2  # several layers, several rates
+    head = {id(p) for p in model.get_classifier().parameters()}
+    for group in groups:
+        for p in group["params"]:
+            scale, decay = expected[id(p)]
+            assert group["lr"] == pytest.approx(0.1 * scale * (10.0 if id(p) in head else 1.0))
+            assert group["weight_decay"] == decay
+    assert all(expected[i][0] == 1.0 for i in head)  # the head is in the top layer group
+
+
 def test_head_multiplier_needs_a_head() -> None:
     with pytest.raises(ValueError, match=r"has no get_classifier\(\)"):
         param_groups(nn.Linear(2, 2), TrainConfig(head_lr_mult=10.0))
@@ -162,19 +186,37 @@ def test_none_with_warmup_stays_at_the_peak() -> None:
 
 
 def test_schedule_length_and_warmup_in_steps() -> None:
-    # 40 epochs of 10 steps trained, an 80-epoch schedule with 16 epochs of warmup (voc07's)
-    config = TrainConfig(scheduler="onecycle", warmup_epochs=16.0, schedule_epochs=80)
-    assert schedule_steps(config, stepping_batches=400, epochs=40) == (800, 160)
-    assert schedule_steps(TrainConfig(scheduler="cosine", warmup_epochs=0.5), 30, 3) == (30, 5)
-    with pytest.raises(ValueError, match=r"must not end before the training"):
-        schedule_steps(TrainConfig(scheduler="cosine", schedule_epochs=2), 30, 3)
+    # 400 steps trained of a schedule twice as long, its first 20 % the rise (voc07's 40 of 80 epochs, 16 rising)
+    config = TrainConfig(scheduler="onecycle", warmup=0.2, schedule_scale=2.0)
+    assert schedule_steps(config, stepping_batches=400) == (800, 160)
+    assert schedule_steps(TrainConfig(scheduler="cosine", warmup=1 / 6), 30) == (30, 5)
+    with pytest.raises(ValueError, match=r"schedule_scale must be at least 1"):
+        TrainConfig(scheduler="cosine", schedule_scale=0.5)
+    with pytest.raises(ValueError, match=r"warmup is a share"):
+        TrainConfig(scheduler="cosine", warmup=1.0)
 
 
-def _lrs_over(config: TrainConfig, stepping_batches: int, epochs: int, steps: int) -> list[list[float]]:
+@pytest.mark.parametrize("steps_per_epoch", [7, 40, 125])
+def test_a_short_run_of_a_recipe_warms_up_for_the_same_share(steps_per_epoch: int) -> None:
+    """A 3-epoch run of a 20-epoch recipe (modern's 5 % warmup, cosine) reaches its peak after the same
+    share of its steps as the full run, and its rate falls to 0 at its own end."""
+    config = TrainConfig(lr=1.0, scheduler="cosine", warmup=0.05)
+    shares = []
+    for epochs in (3, 20):
+        steps = epochs * steps_per_epoch
+        lrs = [lrs[0] for lrs in _lrs_over(config, stepping_batches=steps, steps=steps)]
+        peak_at = lrs.index(max(lrs))
+        shares.append(peak_at / steps)
+        assert lrs[-1] < 0.01 * max(lrs)
+        assert peak_at == round(0.05 * steps)  # the first step at the full rate
+    assert shares[0] == pytest.approx(shares[1], abs=1 / (3 * steps_per_epoch))
+
+
+def _lrs_over(config: TrainConfig, stepping_batches: int, steps: int) -> list[list[float]]:
     """Each group's learning rate at each of the first ``steps`` optimiser steps."""
     model = _Tiny()
     opt = build_optimizer(model, config)
-    scheduler = build_scheduler(opt, config, stepping_batches, epochs)
+    scheduler = build_scheduler(opt, config, stepping_batches)
     seen = []
     for _ in range(steps):
         seen.append([g["lr"] for g in opt.param_groups])
@@ -195,8 +237,8 @@ def _onecycle(step: int, peak: float, total: int, warmup: int) -> float:
 
 def test_onecycle_lr_at_given_steps_and_a_schedule_stopped_half_way() -> None:
     # 10 epochs of 4 steps trained of a 20-epoch schedule (80 steps) rising for 4 epochs (16 steps)
-    config = TrainConfig(lr=1e-3, scheduler="onecycle", warmup_epochs=4.0, schedule_epochs=20, head_lr_mult=10.0)
-    seen = _lrs_over(config, stepping_batches=40, epochs=10, steps=40)
+    config = TrainConfig(lr=1e-3, scheduler="onecycle", warmup=0.2, schedule_scale=2.0, head_lr_mult=10.0)
+    seen = _lrs_over(config, stepping_batches=40, steps=40)
     for step in (0, 7, 15, 16, 30, 39):
         body, head = seen[step][0], seen[step][-1]
         assert body == pytest.approx(_onecycle(step, 1e-3, 80, 16), rel=1e-9)
@@ -206,8 +248,8 @@ def test_onecycle_lr_at_given_steps_and_a_schedule_stopped_half_way() -> None:
 
 
 def test_cosine_scheduler_steps_every_group_by_the_factor() -> None:
-    config = TrainConfig(lr=0.1, scheduler="cosine", warmup_epochs=1.0, head_lr_mult=2.0)
-    seen = _lrs_over(config, stepping_batches=10, epochs=5, steps=10)  # 2 steps an epoch: warmup 2, total 10
+    config = TrainConfig(lr=0.1, scheduler="cosine", warmup=0.2, head_lr_mult=2.0)
+    seen = _lrs_over(config, stepping_batches=10, steps=10)  # warmup 2 of the 10 steps
     for step, lrs in enumerate(seen):
         factor = lr_factor(step, scheduler="cosine", total=10, warmup=2)
         assert lrs == pytest.approx([0.1 * factor, 0.2 * factor])
@@ -215,7 +257,7 @@ def test_cosine_scheduler_steps_every_group_by_the_factor() -> None:
 
 def test_no_schedule_without_warmup_leaves_the_optimiser_alone() -> None:
     opt = build_optimizer(_Tiny(), TrainConfig())
-    assert build_scheduler(opt, TrainConfig(), 10, 2) is None
+    assert build_scheduler(opt, TrainConfig(), 10) is None
 
 
 class _LrRecorder(pl.Callback):
@@ -243,7 +285,7 @@ def _batches(n: int, batch: int = 2) -> DataLoader:
 
 def test_lightning_steps_the_schedule_after_every_batch_over_its_stepping_batches() -> None:
     torch.manual_seed(0)
-    module = MultiLabelClassifier(_CropModel(), lr=0.1, scheduler="cosine", warmup_epochs=1.0)
+    module = MultiLabelClassifier(_CropModel(), lr=0.1, scheduler="cosine", warmup=1 / 3)
     recorder = _LrRecorder()
     trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder])

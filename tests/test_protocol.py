@@ -58,7 +58,7 @@ FLAGS = [
 
 # flags that apply only with another setting: (argv, field, expected, the setting they need)
 DEPENDENT_FLAGS = [
-    (["--schedule-epochs", "30"], "schedule_epochs", 30, {"scheduler": "cosine"}),
+    (["--schedule-scale", "2"], "schedule_scale", 2.0, {"scheduler": "cosine"}),
     (["--ema-warmup"], "ema_warmup", True, {"ema_decay": 0.99}),
     (["--report-model", "ema"], "report_model", "ema", {"ema_decay": 0.99}),
     (["--asl-gamma-neg", "2"], "asl_gamma_neg", 2.0, {"loss": "asl"}),
@@ -96,7 +96,8 @@ def test_course_protocol_is_the_course_project() -> None:
     assert (p.resize, p.crop, p.crop_mode, p.hflip, p.rotation) == (400, 224, "five", True, 25.0)
     # no scheduler, warmup, head multiplier or EMA; BCE; flip + rotation only; the raw model reported
     assert p.train_config() == TrainConfig(lr=1e-4, optimizer="adam", weight_decay=0.0)
-    assert (p.scheduler, p.warmup_epochs, p.head_lr_mult, p.ema_decay, p.loss) == ("none", 0.0, 1.0, 0.0, "bce")
+    assert (p.scheduler, p.warmup, p.head_lr_mult, p.ema_decay, p.loss) == ("none", 0.0, 1.0, 0.0, "bce")
+    assert (p.head_init, p.batchnorm, p.layer_decay, p.ema_horizon, p.tta) == ("random", "train", 1.0, 0.0, "none")
     assert (p.augment, p.erasing, p.report_model) == ("basic", 0.0, "raw")
 
 
@@ -117,8 +118,8 @@ def test_explicit_flag_wins_where_its_setting_applies(
 ) -> None:
     companions = [x for field, value in needs.items() for x in (_FLAG_OF[field], str(value))]
     assert _protocol([*argv, *companions], SYNTHETIC) == replace(CPU_SYNTHETIC_PROTOCOL, **needs, **{name: expected})
-    with pytest.raises(UsageError, match=r"the recipe flags over --protocol course: "):
-        _protocol(argv, SYNTHETIC)  # alone it would be recorded but not applied
+    with pytest.raises(UsageError, match=rf"^{argv[0]}: "):
+        _protocol(argv, SYNTHETIC)  # alone it would be recorded but not applied; the error names the flag
 
 
 def _away_from(value: object, declared: Field) -> object:
@@ -140,7 +141,10 @@ def test_every_declared_recipe_field_is_a_flag_that_sets_it(declared: Field) -> 
     name, flag = declared.name, "--" + declared.name.replace("_", "-")
     value = _away_from(getattr(VOC07_PROTOCOL, name), declared)
     argv = [("--no-" + flag[2:]) if value is False else flag] if isinstance(value, bool) else [flag, str(value)]
-    assert _protocol(["--protocol", "voc07", *argv], REAL) == replace(VOC07_PROTOCOL, **{name: value})
+    needs = {"ema_decay": 0.0} if name == "ema_horizon" else {}  # a horizon in place of voc07's fixed decay
+    companions = [x for field, v in needs.items() for x in (_FLAG_OF[field], str(v))]
+    assert (_protocol(["--protocol", "voc07", *argv, *companions], REAL)
+            == replace(VOC07_PROTOCOL, **needs, **{name: value}))
     action = next(a for a in build_parser().jobs["run"]._actions if flag in a.option_strings)
     assert declared.metadata["help"] in action.help and action.default is None
     assert action.choices == declared.metadata.get("choices")
@@ -179,7 +183,7 @@ def test_protocol_flag_selects_the_named_protocol_for_the_data(name: str) -> Non
 
 
 def test_table_names_every_fine_tuning_protocol() -> None:
-    assert tuple(FINETUNE_PROTOCOL_TABLE) == FINETUNE_PROTOCOLS == ("course", "voc07", "modern")
+    assert tuple(FINETUNE_PROTOCOL_TABLE) == FINETUNE_PROTOCOLS == ("course", "voc07", "modern", "lpft")
     assert set(PROTOCOL_NAMES) == {*FINETUNE_PROTOCOLS, "linear", "lowshot", "knn"}
     assert parse_args(["--protocol", "voc07"]).protocol == "voc07"
     with pytest.raises(ValueError, match=r"unknown fine-tuning protocol 'linear'"):
@@ -192,8 +196,8 @@ def test_voc07_is_the_asl_recipe() -> None:
                                                                                   "ignore", False)
     assert (p.resize, p.crop_mode, p.input_size, p.batch_size) == (448, "full", 448, 128)
     assert (p.optimizer, p.lr, p.weight_decay) == ("adam", 1e-4, 1e-4)
-    # OneCycle over 80 epochs with pct_start 0.2 (16 epochs of rise), stopped after 40
-    assert (p.scheduler, p.schedule_epochs, p.epochs, p.warmup_epochs / p.schedule_epochs) == ("onecycle", 80, 40, 0.2)
+    # OneCycle over 80 epochs with pct_start 0.2 (16 epochs of rise), stopped after 40: as shares of the run
+    assert (p.scheduler, p.schedule_scale, p.epochs, p.warmup) == ("onecycle", 2.0, 40, 0.2)
     assert (p.ema_decay, p.ema_warmup, p.report_model) == (0.9997, False, "raw")
     assert (p.loss, p.asl_gamma_neg, p.asl_gamma_pos, p.asl_clip) == ("asl", 4.0, 0.0, 0.05)
     assert (p.hflip, p.rotation, p.augment, p.erasing) == (False, 0.0, "randaugment", 1.0)
@@ -203,7 +207,7 @@ def test_voc07_is_the_asl_recipe() -> None:
 def test_modern_is_one_recipe_and_its_cpu_variant_only_scales_it() -> None:
     p = MODERN_PROTOCOL
     assert (p.optimizer, p.scheduler, p.weight_decay, p.report_model) == ("adamw", "cosine", 0.05, "ema")
-    assert p.warmup_epochs > 0 and p.ema_decay > 0 and p.augment == "randaugment" and p.erasing > 0
+    assert p.warmup > 0 and p.ema_decay > 0 and p.augment == "randaugment" and p.erasing > 0
     scaled = {"epochs", "batch_size", "lr", "resize", "crop"}
     real, cpu = p.to_dict(), CPU_MODERN_PROTOCOL.to_dict()
     assert {k for k in real if real[k] != cpu[k]} == scaled
@@ -215,10 +219,33 @@ def test_modern_is_one_recipe_and_its_cpu_variant_only_scales_it() -> None:
 def test_a_recipe_setting_that_would_not_apply_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match=r"report_model 'ema' need an EMA"):
         _protocol(["--protocol", "modern", "--ema-decay", "0"], SYNTHETIC)
-    with pytest.raises(UsageError, match=r"'onecycle' needs warmup_epochs > 0"):
+    with pytest.raises(UsageError, match=r"--scheduler.*'onecycle' needs warmup > 0"):
         _protocol(["--scheduler", "onecycle"], REAL)
-    with pytest.raises(UsageError, match=r"must not end before the training"):
-        _protocol(["--protocol", "voc07", "--epochs", "81"], REAL)
+    with pytest.raises(UsageError, match=r"--schedule-scale.*must be at least 1"):
+        _protocol(["--protocol", "voc07", "--schedule-scale", "0.5"], REAL)
+
+
+@pytest.mark.parametrize(("argv", "flag"), [
+    (["--warmup", "1.5"], "--warmup"),
+    (["--layer-decay", "0"], "--layer-decay"),
+    (["--ema-horizon", "2"], "--ema-horizon"),
+    (["--crop-scale", "0"], "--crop-scale"),
+    (["--protocol", "modern", "--ema-horizon", "0.1"], "--ema-horizon"),
+])
+def test_a_bad_value_of_a_recipe_setting_is_a_usage_error_naming_its_flag(argv: list[str], flag: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        _protocol(argv, REAL)
+    assert str(caught.value).startswith(flag + ":"), str(caught.value)
+
+
+@pytest.mark.parametrize("argv", [["--head-init", "imagenet"], ["--batchnorm", "eval"], ["--tta", "ten"]])
+def test_an_unknown_choice_of_a_new_setting_is_refused_naming_the_flag(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse_args(argv)
+    assert caught.value.code == 2
+    assert f"argument {argv[0]}: invalid choice" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [["--scheduler", "cosine"], ["--ema-decay", "0.9"], ["--eval-every", "1"],
@@ -276,12 +303,12 @@ def test_label_config_carries_every_label_field() -> None:
 
 def test_transform_config_carries_every_field() -> None:
     p = replace(COURSE_PROTOCOL, resize=60, crop=48, crop_mode="ten", hflip=False, rotation=7.5,
-                augment="randaugment", randaugment="rand-m3", erasing=0.5, decode="torchvision")
+                augment="randaugment", randaugment="rand-m3", erasing=0.5, crop_scale=0.5, decode="torchvision")
     config = p.transform_config(mean=(0.5, 0.25, 0.125), std=(1.0, 2.0, 4.0), interpolation="bicubic")
     expected = {
         "resize": 60, "crop": 48, "crop_mode": "ten", "mean": (0.5, 0.25, 0.125), "std": (1.0, 2.0, 4.0),
         "interpolation": "bicubic", "hflip": False, "rotation": 7.5, "augment": "randaugment",
-        "randaugment": "rand-m3", "erasing": 0.5, "decode": "torchvision",
+        "randaugment": "rand-m3", "erasing": 0.5, "crop_scale": 0.5, "decode": "torchvision",
     }
     assert {f.name: getattr(config, f.name) for f in fields(TransformConfig)} == expected
     assert (config.num_crops, config.input_size) == (10, 48)
@@ -307,24 +334,25 @@ def test_config_hash_is_stable() -> None:
 COMMITTED_CONFIG_KEYS: tuple[str, ...] = (
     "name", "year", "train_split", "eval_split", "epochs", "batch_size", "eval_batch_size", "lr", "optimizer",
     "weight_decay", "resize", "crop", "crop_mode", "hflip", "rotation", "difficult", "label_source", "positive_only",
-    "precision", "seed", "limit_train_batches", "limit_eval_batches", "head_lr_mult", "scheduler", "warmup_epochs",
-    "schedule_epochs", "ema_decay", "ema_warmup", "report_model", "loss", "asl_gamma_neg", "asl_gamma_pos",
-    "asl_clip", "augment", "randaugment", "erasing", "decode",
+    "precision", "seed", "limit_train_batches", "limit_eval_batches", "head_lr_mult", "scheduler", "warmup",
+    "schedule_scale", "ema_decay", "ema_warmup", "report_model", "loss", "asl_gamma_neg", "asl_gamma_pos",
+    "asl_clip", "augment", "randaugment", "erasing", "decode", "head_init",
 )
-"""The keys of a fine-tuning record's ``config``, in order, as the committed records
-(results/voc07-real-dev/tf_efficientnet_lite2-modern/result.json lists all but ``decode``)."""
+"""The keys of a ``modern`` record's ``config``, in order, as the committed records
+(results/voc07-real-dev/tf_efficientnet_lite2-modern/result.json lists all but ``decode``, which is
+written only where it is not PIL)."""
 
 
 def _fields_up_to_decode() -> set[str]:
-    """The fields of the committed records, ``decode`` the last (fields added since are written only
+    """The fields the course records knew, ``decode`` the last (fields added since are written only
     where they differ from their default)."""
-    return set(COMMITTED_CONFIG_KEYS)
+    return set(COMMITTED_CONFIG_KEYS[: COMMITTED_CONFIG_KEYS.index("decode") + 1])
 
 
 def test_record_keys_and_their_order_are_the_committed_records() -> None:
     committed = json.loads((Path(__file__).resolve().parents[1] / "results" / "voc07-real-dev"
                             / "tf_efficientnet_lite2-modern" / "result.json").read_text(encoding="utf-8"))
-    assert list(committed["config"]) == list(COMMITTED_CONFIG_KEYS[:-1])
+    assert list(committed["config"]) == [key for key in COMMITTED_CONFIG_KEYS if key != "decode"]
     assert list(replace(MODERN_PROTOCOL, decode="torchvision").to_dict()) == list(COMMITTED_CONFIG_KEYS)
 
 

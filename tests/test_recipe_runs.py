@@ -39,20 +39,21 @@ def test_reported_model_is_the_declared_one_and_the_other_is_recorded_beside_it(
     tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "r"
-    # an EMA that has barely left the random initial weights (decay 0.999 over 2 steps), declared reported
-    args = [*QUICK, "--data", str(tiny_voc), "--out", str(out), "--ema-decay", "0.999", "--report-model", "ema",
-            "--lr", "0.01", "--scheduler", "cosine", "--warmup-epochs", "0.5", "--optimizer", "adamw",
+    # an EMA of decay 0.2 over 3 steps (0.008 of it the initial weights: it may be reported), declared reported
+    args = [*QUICK, "--data", str(tiny_voc), "--out", str(out), "--ema-decay", "0.2", "--report-model", "ema",
+            "--lr", "0.01", "--scheduler", "cosine", "--warmup", "0.25", "--optimizer", "adamw",
             "--weight-decay", "0.05", "--augment", "randaugment", "--erasing", "0.5", "--batch-size", "8"]
     assert main(args) == 0
     record = _record(out)
     assert record["status"] == "ok", record["error"]
     models = record["eval_models"]
-    assert models["reported"] == "ema" and set(models) == {"reported", "raw", "ema"}
+    assert models["reported"] == "ema" and set(models) == {"reported", "raw", "ema", "ema_run"}
+    assert models["ema_run"]["initial_weight_share"] == pytest.approx(0.2**3)  # 20 images, batch 8
     assert models["ema"] != models["raw"]  # on 7 eval images mAP may tie; accuracy does not
     assert {key: record["metrics"][key] for key in SCALAR_METRICS} == models["ema"]
     config = record["config"]
     assert (config["ema_decay"], config["report_model"], config["scheduler"], config["augment"]) == (
-        0.999, "ema", "cosine", "randaugment"
+        0.2, "ema", "cosine", "randaugment"
     )
     # predictions.csv holds the reported model's scores: re-scoring them gives the record's metrics
     capsys.readouterr()
@@ -91,11 +92,11 @@ def test_named_protocols_run_end_to_end(name: str, tiny_voc: Path, tmp_path: Pat
     assert main(args) == 0
     # runs of a protocol other than the course's have their own folders: a course sweep into the same
     # --out keeps its own
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [f"test_resnet-{name}"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")) == [f"test_resnet-{name}"]
     record = _record(out, f"test_resnet-{name}")
     assert record["status"] == "ok", record["error"]
     config = record["config"]
     assert config["name"] == name and config["epochs"] == 1  # the flags won, the rest is the recipe's
     if name == "voc07":
-        assert (config["loss"], config["scheduler"], config["schedule_epochs"]) == ("asl", "onecycle", 80)
+        assert (config["loss"], config["scheduler"], config["schedule_scale"]) == ("asl", "onecycle", 2.0)
     assert record["eval_models"]["reported"] == config["report_model"]

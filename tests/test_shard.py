@@ -15,7 +15,7 @@ from bench.cli import main, parse_args
 from bench.cli.run import sweep_shard
 from bench.shard import WHOLE, Shard, parse_shard, shard_from_slurm
 from bench.store import LEADERBOARD_CSV, RunRecord
-from bench.train.runner import shard_runs, sweep
+from bench.sweep import shard_runs, sweep
 from bench.weights import Weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,8 +178,8 @@ def test_two_concurrent_shards_write_the_leaderboard_of_one_sweep(tiny_voc: Path
     assert "shard 0/2: 1 of the sweep's 2 run(s): test_resnet seed 0" in errors[0]
     assert "shard 1/2: 1 of the sweep's 2 run(s): test_efficientnet seed 0" in errors[1]
     assert "the prior baseline runs in shard 0" in errors[1]
-    assert sorted(p.name for p in shared.iterdir() if p.is_dir()) == ["prior-baseline", "test_efficientnet",
-                                                                       "test_resnet"]  # one folder each
+    assert sorted(p.name for p in shared.iterdir() if p.is_dir() and not p.name.startswith(".")) == [
+        "prior-baseline", "test_efficientnet", "test_resnet"]  # one folder each (caches are hidden folders)
     rows = _leaderboard(shared)
     assert sorted(row["model"] for row in rows) == ["prior-baseline", "test_efficientnet", "test_resnet"]
     assert rows == _leaderboard(single)

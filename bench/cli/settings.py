@@ -6,6 +6,7 @@ Torch-free until a function that runs something is called."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -105,6 +106,7 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource, *, speed: boo
     of its name (``bench.cli.flags.recipe_fields``)."""
     base = finetune_protocol(args.protocol, data.is_synthetic and not speed)
     recipe = {f.name: getattr(args, f.name) for f in recipe_fields()}
+    given = {f.name: "--" + f.name.replace("_", "-") for f in recipe_fields() if getattr(args, f.name) is not None}
     if args.augment == "basic" and args.randaugment is None:  # --augment basic drops the protocol's RandAugment
         recipe["randaugment"] = DEFAULT_RANDAUGMENT
     try:
@@ -120,10 +122,11 @@ def protocol_from_args(args: argparse.Namespace, data: DataSource, *, speed: boo
         protocol.label_config()
         protocol.transform_config()
     except ValueError as err:
-        raise UsageError(
+        named = [flag for name, flag in given.items() if re.search(rf"\b{name}\b", str(err))]
+        where = ", ".join(named) if named else (
             f"--resize/--crop/--crops/--difficult/--label-source/--precision/the recipe flags over --protocol "
-            f"{args.protocol}: {err}"
-        ) from None
+            f"{args.protocol}")
+        raise UsageError(f"{where}: {err}") from None
     return protocol
 
 
@@ -155,15 +158,27 @@ def protocol_summary(protocol: Protocol) -> str:
         recipe += f" wd {p.weight_decay:g}"
     if p.head_lr_mult != 1:
         recipe += f" head x{p.head_lr_mult:g}"
-    if p.scheduler != "none" or p.warmup_epochs:
-        recipe += f", {p.scheduler} schedule ({p.warmup_epochs:g} warmup epochs"
-        recipe += f", {p.schedule_epochs}-epoch schedule)" if p.schedule_epochs else ")"
+    if p.layer_decay != 1:
+        recipe += f" layer decay {p.layer_decay:g}"
+    if p.scheduler != "none" or p.warmup:
+        recipe += f", {p.scheduler} schedule ({p.warmup:.0%} warmup"
+        recipe += f", {p.schedule_scale:g}x the run)" if p.schedule_scale != 1 else ")"
     if p.ema_decay:
         recipe += f", EMA {p.ema_decay:g}{' with warmup' if p.ema_warmup else ''}"
+    if p.ema_horizon:
+        recipe += f", EMA over {p.ema_horizon:.0%} of the run"
+    if p.head_init != "random":
+        recipe += f", head init {p.head_init}"
+    if p.batchnorm != "train":
+        recipe += f", batch norm {p.batchnorm}"
     if p.loss != "bce":
         recipe += f", {p.loss} loss"
     if p.augment != "basic" or p.erasing:
         recipe += f", {p.randaugment if p.augment == 'randaugment' else 'basic'} + erasing {p.erasing:g}"
+    if p.crop_scale != 1:
+        recipe += f", random resized crop >= {p.crop_scale:.0%}"
+    if p.tta != "none":
+        recipe += f", {p.tta} TTA"
     return (
         f"{p.name}: {p.epochs} epochs, {p.optimizer} lr {p.lr:g}{recipe}, reported model {p.report_model}, "
         f"batch {p.batch_size}, resize {p.resize} -> {p.crop_mode} crop {p.crop}, precision {p.precision}, "

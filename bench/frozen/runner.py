@@ -60,7 +60,7 @@ from bench.store import (
     write_json_atomic,
     write_run,
 )
-from bench.train.runner import OnRecord, claimed_run_dir, complete_record, sweep
+from bench.sweep import OnRecord, claimed_run_dir, complete_record, sweep
 from bench.weights import Weights
 from voc.config import TransformConfig
 from voc.datamodule import VOCDataModule, available_cores, default_num_workers

@@ -1,4 +1,4 @@
-"""The fine-tuning protocols, ``course``, ``voc07`` and ``modern``: recipes of one kind
+"""The fine-tuning protocols, ``course``, ``voc07``, ``modern`` and ``lpft``: recipes of one kind
 (``bench.protocol.Protocol``, :data:`bench.protocol.FINETUNE_PROTOCOL_TABLE`), trained by
 :mod:`bench.train` and reported with no columns or figures of their own. Torch-free."""
 
@@ -32,4 +32,7 @@ SPECS = (
                           "(Adam, OneCycle, asymmetric loss, EMA, RandAugment + erasing)"),
     FinetuneSpec("modern", "fine-tune under one AdamW + warmup/cosine + EMA + RandAugment recipe (a CPU-sized "
                            "variant on the synthetic set)"),
+    FinetuneSpec("lpft", "linear probe, then fine-tune (LP-FT): a logistic-regression head fitted on the frozen "
+                         "training features, copied in, then the whole network fine-tuned with batch-norm statistics "
+                         "frozen, AdamW + warmup/cosine, flip-averaged eval"),
 )

@@ -6,44 +6,42 @@ there), so training never imports the reporting side.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import itertools
 import json
 import logging
 import time
 import traceback
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench.data import DataSource
-from bench.hardware import environment, peak_rss_mb, reset_peak_rss
+from bench.frozen.runner import FEATURE_DIR
+from bench.hardware import environment, peak_rss_mb, reset_peak_rss, resolve_accelerator
+from bench.model import CropMaxClassifier, DataConfig
 from bench.prior_baseline import new_record, run_prior_baseline
 from bench.protocol import Protocol, config_hash
 from bench.shard import WHOLE, Shard
 from bench.store import (
     CHECKPOINT_DIR,
     RUN_CONFIG_FILE,
-    RUN_LOCK_FILE,
     RunRecord,
-    locked,
     protocol_run_dir_name,
-    read_record,
     write_json_atomic,
     write_run,
 )
+from bench.sweep import OnRecord, claimed_run_dir, complete_record, sweep
 from bench.train.experiment import TrainerOptions, build_experiment, is_global_zero
+from bench.train.head import HEAD_FILE, StartingHead, probe_head, zero_head
 from bench.weights import Weights
+from voc.datamodule import VOCDataModule
+from voc.feature_cache import FeatureCache
 
 log = logging.getLogger(__name__)
-
-OnRecord = Callable[[RunRecord], None]
-"""Called with every finished record of a sweep, on rank 0 (e.g. to rebuild the leaderboard)."""
 
 
 def run_model(
@@ -71,25 +69,6 @@ def run_model(
             run_dir, model_name, protocol=protocol, data=data, weights=weights, pretrained=pretrained,
             options=options, command=command, resume=resume,
         )
-
-
-@contextlib.contextmanager
-def claimed_run_dir(out_dir: Path, base: str) -> Iterator[Path]:
-    """The run folder ``base``, locked for the duration. Where another live sweep holds
-    ``<base>``, the next free ``<base>~2``, ``<base>~3``, ...: concurrent sweeps of one model lose
-    no record. Only rank 0 locks (the only writer); the other ranks use the plain name."""
-    if not is_global_zero():
-        yield out_dir / base
-        return
-    for k in itertools.count(1):
-        run_dir = out_dir / (base if k == 1 else f"{base}~{k}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with locked(run_dir / RUN_LOCK_FILE, wait=False) as held:
-            if held:
-                if k > 1:
-                    log.warning("%s is in use by another sweep: this run writes to %s", out_dir / base, run_dir)
-                yield run_dir
-                return
 
 
 def _run_model_in(
@@ -124,13 +103,21 @@ def _run_model_in(
         record.weights = weights.description
         if weights.sha256 is not None:
             record.weights_sha256 = weights.sha256
+        start_head = None
+        if protocol.head_init != "random":
+            start_head = partial(starting_head, model_name=model_name, protocol=protocol, data=data, weights=weights,
+                                 options=options, run_dir=run_dir, config_hash=record.config_hash, resume=resume)
         experiment = build_experiment(model_name, protocol=protocol, data=data, weights=weights, options=options,
-                                      run_dir=run_dir)
+                                      run_dir=run_dir, start_head=start_head)
         module, datamodule, trainer, meter = (
             experiment.module, experiment.datamodule, experiment.trainer, experiment.meter
         )
         record.environment = environment(experiment.accelerator, experiment.precision)
         record.params = experiment.params
+        if experiment.head is not None:
+            record.extra["head_init"] = experiment.head.section
+        if experiment.image_cache is not None:
+            record.extra["images"] = experiment.image_cache
         log.info("%s: %s, %s, %d parameters", model_name, weights.description, experiment.precision, record.params)
         train_started = time.perf_counter()
         if checkpoint is not None:
@@ -150,8 +137,10 @@ def _run_model_in(
         if len(module.eval_results) > 1:  # the EMA too: its headline metrics beside the raw model's
             record.extra["eval_models"] = module.eval_summary()
         record.throughput = meter.record(trainer.world_size)
+        stage1 = experiment.head.section.get("time_s", {}).get("total") if experiment.head is not None else None
         record.wall_time_s = {
-            "setup": round(train_started - started, 3),
+            "setup": round(train_started - started - (stage1 or 0.0), 3),
+            **({"head_init": stage1} if stage1 is not None else {}),
             "train": round(eval_started - train_started, 3),
             "eval": round(finished - eval_started, 3),
         }
@@ -168,12 +157,43 @@ def _run_model_in(
     return record
 
 
-def complete_record(run_dir: Path, expected_hash: str) -> RunRecord | None:
-    """The run's finished ``ok`` record if it was made with the same config, else ``None``."""
-    record = read_record(run_dir)
-    if record is not None and record.ok and record.config_hash == expected_hash:
-        return record
-    return None
+def starting_head(
+    classifier: CropMaxClassifier,
+    data_config: DataConfig,
+    datamodule: VOCDataModule,
+    precision: str,
+    *,
+    model_name: str,
+    protocol: Protocol,
+    data: DataSource,
+    weights: Weights,
+    options: TrainerOptions,
+    run_dir: Path,
+    config_hash: str,
+    resume: bool,
+) -> StartingHead:
+    """The head ``protocol.head_init`` starts ``classifier`` from (``bench.train.head``): with
+    ``resume``, the one a run of the same config finished fitting (``head_init.pt``) where there is
+    one; else ``zero``'s or stage 1's probe, fitted now and saved there for a later ``--resume``."""
+    path = run_dir / HEAD_FILE
+    if resume:
+        saved = StartingHead.load(path, config_hash)
+        if saved is not None:
+            log.info("%s: the stage-1 head of the same config from %s (--resume)", model_name, path)
+            return saved
+    if protocol.head_init == "zero":
+        datamodule.setup("fit")  # reads the label files only; Lightning's own setup call then keeps the set
+        head = zero_head(datamodule.train_set.labels)
+    else:
+        accelerator = resolve_accelerator(options.accelerator)
+        device = torch.device("cuda" if accelerator in ("gpu", "cuda") else accelerator)
+        cache_root = options.feature_cache if options.feature_cache is not None else run_dir.parent / FEATURE_DIR
+        cache = FeatureCache(cache_root)
+        head = probe_head(model_name, classifier, data_config, protocol=protocol, data=data, weights=weights,
+                          cache=cache, device=device, precision=precision, cache_dir=datamodule.cache_dir)
+    if is_global_zero():
+        head.save(path, config_hash)
+    return head
 
 
 def _resumable_checkpoint(run_dir: Path, expected_hash: str) -> Path | None:
@@ -235,49 +255,3 @@ def run_sweep(
     )
 
 
-def sweep(
-    models: Sequence[str],
-    *,
-    seeds: Sequence[int],
-    weights: Mapping[str, Weights],
-    baseline: Callable[[], RunRecord] | None,
-    run_one: Callable[[str, int, Weights], RunRecord],
-    on_record: OnRecord | None,
-    shard: Shard = WHOLE,
-) -> list[RunRecord]:
-    """The loop every protocol's sweep shares: ``baseline()`` if given, then ``run_one(model, seed,
-    weights)`` for every model, all models of a seed before the next seed. Each finished record
-    goes to ``on_record`` on rank 0 as soon as it is stored.
-
-    With a ``shard`` other than the whole sweep, only that shard's share of the (model, seed) runs
-    in that order (``bench.shard``: run ``i`` to shard ``i mod N``), and the baseline only in shard 0.
-    """
-    missing = [m for m in models if m not in weights]
-    if missing:
-        raise ValueError(f"no resolved weights for {missing}")
-    runs = shard_runs(models, seeds, shard)
-    if not shard.is_whole:
-        log.info("shard %s: %d of the sweep's %d run(s): %s", shard, len(runs), len(models) * len(seeds),
-                 ", ".join(f"{m} seed {s}" for m, s in runs) or "none")
-        if baseline is not None and not shard.runs_baseline:
-            log.info("shard %s: the prior baseline runs in shard 0", shard)
-            baseline = None
-
-    def finished(record: RunRecord) -> RunRecord:
-        if on_record is not None and is_global_zero():
-            on_record(record)
-        return record
-
-    records = [finished(baseline())] if baseline is not None else []
-    for model_name, seed in runs:
-        records.append(finished(run_one(model_name, seed, weights[model_name])))
-        gc.collect()  # the finished model's trainer, module and loaders hold reference cycles
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    return records
-
-
-def shard_runs(models: Sequence[str], seeds: Sequence[int], shard: Shard = WHOLE) -> list[tuple[str, int]]:
-    """The (model, seed) runs of a sweep in the order it makes them, all models of a seed before
-    the next seed, and of those the ones ``shard`` runs."""
-    return shard.take([(model_name, seed) for seed in seeds for model_name in models])
