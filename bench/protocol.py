@@ -286,30 +286,33 @@ CPU_MODERN_PROTOCOL = replace(
 batch 16, 6 epochs: the same work per model), with the learning rate of training from random init."""
 
 LPFT_PROTOCOL = Protocol(
-    # LP-FT (Kumar et al., ICLR 2022): a linear probe on the frozen features first, copied into the head, then
-    # the whole network fine-tuned from there. Data and labels as the multi-label papers' VOC2007 setting (voc07).
+    # LP-FT (Kumar et al., "Fine-Tuning can Distort Pretrained Features and Underperform Out-of-Distribution",
+    # ICLR 2022): a linear probe on the frozen features first, copied into the head, then the whole network
+    # fine-tuned from there. Data and labels as the multi-label papers' VOC2007 setting (voc07, ASL's train.py).
     name="lpft",
     year="2007",
     train_split="trainval",
     eval_split="test",
     difficult="ignore",
     positive_only=False,
-    resize=384,
-    crop=384,
+    resize=384,  # the whole image, as ASL's 448 x 448; 384 the best view of the stage-1 probe's 3-fold CV mAP on
+    crop=384,  # the training split (benchmarks/2026-12-07-lpft-choices.md), and a fifth fewer pixels than 448
     crop_mode="full",
-    batch_size=16,
+    batch_size=16,  # what a 2-core CPU and one 16 GB GPU both hold at 384 px for these backbones
     eval_batch_size=32,
     epochs=10,
     optimizer="adamw",
-    lr=1e-4,
-    weight_decay=0.01,
+    lr=1e-4,  # ASL train.py's peak learning rate (Adam, 1e-4) for whole-network fine-tuning from ImageNet weights
+    weight_decay=0.01,  # AdamW's default decoupled weight decay (torch, timm), off biases and norms
     scheduler="cosine",
-    warmup=0.05,
-    head_init="probe",
-    batchnorm="frozen",
+    warmup=0.05,  # modern's share: a short linear warm-up, as the head starts fitted, not random
+    head_init="probe",  # stage 1 (bench/train/head.py): logistic regression per class, C by 3-fold CV on the
+    # training split, scaler folded into the weights
+    batchnorm="frozen",  # batch 16 gives noisy batch statistics; the ImageNet running statistics are kept (as
+    # detection fine-tuning freezes BatchNorm at small batches), the affine parameters still train
     hflip=True,
-    rotation=0.0,
-    tta="hflip",
+    rotation=0.0,  # multi-label labels survive a flip; rotation's black corners and crops can cut objects out
+    tta="hflip",  # declared before training: the mean of the logits of the image and its mirror image
 )
 """The ``lpft`` protocol on real VOC."""
 
