@@ -24,7 +24,7 @@ from bench.protocol import (
     PRECISIONS,
     PROTOCOL_NAMES,
 )
-from bench.protocols import spec
+from bench.protocols import get_spec
 from voc.config import CROP_MODES, DECODERS, AugmentConfig, TrainConfig, settings
 from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
 
@@ -47,7 +47,7 @@ def _default(field: str) -> str:
 def add_selection_flags(p: argparse.ArgumentParser) -> None:
     """``--protocol``, ``--models``, ``--data``."""
     p.add_argument("--protocol", choices=PROTOCOL_NAMES, default="course",
-                   help="; ".join(f"{name}: {spec(name).help}" for name in PROTOCOL_NAMES)
+                   help="; ".join(f"{name}: {get_spec(name).help}" for name in PROTOCOL_NAMES)
                    + "; explicit flags win over the protocol's values (see docs/protocols.md)")
     p.add_argument("--models", nargs="+", default=["resnet50"], metavar="NAME",
                    help="timm model names (optionally with a pretrained tag, e.g. resnet50.a1_in1k) or fnmatch "

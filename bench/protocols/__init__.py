@@ -18,8 +18,8 @@ MODULES: tuple[str, ...] = ("finetune", "linear", "lowshot", "knn")
 """The registered protocol modules, in display order (``--protocol``'s choices, the docs table)."""
 
 __all__ = [
-    "FINETUNE", "FROZEN", "MODULES", "FrozenSpec", "ProtocolSpec", "frozen_spec", "names", "registry", "report_spec",
-    "spec",
+    "FINETUNE", "FROZEN", "MODULES", "FrozenSpec", "ProtocolSpec", "frozen_spec", "get_spec", "names", "registry",
+    "report_spec",
 ]
 
 
@@ -41,7 +41,7 @@ def names(kind: str | None = None) -> tuple[str, ...]:
     return tuple(name for name, one in registry().items() if kind is None or one.kind == kind)
 
 
-def spec(name: str) -> ProtocolSpec:
+def get_spec(name: str) -> ProtocolSpec:
     """The registered protocol ``name``; ValueError listing the valid names otherwise."""
     try:
         return registry()[name]
