@@ -1,6 +1,6 @@
 """The command line's jobs (``run``, the default; ``report``; ``leaderboard``; ``speed``): each has its
-own flags, a flag of another job is an error naming that job, the light jobs load no training stack,
-and the deprecated mode flags warn once and then do exactly what the jobs do."""
+own flags, a flag of another job is an error naming that job, a removed mode flag is an error naming
+the job that replaced it, and the light jobs load no training stack."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from bench.cli import JOBS, main, parse_args
 from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags
-from bench.store import LEADERBOARD_CSV, LEADERBOARD_MD, REPORT_MD, RunRecord, write_run
+from bench.store import RunRecord, write_run
 from voc.labels import load_labels
 from voc.metrics import evaluate
 
@@ -35,11 +35,6 @@ except SystemExit as exit:
     code = exit.code
 print("PROBE " + json.dumps({{"code": code, "heavy": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
 """
-
-
-def _warning(flag: str, job: str) -> str:
-    return (f"warning: {flag} is deprecated: use `python benchmark.py {job} ...` (the old form works for one more "
-            "release)")
 
 
 @pytest.fixture()
@@ -83,12 +78,15 @@ def test_help_lists_the_jobs(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "flag", "owners"),
     [
         (["report", "--models", "resnet18"], "--models", ["run", "speed"]),
+        (["report", "--no-report"], "--no-report", ["run"]),
+        (["report", "--speed-data-only"], "--speed-data-only", ["speed"]),
+        (["leaderboard", "--target-rate", "10"], "--target-rate", ["speed"]),
         (["leaderboard", "--gallery-k", "3"], "--gallery-k", ["run", "report"]),
         (["speed", "--seeds", "0", "1"], "--seeds", ["run"]),
         (["speed", "--pretrained", "none"], "--pretrained", ["run"]),
         (["speed", "--probe", "svm"], "--probe", ["run"]),
         (["--speed-steps", "2"], "--speed-steps", ["speed"]),
-        (["run", "--leaderboard-only"], "--leaderboard-only", []),  # a mode flag after a job is no alias
+        (["run", "--no-such-flag"], "--no-such-flag", []),
     ],
 )
 def test_a_flag_of_another_job_is_an_error_naming_it(
@@ -106,41 +104,18 @@ def test_a_flag_of_another_job_is_an_error_naming_it(
         assert "is a flag of" not in err
 
 
-def test_deprecated_leaderboard_only_warns_and_does_what_leaderboard_does(
-    stored_runs: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("argv", [[], ["run"], ["--models", "resnet18"]], ids=["alone", "after-run", "after-flags"])
+@pytest.mark.parametrize(("flag", "job"), [("--report-only", "report"), ("--leaderboard-only", "leaderboard"),
+                                           ("--speed", "speed")])
+def test_a_removed_mode_flag_names_the_job_that_replaced_it(
+    flag: str, job: str, argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["leaderboard", "--out", str(stored_runs)]) == 0
-    new = capsys.readouterr()
-    files = [(stored_runs / f).read_bytes() for f in (LEADERBOARD_MD, LEADERBOARD_CSV)]
-    assert "warning" not in new.err
-    (stored_runs / LEADERBOARD_MD).unlink()
-    assert main(["--leaderboard-only", "--out", str(stored_runs)]) == 0
-    old = capsys.readouterr()
-    assert old.err.splitlines()[0] == _warning("--leaderboard-only", "leaderboard")
-    assert old.out == new.out and "| good" in old.out
-    assert [(stored_runs / f).read_bytes() for f in (LEADERBOARD_MD, LEADERBOARD_CSV)] == files
-
-
-def test_deprecated_report_only_warns_and_does_what_report_does(
-    stored_runs: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    flags = ["--out", str(stored_runs), "--gallery-classes", "dog", "--ap", "voc12"]
-    assert main(["report", *flags]) == 0
-    assert "warning" not in capsys.readouterr().err
-    report = (stored_runs / REPORT_MD).read_bytes()
-    (stored_runs / REPORT_MD).unlink()
-    assert main(["--report-only", *flags]) == 0
-    assert capsys.readouterr().err.splitlines()[0] == _warning("--report-only", "report")
-    assert (stored_runs / REPORT_MD).read_bytes() == report
-
-
-def test_deprecated_speed_warns_then_checks_as_before(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # the old parser still takes every job's flags (--pretrained, --gallery-k), and checks them as before
-    argv = ["--models", "test_resnet", "--out", str(tmp_path / "r"), "--pretrained", "none", "--gallery-k", "2"]
-    assert main(["--speed", *argv, "--seeds", "0", "1"]) == 2
-    warning, error = capsys.readouterr().err.splitlines()
-    assert warning == _warning("--speed", "speed")
-    assert error == "error: --seeds does not apply to --speed (it measures throughput, not results); use --seed"
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, flag, "--out", "unused"])
+    assert exit_.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"benchmark.py run: error: unrecognized arguments: {flag}; {flag}: use `python benchmark.py {job}`"
+            in err)
 
 
 def test_report_without_records_names_the_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -69,8 +69,8 @@ def _probe(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, dict]:
     return proc, json.loads(lines[-1].removeprefix("PROBE "))
 
 
-def test_leaderboard_only_loads_no_training_stack(stored_runs: Path, tmp_path: Path) -> None:
-    proc, probe = _probe("--leaderboard-only", "--out", str(stored_runs), cwd=tmp_path)
+def test_leaderboard_loads_no_training_stack(stored_runs: Path, tmp_path: Path) -> None:
+    proc, probe = _probe("leaderboard", "--out", str(stored_runs), cwd=tmp_path)
     assert probe == {"code": 0, "heavy": []}, proc.stderr[-3000:]
     md = (stored_runs / LEADERBOARD_MD).read_text()
     assert "| good" in md and "| bad" in md
@@ -78,8 +78,8 @@ def test_leaderboard_only_loads_no_training_stack(stored_runs: Path, tmp_path: P
     assert md in proc.stdout  # printed too
 
 
-def test_report_only_loads_no_training_stack(stored_runs: Path, tmp_path: Path) -> None:
-    proc, probe = _probe("--report-only", "--out", str(stored_runs), "--gallery-classes", "dog", cwd=tmp_path)
+def test_report_loads_no_training_stack(stored_runs: Path, tmp_path: Path) -> None:
+    proc, probe = _probe("report", "--out", str(stored_runs), "--gallery-classes", "dog", cwd=tmp_path)
     assert probe == {"code": 0, "heavy": []}, proc.stderr[-3000:]
     assert (stored_runs / REPORT_MD).is_file() and (stored_runs / LEADERBOARD_MD).is_file()
     assert (stored_runs / "report" / "gallery" / "good" / "dog.jpg").is_file()  # the leader's gallery
@@ -102,9 +102,6 @@ BAD_FLAGS: dict[str, tuple[list[str], list[str]]] = {
     # case: (flags, texts the error message must contain)
     "seed-and-seeds": (["--seed", "1", "--seeds", "0", "1"], ["--seed", "--seeds"]),
     "repeated-seeds": (["--seeds", "0", "1", "0"], ["--seeds", "[0]"]),
-    "report-and-leaderboard-only": (["--report-only", "--leaderboard-only"], ["--report-only", "--leaderboard-only"]),
-    "report-only-and-no-report": (["--report-only", "--no-report"], ["--report-only", "--no-report"]),
-    "speed-and-seeds": (["--speed", "--seeds", "0", "1"], ["--seeds", "--speed"]),
     "gallery-all-and-a-model": (["--gallery-models", "all", "resnet18"], ["--gallery-models", "'all'"]),
     "gallery-k-0": (["--gallery-k", "0"], ["--gallery-k"]),
     "unknown-class": (["--gallery-classes", "nosuchclass"], ["--gallery-classes", "nosuchclass"]),
@@ -130,9 +127,7 @@ def test_bad_flags_exit_2_naming_the_flag(
     argv += ["--epochs", "1", "--num-workers", "0", *flags]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    *deprecated, error = err.splitlines()  # a deprecated mode flag's warning comes first
-    assert all(line.startswith("warning: ") for line in deprecated)
-    assert error.startswith("error: ") and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")  # one line, no traceback
     for text in named:
         assert text in err, err
     assert not out.exists()

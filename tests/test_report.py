@@ -236,8 +236,6 @@ def test_pareto_front_hand_computed() -> None:
     [
         (["--seed", "1", "--seeds", "0", "1"], "--seed or --seeds"),
         (["--seeds", "1", "1"], "given more than once"),
-        (["--speed", "--seeds", "0", "1"], "--seeds does not apply to --speed"),
-        (["--report-only", "--no-report"], "--report-only or --no-report"),
         (["--gallery-classes", "dragon"], "--gallery-classes: unknown class"),
         (["--gallery-k", "0"], "--gallery-k must be positive"),
         (["--gallery-models", "all", "resnet18"], "stands alone"),
@@ -251,19 +249,19 @@ def test_bad_report_flags_fail_fast(
     assert message in capsys.readouterr().err
 
 
-def test_report_only_needs_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--report-only", "--out", str(tmp_path)]) == 2
+def test_report_needs_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--out", str(tmp_path)]) == 2
     assert "no result.json" in capsys.readouterr().err
 
 
-def test_report_only_checks_gallery_models_against_records(
+def test_report_checks_gallery_models_against_records(
     three_models: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--report-only", "--out", str(three_models), "--gallery-models", "nope"]) == 2
+    assert main(["report", "--out", str(three_models), "--gallery-models", "nope"]) == 2
     assert "not among the models ['fast', 'good', 'slow_bad']" in capsys.readouterr().err
 
 
-def test_seeds_sweep_then_report_only_rebuilds_the_same_report(tiny_voc: Path, tmp_path: Path) -> None:
+def test_seeds_sweep_then_report_rebuilds_the_same_report(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--seeds", "0", "1",
             "--gallery-classes", "dog"]
@@ -274,7 +272,7 @@ def test_seeds_sweep_then_report_only_rebuilds_the_same_report(tiny_voc: Path, t
     assert "(2 seeds)" in row
     assert "[report.md](report.md)" in leaderboard
     report = (out / "report.md").read_text()
-    assert main(["--report-only", "--out", str(out), "--gallery-classes", "dog"]) == 0
+    assert main(["report", "--out", str(out), "--gallery-classes", "dog"]) == 0
     assert (out / "report.md").read_text() == report
     assert (out / LEADERBOARD_MD).read_text() == leaderboard
 

@@ -1,4 +1,4 @@
-"""``--speed`` runs on a tiny model and reports positive, consistent numbers (no times asserted);
+"""The ``speed`` job runs on a tiny model and reports positive, consistent numbers (no times asserted);
 every figure is timed over the full number of steps (small splits cycled), repeated, and shown
 with its spread."""
 
@@ -52,7 +52,7 @@ def test_speed_reports_positive_consistent_numbers(
     steps, batch, repeats = 8, 2, 2
     # both splits have fewer batches than warm-up + timed steps: they must be cycled, not timed short
     assert all(math.ceil(n / batch) < WARMUP_BATCHES + steps for n in TINY_SPLITS.values())
-    args = ["--speed", "--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), "--resize", "32",
+    args = ["speed", "--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), "--resize", "32",
             "--crop", "24", "--batch-size", str(batch), "--eval-batch-size", str(batch), "--speed-steps", str(steps),
             "--speed-repeats", str(repeats), "--speed-workers", "0", "1", "--speed-threads", "1",
             "--speed-course-loop", "--target-rate", "1000"]
@@ -238,22 +238,17 @@ BAD_SPEED_FLAGS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
-@pytest.mark.parametrize("job", ["speed", "--speed"], ids=["speed", "deprecated --speed"])
 @pytest.mark.parametrize(("flags", "named"), list(BAD_SPEED_FLAGS.values()), ids=list(BAD_SPEED_FLAGS))
 def test_bad_speed_flags_exit_2_naming_the_flag(
-    job: str, flags: list[str], named: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    flags: list[str], named: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "results"
-    argv = [job, "--models", "test_resnet", "--data", str(tmp_path / "no-voc"), "--out", str(out), *flags]
+    argv = ["speed", "--models", "test_resnet", "--data", str(tmp_path / "no-voc"), "--out", str(out), *flags]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    *warning, last = err.splitlines()
-    assert warning == ([] if job == "speed" else [
-        "warning: --speed is deprecated: use `python benchmark.py speed ...` (the old form works for one more release)"
-    ])
-    assert last.startswith("error: ") and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")  # one line, no traceback
     for text in named:
         assert text in err, err
     assert not out.exists()

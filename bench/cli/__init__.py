@@ -4,8 +4,8 @@ One job per subcommand, each with its own module and flags: ``run`` (the default
 benchmark.py --models resnet50`` is ``python benchmark.py run --models resnet50``; :mod:`bench.cli.run`),
 ``report`` and ``leaderboard`` (rebuilds from stored records; :mod:`bench.cli.report`) and ``speed``
 (throughput; :mod:`bench.cli.speed`). A flag a job has no use for is not on its parser, and the parser
-names the job that has it. The old mode flags (``--report-only``, ``--leaderboard-only``, ``--speed``)
-still work for one release (:mod:`bench.cli.legacy`).
+names the job that has it; the removed mode flags (``--report-only``, ``--leaderboard-only``, ``--speed``)
+are errors that name the job replacing them.
 
 Light paths stay light: ``report``, ``leaderboard`` and ``--help`` import neither torch nor Lightning;
 the training side (``bench.train``) is imported only when a run needs it.
@@ -20,7 +20,6 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bench.cli import legacy
 from bench.cli.common import PROG, HelpFormatter, Parser, UsageError
 from bench.cli.report import (
     LEADERBOARD_HELP,
@@ -103,18 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed, 2 for a usage or data error found before any work, 130 when interrupted."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = PROG + ("" if not argv else " " + shlex.join(argv))
-    deprecated = legacy.mode_flags(argv, list(JOBS))
-    if deprecated:
-        legacy.warn(deprecated)
-        args = legacy.build_parser().parse_args(argv)
-        job = legacy.run
-    else:
-        args = parse_args(argv)
-        job = JOBS[args.job].run
+    args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return job(args, command)
+        return JOBS[args.job].run(args, command)
     except (UsageError, VOCDataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -25,8 +25,13 @@ class UsageError(Exception):
     """
 
 
+REMOVED_FLAGS: dict[str, str] = {"--report-only": "report", "--leaderboard-only": "leaderboard", "--speed": "speed"}
+"""The mode flags the jobs replaced -> the job to run instead."""
+
+
 class Parser(argparse.ArgumentParser):
-    """A job's parser: a flag it does not have but another job has is reported with that job's name."""
+    """A job's parser: a flag it does not have but another job has is reported with that job's name,
+    and a removed mode flag (:data:`REMOVED_FLAGS`) with the job that replaced it."""
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - argparse's own signature
         super().__init__(*args, **kwargs)
@@ -42,6 +47,8 @@ class Parser(argparse.ArgumentParser):
                 jobs = self.elsewhere.get(flag, ())
                 if jobs:
                     message += f"; {flag} is a flag of " + " and ".join(f"`{PROG} {job}`" for job in jobs)
+                if flag in REMOVED_FLAGS:
+                    message += f"; {flag}: use `{PROG} {REMOVED_FLAGS[flag]}`"
         super().error(message)
 
 

@@ -41,8 +41,8 @@ def leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def report(args: argparse.Namespace, *, flag: str = f"{PROG} report") -> int:
-    """``report``: leaderboard and report from the stored runs in --out (``flag`` names the job in messages)."""
+def report(args: argparse.Namespace) -> int:
+    """``report``: leaderboard and report from the stored runs in --out."""
     from bench.report.leaderboard import write_leaderboard
     from bench.report.markdown import write_report
 
@@ -50,7 +50,7 @@ def report(args: argparse.Namespace, *, flag: str = f"{PROG} report") -> int:
     records = read_records(args.out)
     if not records:
         raise UsageError(
-            f"{flag}: no result.json under {args.out}; run the benchmark first, "
+            f"{PROG} report: no result.json under {args.out}; run the benchmark first, "
             "or point --out at its results folder"
         )
     check_gallery(options.gallery_models, [r.model for r in records if r.ok])

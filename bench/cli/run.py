@@ -123,12 +123,6 @@ def check_run_flags(args: argparse.Namespace) -> ReportOptions:
     the report options the flags give."""
     check_seeds(args)
     sweep_shard(args, quiet=True)
-    return check_sweep_values(args)
-
-
-def check_sweep_values(args: argparse.Namespace) -> ReportOptions:
-    """The checks of a sweep's values the run and the deprecated command line share (``--eval-every``,
-    ``--cache-dir``, each protocol's flags); returns the report options the flags give."""
     if args.eval_every is not None and args.eval_every < 1:
         raise UsageError(f"--eval-every: a number of epochs, at least 1, not {args.eval_every}")
     check_cache_dir(args)
