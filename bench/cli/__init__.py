@@ -20,19 +20,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bench.cli import report as report_jobs
+from bench.cli import run as run_job
+from bench.cli import speed as speed_job
 from bench.cli.common import PROG, HelpFormatter, Parser, UsageError
-from bench.cli.report import (
-    LEADERBOARD_HELP,
-    REPORT_HELP,
-    add_leaderboard_flags,
-    add_rebuild_flags,
-    leaderboard,
-    report,
-)
-from bench.cli.run import DESCRIPTION as RUN_DESCRIPTION
-from bench.cli.run import add_run_flags, run
-from bench.cli.speed import DESCRIPTION as SPEED_DESCRIPTION
-from bench.cli.speed import add_speed_flags, speed
 from voc.errors import VOCDataError
 
 __all__ = ["DEFAULT_JOB", "JOBS", "UsageError", "build_parser", "main", "parse_args"]
@@ -49,12 +40,14 @@ class Job:
 
 
 JOBS: dict[str, Job] = {
-    "run": Job("train (or probe) every model under one protocol and rank them (the default job)", add_run_flags,
-               run, RUN_DESCRIPTION),
-    "report": Job(REPORT_HELP, add_rebuild_flags, lambda args, command: report(args)),
-    "leaderboard": Job(LEADERBOARD_HELP, add_leaderboard_flags, lambda args, command: leaderboard(args)),
-    "speed": Job("measure throughput, model-only against end to end, and the data pipeline alone", add_speed_flags,
-                 lambda args, command: speed(args), SPEED_DESCRIPTION),
+    "run": Job("train (or probe) every model under one protocol and rank them (the default job)",
+               run_job.add_run_flags, run_job.run, run_job.DESCRIPTION),
+    "report": Job(report_jobs.REPORT_HELP, report_jobs.add_rebuild_flags,
+                  lambda args, command: report_jobs.report(args)),
+    "leaderboard": Job(report_jobs.LEADERBOARD_HELP, report_jobs.add_leaderboard_flags,
+                       lambda args, command: report_jobs.leaderboard(args)),
+    "speed": Job("measure throughput, model-only against end to end, and the data pipeline alone",
+                 speed_job.add_speed_flags, lambda args, command: speed_job.speed(args), speed_job.DESCRIPTION),
 }
 """The jobs, by subcommand."""
 DEFAULT_JOB = "run"
