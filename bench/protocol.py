@@ -76,8 +76,6 @@ class _ProtocolMixin:
             mean=tuple(mean),
             std=tuple(std),
             interpolation=interpolation,
-            hflip=self.hflip,
-            rotation=self.rotation,
             decode=self.decode,
             **{f.name: getattr(self, f.name) for f in fields(AugmentConfig)},
         )
@@ -120,8 +118,6 @@ class Protocol(_ProtocolMixin, TrainConfig, AugmentConfig):
     resize: int = 400
     crop: int = 224
     crop_mode: str = "five"
-    hflip: bool = True
-    rotation: float = 25.0
     difficult: str = "negative"
     label_source: str = "annotations"
     positive_only: bool = True

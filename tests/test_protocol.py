@@ -230,6 +230,7 @@ def test_a_recipe_setting_that_would_not_apply_is_a_usage_error() -> None:
     (["--layer-decay", "0"], "--layer-decay"),
     (["--ema-horizon", "2"], "--ema-horizon"),
     (["--crop-scale", "0"], "--crop-scale"),
+    (["--rotation", "-5"], "--rotation"),
     (["--protocol", "modern", "--ema-horizon", "0.1"], "--ema-horizon"),
 ])
 def test_a_bad_value_of_a_recipe_setting_is_a_usage_error_naming_its_flag(argv: list[str], flag: str) -> None:
@@ -249,7 +250,7 @@ def test_an_unknown_choice_of_a_new_setting_is_refused_naming_the_flag(
 
 
 @pytest.mark.parametrize("argv", [["--scheduler", "cosine"], ["--ema-decay", "0.9"], ["--eval-every", "1"],
-                                  ["--no-ema-warmup"]])
+                                  ["--no-ema-warmup"], ["--rotation", "10"], ["--no-hflip"]])
 def test_fine_tuning_flags_are_rejected_by_frozen_protocols(argv: list[str]) -> None:
     with pytest.raises(UsageError, match=r"--protocol linear trains no backbone"):
         check_run_flags(parse_args(["--protocol", "linear", *argv]))

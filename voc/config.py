@@ -125,14 +125,18 @@ class LabelConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """A training recipe's augmentation beyond flip and rotation, each setting declared once here:
+    """A training recipe's augmentation, each setting declared once here:
     :class:`TransformConfig` applies them, and a protocol that records them inherits them (``bench.protocol``).
 
-    Raises ValueError (:meth:`check_augment`) for an unknown ``augment``, a ``randaugment`` that is
-    not a timm config string or is set without ``augment="randaugment"``, an ``erasing``
-    probability outside [0, 1], or a ``crop_scale`` outside (0, 1].
+    Raises ValueError (:meth:`check_augment`) for a ``rotation`` outside [0, 180], an unknown
+    ``augment``, a ``randaugment`` that is not a timm config string or is set without
+    ``augment="randaugment"``, an ``erasing`` probability outside [0, 1], or a ``crop_scale``
+    outside (0, 1].
     """
 
+    hflip: bool = setting(True, "a random horizontal flip of each training image")
+    rotation: float = setting(25.0, "a random rotation of each training image by up to this many degrees either way, "
+                                    "the corners filled black; 0: none", metavar="DEGREES")
     augment: str = setting("basic", "basic (random flip and rotation) or randaugment (those, then timm's "
                                     "RandAugment)", choices=AUGMENTS)
     randaugment: str = setting(DEFAULT_RANDAUGMENT, "timm's RandAugment config string with augment randaugment, "
@@ -154,6 +158,8 @@ class AugmentConfig:
     def check_augment(self) -> None:
         """ValueError for a setting of this class that cannot be applied (class docstring)."""
         check_choices(self)
+        if not 0.0 <= self.rotation <= 180.0:
+            raise ValueError(f"rotation is an angle in degrees in [0, 180], got {self.rotation}")
         if not _RANDAUGMENT_STRING.fullmatch(self.randaugment):
             raise ValueError(f"randaugment must be a timm RandAugment string such as {DEFAULT_RANDAUGMENT!r} "
                              f"('rand' then -m<magnitude>, -n<ops>, -mstd<std>, -mmax<max>, -inc<0|1>, -p<prob>), "
@@ -186,8 +192,6 @@ class TransformConfig(AugmentConfig):
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     interpolation: str = "bilinear"
-    hflip: bool = True
-    rotation: float = 25.0
     decode: str = "pil"
     """The decoder (:data:`DECODERS`)."""
 
