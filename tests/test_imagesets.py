@@ -51,8 +51,11 @@ def test_find_voc_dir_missing_root(tmp_path: Path) -> None:
 
 def test_find_voc_dir_wrong_year(tmp_path: Path) -> None:
     voc_dir = write_voc_tree(tmp_path, IMAGES, year="2012")
-    with pytest.raises(VOCDataError, match=r"no VOC2007 dataset"):
+    with pytest.raises(VOCDataError, match=r"no VOC2007 dataset") as info:
         find_voc_dir(tmp_path, "2007")
+    # the set that is there, and the flags that would use it (a synthetic set is VOC2012)
+    assert f"but VOC2012 ({voc_dir}) is there" in str(info.value)
+    assert "`--year 2012 --train-split train --eval-split val`" in str(info.value)
     with pytest.raises(VOCDataError, match=r"no VOC2007 dataset"):
         find_voc_dir(voc_dir, "2007")  # the VOC2012 folder is not VOC2007
 

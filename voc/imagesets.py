@@ -38,12 +38,34 @@ def find_voc_dir(root: str | Path, year: str | int) -> Path:
         if (candidate / "ImageSets").is_dir():
             return candidate
     looked = "\n".join(f"  {c} ({_why_not(c)})" for c in candidates)
+    others = _other_years(root, name)
+    if others:
+        found = ", ".join(f"{other} ({path})" for other, path in others)
+        raise VOCDataError(
+            f"no VOC{year} dataset found under {root}, but {found} is there. Looked for:\n{looked}\n"
+            f"To use it, pass its year and splits, e.g. `--year {others[0][0].removeprefix('VOC')} "
+            f"--train-split train --eval-split val`; or download VOC{year} with "
+            f"`python -m voc download --year {year} --root {root}`."
+        )
     raise VOCDataError(
         f"no VOC{year} dataset found under {root}"
         f"{'' if root.is_dir() else ' (that folder does not exist)'}. Looked for:\n{looked}\n"
         f"Download it with `python -m voc download --year {year} --root {root}`, "
         f"or make a synthetic set with `python -m voc synth --out {root} ...`."
     )
+
+
+def _other_years(root: Path, name: str) -> list[tuple[str, Path]]:
+    """The ``VOC<year>`` folders with an ``ImageSets`` folder under ``root`` or ``root/VOCdevkit``
+    other than ``name``, sorted by name."""
+    found = []
+    for parent in (root / "VOCdevkit", root):
+        if parent.is_dir():
+            for candidate in sorted(parent.iterdir()):
+                if (re.fullmatch(r"VOC\d{4}", candidate.name) and candidate.name != name
+                        and (candidate / "ImageSets").is_dir()):
+                    found.append((candidate.name, candidate))
+    return found
 
 
 def _why_not(candidate: Path) -> str:
