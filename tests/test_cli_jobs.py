@@ -5,14 +5,11 @@ the job that replaced it, and the light jobs load no training stack."""
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from light_probe import BENCHMARK, probe
 
 from bench.cli import JOBS, main, parse_args
 from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags
@@ -21,20 +18,6 @@ from voc.labels import load_labels
 from voc.metrics import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "torchvision", "pytorch_lightning", "lightning", "timm")
-
-# runs benchmark.py as `python benchmark.py ARGS` does, then reports its exit status and which heavy
-# modules it loaded
-PROBE = f"""
-import json, runpy, sys
-sys.argv = ["benchmark.py", *sys.argv[1:]]
-try:
-    runpy.run_path({str(ROOT / "benchmark.py")!r}, run_name="__main__")
-    code = 0
-except SystemExit as exit:
-    code = exit.code
-print("PROBE " + json.dumps({{"code": code, "heavy": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
-"""
 
 
 @pytest.fixture()
@@ -134,12 +117,8 @@ def test_report_without_records_names_the_job(tmp_path: Path, capsys: pytest.Cap
 def test_light_jobs_load_no_training_stack(argv: list[str], stored_runs: Path, tmp_path: Path) -> None:
     if "--help" not in argv:
         argv = [*argv, "--out", str(stored_runs)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=300)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("PROBE ")]
-    assert lines, proc.stderr[-3000:]
-    assert json.loads(lines[-1].removeprefix("PROBE ")) == {"code": 0, "heavy": []}, proc.stderr[-3000:]
+    run = probe(BENCHMARK, *argv, cwd=tmp_path)
+    assert (run.code, run.heavy) == (0, []), run.proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("adders", [FINETUNE_FLAGS, FROZEN_FLAGS], ids=["fine-tuning", "frozen"])

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from light_probe import BENCHMARK, probe
 
 from bench.cli import main
 from bench.store import LEADERBOARD_CSV, LEADERBOARD_MD, REPORT_MD, RunRecord, write_run
 from voc.labels import load_labels
 from voc.metrics import evaluate
-
-ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "torchvision", "pytorch_lightning", "lightning", "timm")
-
-# runs benchmark.py as `python benchmark.py ARGS` does, then reports its exit status and which heavy
-# modules it loaded
-PROBE = f"""
-import json, runpy, sys
-sys.argv = ["benchmark.py", *sys.argv[1:]]
-try:
-    runpy.run_path({str(ROOT / "benchmark.py")!r}, run_name="__main__")
-    code = 0
-except SystemExit as exit:
-    code = exit.code
-print("PROBE " + json.dumps({{"code": code, "heavy": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
-"""
 
 
 def _store_run(out: Path, voc_root: Path, model: str, quality: float, seed: int) -> None:
@@ -60,42 +41,28 @@ def stored_runs(tiny_voc: Path, tmp_path: Path) -> Path:
     return out
 
 
-def _probe(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, dict]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-c", PROBE, *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("PROBE ")]
-    assert lines, proc.stderr[-3000:]
-    return proc, json.loads(lines[-1].removeprefix("PROBE "))
-
-
 def test_leaderboard_loads_no_training_stack(stored_runs: Path, tmp_path: Path) -> None:
-    proc, probe = _probe("leaderboard", "--out", str(stored_runs), cwd=tmp_path)
-    assert probe == {"code": 0, "heavy": []}, proc.stderr[-3000:]
+    run = probe(BENCHMARK, "leaderboard", "--out", str(stored_runs), cwd=tmp_path)
+    assert (run.code, run.heavy) == (0, []), run.proc.stderr[-3000:]
     md = (stored_runs / LEADERBOARD_MD).read_text()
     assert "| good" in md and "| bad" in md
     assert (stored_runs / LEADERBOARD_CSV).is_file()
-    assert md in proc.stdout  # printed too
+    assert md in run.proc.stdout  # printed too
 
 
 def test_report_loads_no_training_stack(stored_runs: Path, tmp_path: Path) -> None:
-    proc, probe = _probe("report", "--out", str(stored_runs), "--gallery-classes", "dog", cwd=tmp_path)
-    assert probe == {"code": 0, "heavy": []}, proc.stderr[-3000:]
+    run = probe(BENCHMARK, "report", "--out", str(stored_runs), "--gallery-classes", "dog", cwd=tmp_path)
+    assert (run.code, run.heavy) == (0, []), run.proc.stderr[-3000:]
     assert (stored_runs / REPORT_MD).is_file() and (stored_runs / LEADERBOARD_MD).is_file()
     assert (stored_runs / "report" / "gallery" / "good" / "dog.jpg").is_file()  # the leader's gallery
 
 
 def test_the_light_imports_load_no_training_stack(tmp_path: Path) -> None:
     """What the command line imports before it knows whether it will train."""
-    code = (
-        "import sys, bench.cli, bench.store, bench.protocol, bench.data, bench.report.leaderboard, "
-        f"bench.report.markdown, voc.config, voc.labels; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-c", code]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip() == "[]"
+    code = ("import bench.cli, bench.store, bench.protocol, bench.data, bench.report.leaderboard, "
+            "bench.report.markdown, voc.config, voc.labels")
+    run = probe(code, cwd=tmp_path, timeout=120)
+    assert (run.code, run.heavy) == (0, []), run.proc.stderr[-3000:]
 
 
 BAD_FLAGS: dict[str, tuple[list[str], list[str]]] = {

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 
 import pytest
+from light_probe import probe
 
 from voc.config import LabelConfig, TransformConfig, difficult_only_label, num_crops
 from voc.constants import DIFFICULT_ONLY_LABELS, DIFFICULT_POLICIES, IGNORED, IMAGENET_MEAN, NEGATIVE, POSITIVE
@@ -85,11 +84,5 @@ def test_transform_config_rejects(kwargs: dict, match: str) -> None:
 
 def test_torch_free_modules_do_not_load_torch() -> None:
     """The settings, labels, images, metrics and table modules import without torch."""
-    code = (
-        "import sys\n"
-        "import voc.config, voc.labels, voc.images, voc.io, voc.metrics, voc.tables, voc.cli\n"
-        "heavy = sorted(m for m in ('torch', 'torchvision', 'pytorch_lightning', 'lightning') if m in sys.modules)\n"
-        "assert not heavy, heavy\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
+    run = probe("import voc.config, voc.labels, voc.images, voc.io, voc.metrics, voc.tables, voc.cli")
+    assert (run.code, run.heavy) == (0, []), run.proc.stderr

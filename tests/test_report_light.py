@@ -3,12 +3,9 @@ stored runs loads neither torch nor Lightning, timm or torchvision."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "pytorch_lightning", "lightning", "timm", "torchvision")
+from light_probe import ROOT, probe
 
 _SCRIPT = """
 import sys
@@ -47,15 +44,10 @@ report = write_report(out, ReportOptions(gallery_k=DEFAULT_K))
 assert (md.name, csv.name, report.name) == (LEADERBOARD_MD, LEADERBOARD_CSV, REPORT_MD)
 assert "| 1      | good" in md.read_text() and "broken" in md.read_text()
 assert (out / REPORT_DIR / "per_class_ap.png").is_file() and (out / REPORT_DIR / "pr_curves.png").is_file()
-print(" ".join(sorted(name for name in sys.modules if name.split(".")[0] in {heavy})))
 """
 
 
 def test_report_and_store_load_no_training_stack(tmp_path: Path) -> None:
-    script = _SCRIPT.replace("{heavy}", repr(set(HEAVY)))
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "results")],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "", f"the reporting side imported {done.stdout.strip()}"
+    run = probe(_SCRIPT, str(tmp_path / "results"), cwd=ROOT)
+    assert run.code == 0, run.proc.stderr
+    assert run.heavy == [], f"the reporting side imported {' '.join(run.heavy)}"

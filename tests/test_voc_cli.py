@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from light_probe import probe
 from sklearn.metrics import average_precision_score
 from voc_tree import write_voc_tree
 
@@ -154,18 +155,11 @@ def test_evaluate_loads_neither_torch_nor_lightning(tmp_path: Path) -> None:
     ids = [f"img{i}" for i in range(8)]
     s = _write_csv(tmp_path / "s.csv", ids, rng.random((8, 20)))
     labels_path = _write_csv(tmp_path / "l.csv", ids, (rng.random((8, 20)) < 0.5).astype(int))
-    script = (
-        "import sys\n"
-        "from voc.cli import main\n"
-        f"status = main(['evaluate', '--scores', {str(s)!r}, '--labels', {str(labels_path)!r}])\n"
-        "heavy = sorted(m for m in ('torch', 'torchvision', 'pytorch_lightning', 'lightning') if m in sys.modules)\n"
-        "print('HEAVY', heavy, file=sys.stderr)\n"
-        "sys.exit(status or (3 if heavy else 0))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
-    assert "HEAVY []" in proc.stderr, proc.stderr
-    assert proc.returncode == 0
-    assert json.loads(proc.stdout)["n_images"] == 8
+    script = "import sys\nfrom voc.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    run = probe(script, "evaluate", "--scores", str(s), "--labels", str(labels_path))
+    assert run.heavy == [], run.proc.stderr
+    assert run.code == 0, run.proc.stderr
+    assert json.loads(run.proc.stdout)["n_images"] == 8
 
 
 def test_compare_is_a_paired_bootstrap_of_two_predictions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
