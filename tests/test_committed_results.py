@@ -88,6 +88,7 @@ def _rebuild(committed: Path, rebuilt: Path, capsys: pytest.CaptureFixture[str])
     _assert_same_report(committed / REPORT_DIR, rebuilt / REPORT_DIR)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
 def test_a_clone_without_data_rebuilds_the_committed_files(
     folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -104,6 +105,7 @@ def test_a_clone_without_data_rebuilds_the_committed_files(
     assert ("kept as it was" in caplog.text) is has_galleries
 
 
+@pytest.mark.slow
 def test_report_only_redraws_the_galleries_from_the_synthetic_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from voc_tree import write_voc_tree
@@ -23,6 +24,7 @@ from voc.module import MultiLabelClassifier
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_single_process_eval(tmp_path: Path) -> None:
     rng = random.Random(1)
     images = {f"img{k:03d}": [(rng.choice(VOC_CLASSES), False)] for k in range(23)}

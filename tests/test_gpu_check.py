@@ -16,6 +16,7 @@ STEPS = ("synthetic set", "speed course shapes", "speed --protocol linear", "spe
          "train 2 epochs bf16", "deterministic x2")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_gpu_check_quick_mode_runs_every_step(tmp_path: Path) -> None:
     env = {**os.environ, "GPU_CHECK_QUICK": "1", "PYTHON": sys.executable, "CUDA_VISIBLE_DEVICES": ""}

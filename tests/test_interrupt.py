@@ -88,6 +88,7 @@ def test_sigint_keeps_finished_records_and_leaderboard(tiny_voc: Path, tmp_path:
     assert (out / "test_resnet" / "run_config.json").exists()  # what --resume continues from
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_continues_from_the_checkpoint(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     cmd = _command(tiny_voc, out, "test_resnet", epochs=25)

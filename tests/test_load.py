@@ -16,6 +16,7 @@ TEN_TINY = [
 ]
 
 
+@pytest.mark.slow
 def test_ten_tiny_models_two_epochs(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     args = ["--models", *TEN_TINY, "--data", str(tiny_voc), "--out", str(out), "--resize", "32", "--crop", "32",
