@@ -5,8 +5,9 @@ the end-to-end figure (hand-driven clock)."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
-import time
+import threading
 
 import pytest
 import torch
@@ -19,35 +20,54 @@ from bench.train.throughput import WARMUP_BATCHES, ThroughputMeter
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX signals")
 
 
-def _count_forever(counter) -> None:  # noqa: ANN001 - a multiprocessing.RawValue
+def _echo(conn) -> None:  # noqa: ANN001 - a multiprocessing Connection
+    """The child: sends back every message it gets, so the parent can see it run."""
     while True:
-        counter.value += 1
-        time.sleep(0.001)
+        conn.send(conn.recv())
 
 
-def _advances(counter, seconds: float = 0.3) -> bool:  # noqa: ANN001
-    before = counter.value
-    time.sleep(seconds)
-    return counter.value > before
+def _answers(conn, message: int) -> bool:  # noqa: ANN001
+    """The child sends ``message`` back (waiting for its answer, 60 s at most: a hang guard)."""
+    conn.send(message)
+    return conn.poll(60) and conn.recv() == message
+
+
+def _reported(pid: int, stopped: bool) -> bool:
+    """Whether the kernel reports the child ``pid`` stopped (by SIGSTOP), or continued: waitpid returns
+    as the child changes state; a thread waits in it so that a child that never does fails the test
+    after 60 s (a hang guard) rather than hanging it."""
+    statuses: list[int] = []
+    flags = os.WUNTRACED if stopped else os.WCONTINUED
+    waiter = threading.Thread(target=lambda: statuses.append(os.waitpid(pid, flags)[1]), daemon=True)
+    waiter.start()
+    waiter.join(60)
+    if not statuses:
+        return False
+    if stopped:
+        return os.WIFSTOPPED(statuses[0]) and os.WSTOPSIG(statuses[0]) == signal.SIGSTOP
+    return os.WIFCONTINUED(statuses[0])
 
 
 def test_paused_workers_stops_children_and_lets_them_go_on_also_after_an_error() -> None:
-    # A RawValue, written by the child alone: a locked Value's reads take its lock, and a child
-    # stopped while holding it would block this process's reads for good (a CI run hung so).
-    counter = multiprocessing.RawValue("q", 0)
-    child = multiprocessing.get_context("fork").Process(target=_count_forever, args=(counter,), daemon=True)
+    # No sleeping: waitpid reports the child's stop and continue as they happen, and a child that
+    # answers every message shows whether it runs.
+    context = multiprocessing.get_context("fork")
+    conn, child_end = context.Pipe()
+    child = context.Process(target=_echo, args=(child_end,), daemon=True)
     child.start()
     try:
-        while counter.value == 0:
-            time.sleep(0.01)
-        assert _advances(counter)
+        assert _answers(conn, 1)
         with paused_workers():
-            time.sleep(0.05)  # a count in flight when the signal came lands now
-            assert not _advances(counter)
-        assert _advances(counter)
+            assert _reported(child.pid, stopped=True)
+            conn.send(2)
+            assert not conn.poll()  # stopped: no answer while the block runs
+        assert _reported(child.pid, stopped=False)
+        assert conn.poll(60) and conn.recv() == 2  # gone on: answers what came while it was stopped
         with pytest.raises(RuntimeError), paused_workers():
+            assert _reported(child.pid, stopped=True)
             raise RuntimeError("the model-only step failed")
-        assert _advances(counter)  # resumed although the block raised
+        assert _reported(child.pid, stopped=False)
+        assert _answers(conn, 3)  # resumed although the block raised
     finally:
         child.kill()
         child.join()
