@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 import traceback
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 
 from bench.data import DataSource
@@ -122,9 +125,11 @@ def _run_model_in(
         train_started = time.perf_counter()
         if checkpoint is not None:
             log.info("%s: resuming from %s (--resume)", model_name, checkpoint)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+        with interrupt_as_keyboard_interrupt(trainer):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         eval_started = time.perf_counter()
-        trainer.test(module, datamodule=datamodule, verbose=False)
+        with interrupt_as_keyboard_interrupt(trainer):
+            trainer.test(module, datamodule=datamodule, verbose=False)
         finished = time.perf_counter()
         output = module.eval_output
         if output is None or module.eval_metrics is None:
@@ -155,6 +160,20 @@ def _run_model_in(
     if is_global_zero():
         write_run(run_dir, record, ids, scores, labels)
     return record
+
+
+@contextmanager
+def interrupt_as_keyboard_interrupt(trainer: pl.Trainer) -> Iterator[None]:
+    """Lightning answers Ctrl+C inside ``fit``/``test`` by shutting down and calling ``sys.exit(1)``
+    with SIGINT ignored; here that exit becomes the ``KeyboardInterrupt`` it was (SIGINT handled
+    again), so the sweep stops as on an interrupt anywhere else: no record, exit status 130."""
+    try:
+        yield
+    except SystemExit as exit_:
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt from exit_
 
 
 def starting_head(
