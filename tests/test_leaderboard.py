@@ -285,3 +285,33 @@ def test_throughput_range_over_seeds_is_the_slowest_and_fastest_window(tmp_path:
     write_json_atomic(tmp_path / "m-seed2" / RESULT_FILE, r)
     (summary,) = summarize(read_runs(tmp_path), settings=None)
     assert summary.throughput_range == {}
+
+
+def test_several_protocols_open_with_an_overview_of_each_models_map_under_each(tmp_path: Path) -> None:
+    a_course, b_course = _record("x", 0.30), _record("y", 0.40)
+    for r in (a_course, b_course):
+        r["config"] = _config(epochs=3, batch_size=8, resize=224, crop=224, crop_mode="full")
+    a_linear = _record("x", 0.90)
+    a_linear["config"] = _config(epochs=0, name="linear", probe="svm")
+    prior = _record("prior-baseline", 0.07)
+    prior["config"] = _config(epochs=0, name="linear")
+    for folder, r in (("x", a_course), ("y", b_course), ("x-linear", a_linear), ("prior-baseline-linear", prior)):
+        write_json_atomic(tmp_path / folder / RESULT_FILE, r)
+    md = write_leaderboard(tmp_path, settings=None)[0].read_text()
+    overview = md.split("## Overview")[1].split("## Protocol")[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in overview.splitlines()
+            if line.startswith("|")]
+    course_heading = "## Protocol `course`: 3 epochs at batch 8, whole image at 224 px"
+    assert course_heading in md and md.index("## Overview") < md.index(course_heading)
+    # one column per protocol, linked to its table's GitHub anchor; a row per model, the prior last
+    assert rows[0] == ["model", "weights", "[`course`](#protocol-course-3-epochs-at-batch-8-whole-image-at-224-px)",
+                       "[`linear`](#protocol-linear)"]
+    assert rows[2:] == [
+        ["x", "random init", "0.3000", "0.9000"],
+        ["y", "random init", "0.4000", "–"],
+        ["prior-baseline", "random init", "–", "0.0700"],
+    ]
+    # a folder of one protocol has no overview
+    for folder in ("x-linear", "prior-baseline-linear"):
+        (tmp_path / folder / RESULT_FILE).unlink()
+    assert "## Overview" not in write_leaderboard(tmp_path, settings=None)[0].read_text()

@@ -319,12 +319,15 @@ def render_markdown(
             "table has its own leader.",
             "",
         ]
+    titles = {protocol: f"Protocol `{protocol}`" + (f": {budget}" if (budget := training_budget(group)) else "")
+              for protocol, group in groups}
+    if len(groups) > 1:
+        lines += render_overview(groups, titles, ap)
     for protocol, group in groups:
-        budget = training_budget(group)
         if len(groups) > 1:
-            lines += [f"## Protocol `{protocol}`" + (f": {budget}" if budget else ""), ""]
-        elif budget:
-            lines += [f"Protocol `{protocol}`: {budget}.", ""]
+            lines += [f"## {titles[protocol]}", ""]
+        elif titles[protocol] != f"Protocol `{protocol}`":
+            lines += [f"{titles[protocol]}.", ""]
         spec = report_spec(protocol)
         for paragraph in spec.table_note(group):
             lines += [paragraph, ""]
@@ -357,6 +360,41 @@ def render_markdown(
         ]
         lines.append(tabulate(rows, headers=["model", *VOC_CLASSES], tablefmt="github", disable_numparse=True))
     return "\n".join(lines) + "\n"
+
+
+def heading_anchor(title: str) -> str:
+    """The anchor GitHub gives a markdown heading ``title`` (without its ``#``): lower case,
+    characters other than letters, digits, spaces, hyphens and underscores dropped, spaces made
+    hyphens."""
+    kept = "".join(c for c in title.lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
+
+
+def render_overview(
+    groups: Sequence[tuple[str, Sequence[Summary]]], titles: dict[str, str], ap: str
+) -> list[str]:
+    """The leaderboard's first table where it has several protocols: a row per model and weights, a
+    column per protocol (linked to its table by ``titles``, each protocol's heading), each cell the
+    protocol's headline mAP under ``ap`` ± the half-width of its interval; rows by model name, the
+    prior baseline last. Nothing is ranked across protocols."""
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for protocol, group in groups:
+        for s in group:
+            key = (s.model, format_value(s.record.weights))
+            cells.setdefault(key, {})[protocol] = _with_ci(s.map, s.map_ci)
+    keys = sorted(cells, key=lambda k: (k[0] == BASELINE_NAME, k))
+    label = AP_DEFINITIONS[ap].label
+    headers = ["model", "weights", *(f"[`{p}`](#{heading_anchor(titles[p])})" for p, _ in groups)]
+    rows = [[model, weights, *(cells[(model, weights)].get(p, "–") for p, _ in groups)] for model, weights in keys]
+    return [
+        "## Overview",
+        "",
+        f"Each model's {label} ± h under every protocol in this folder, one column per protocol (its table "
+        "below ranks it). Columns are different experiments: compare down a column, never across a row.",
+        "",
+        tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True),
+        "",
+    ]
 
 
 def by_protocol(summaries: Sequence[Summary]) -> list[tuple[str, list[Summary]]]:
