@@ -209,10 +209,10 @@ def _run_finetune(
         log.info("VOC at %s, protocol: %s", data.root, protocol_summary(protocol))
     _log_images_and_models(sizes, models, args.pretrained)
 
-    from bench.train.runner import run_sweep
+    from bench.api import sweep_function
 
     return _sweep_and_report(args, report, partial(
-        run_sweep, models, protocol=protocol, data=data, out_dir=args.out, weights=weights,
+        sweep_function(protocol), models, protocol=protocol, data=data, out_dir=args.out, weights=weights,
         pretrained=args.pretrained, options=options, command=command, baseline=not args.no_baseline,
         resume=args.resume, seeds=args.seeds,
     ))
@@ -233,10 +233,10 @@ def _run_frozen(
     log.info("%s %s, protocol %s", where, data.root, frozen_protocol_summary(protocol))
     _log_images_and_models(sizes, models, args.pretrained)
 
-    from bench.frozen.runner import run_frozen_sweep
+    from bench.api import sweep_function
 
     return _sweep_and_report(args, report, partial(
-        run_frozen_sweep, models, protocol=protocol, data=data, out_dir=args.out, weights=weights,
+        sweep_function(protocol), models, protocol=protocol, data=data, out_dir=args.out, weights=weights,
         pretrained=args.pretrained, options=frozen_options(args), command=command, baseline=not args.no_baseline,
         resume=args.resume, seeds=args.seeds,
     ))

@@ -1,0 +1,118 @@
+"""The Python entry point: what ``python benchmark.py`` does, callable from a notebook.
+
+    import bench
+    records = bench.run("lpft", ["tf_efficientnet_lite0"], data="path/to/VOC", out="results/mine",
+                        pretrained="imagenet")
+    frame = bench.leaderboard("results/mine")          # a pandas DataFrame, leaderboard.csv's rows
+
+``run`` takes a protocol by name or as an object (``bench.protocol.Protocol`` for fine-tuning,
+``FrozenProtocol`` for the frozen-feature protocols, e.g. ``replace(LPFT_PROTOCOL, epochs=4)``) and
+data as a path, ``auto``, ``synthetic`` or a ``bench.data.DataSource``. The command line turns its
+flags into these objects and calls the same sweep functions. Importing this module imports no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bench.data import DataSource
+    from bench.protocol import FrozenProtocol, Protocol
+    from bench.shard import Shard
+    from bench.store import RunRecord
+
+
+def resolve_protocol(protocol: str | Protocol | FrozenProtocol, data: DataSource) -> Protocol | FrozenProtocol:
+    """``protocol`` as it is, or the registered protocol of that name in its variant for ``data``
+    (the synthetic set's CPU-sized one where ``data`` is synthetic). ValueError for an unknown name,
+    listing the valid ones."""
+    if not isinstance(protocol, str):
+        return protocol
+    from bench.protocol import FINETUNE_PROTOCOLS, finetune_protocol, frozen_protocol
+
+    if protocol in FINETUNE_PROTOCOLS:
+        return finetune_protocol(protocol, synthetic=data.is_synthetic)
+    return frozen_protocol(protocol, synthetic=data.is_synthetic)
+
+
+def sweep_function(protocol: Protocol | FrozenProtocol) -> Callable[..., list[RunRecord]]:
+    """The sweep that runs ``protocol``: the frozen runner's for a ``FrozenProtocol``, else the
+    fine-tuning runner's (both take the same arguments, their options apart)."""
+    from bench.protocol import FrozenProtocol
+
+    if isinstance(protocol, FrozenProtocol):
+        from bench.frozen.runner import run_frozen_sweep
+
+        return run_frozen_sweep
+    from bench.train.runner import run_sweep
+
+    return run_sweep
+
+
+def run(
+    protocol: str | Protocol | FrozenProtocol,
+    models: Sequence[str],
+    data: str | Path | DataSource = "auto",
+    out: str | Path = "results",
+    *,
+    pretrained: str = "auto",
+    options: Any = None,
+    seeds: Sequence[int] | None = None,
+    baseline: bool = True,
+    resume: bool = False,
+    shard: Shard | None = None,
+    skip_bad_images: bool = False,
+    leaderboard_after_each: bool = True,
+) -> list[RunRecord]:
+    """Run ``protocol`` on every model of ``models`` (timm names; wildcards as ``--models`` takes
+    them) into ``out`` and return the records; ``leaderboard.md``/``.csv`` are rebuilt after each
+    record unless ``leaderboard_after_each`` is False.
+
+    ``options``: ``bench.train.experiment.TrainerOptions`` (fine-tuning) or
+    ``bench.frozen.runner.FrozenOptions`` (frozen protocols), their defaults where ``None``. Weights
+    are resolved for every model before any work (``bench.weights.resolve_all_weights``: raises
+    ``WeightsUnavailableError`` with the fix), and the data are checked up front
+    (``bench.train.checks.check_data``: images per split; ``skip_bad_images`` leaves unreadable
+    images out instead of raising).
+    """
+    from dataclasses import replace
+
+    from bench.data import DataSource, resolve_data
+    from bench.registry import resolve_models
+    from bench.report.leaderboard import write_leaderboard
+    from bench.shard import WHOLE
+    from bench.train.checks import check_data
+    from bench.weights import resolve_all_weights
+
+    out = Path(out)
+    names = resolve_models(list(models))
+    weights = resolve_all_weights(names, pretrained)
+    if not isinstance(data, DataSource):  # the year matters for a synthetic set only: as the command line's
+        data = resolve_data(str(data), year="2012" if isinstance(protocol, str) else protocol.year)
+    resolved = resolve_protocol(protocol, data)
+    _, skipped = check_data(resolved, data, skip_bad_images=skip_bad_images)
+    if skipped:
+        data = replace(data, skipped=skipped)
+    sweep = sweep_function(resolved)
+    kwargs: dict[str, Any] = {"options": options} if options is not None else {}
+    return sweep(
+        names, protocol=resolved, data=data, out_dir=out, weights=weights, pretrained=pretrained,
+        baseline=baseline, resume=resume, seeds=seeds, shard=shard or WHOLE,
+        on_record=(lambda record: write_leaderboard(out)) if leaderboard_after_each else None, **kwargs,
+    )
+
+
+def leaderboard(out: str | Path, ap: str = "sklearn", bootstrap: bool = True) -> pd.DataFrame:
+    """The leaderboard of the results folder ``out`` as a DataFrame: ``leaderboard.csv``'s rows and
+    columns (rank within protocol by the AP definition ``ap``: ``sklearn``, ``voc07`` or ``voc12``;
+    the three mAPs, intervals and paired-bootstrap P's unless ``bootstrap`` is False, per-class AP),
+    rebuilt from the records; nothing is written."""
+    from bench.report.leaderboard import leaderboard_frame
+    from bench.report.summary import DEFAULT_BOOTSTRAP, summarize
+    from bench.store import read_runs
+
+    return leaderboard_frame(summarize(read_runs(Path(out)), DEFAULT_BOOTSTRAP if bootstrap else None, ap))

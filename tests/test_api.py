@@ -1,0 +1,45 @@
+"""``bench.run`` / ``bench.leaderboard``: the Python entry points give what the command line gives."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import bench
+from bench.cli import main
+from bench.data import DataSource
+from bench.protocol import COURSE_PROTOCOL, FrozenProtocol, frozen_protocol
+from bench.store import LEADERBOARD_CSV, PREDICTIONS_FILE, RESULT_FILE
+from bench.train.experiment import TrainerOptions
+
+
+def test_run_with_a_protocol_object_gives_the_command_lines_predictions(tiny_voc: Path, tmp_path: Path) -> None:
+    protocol = replace(COURSE_PROTOCOL, resize=32, crop=32, crop_mode="full", epochs=1, batch_size=4,
+                       eval_batch_size=8)
+    records = bench.run(protocol, ["test_resnet"], data=DataSource(root=tiny_voc), out=tmp_path / "api",
+                        pretrained="none", options=TrainerOptions(num_workers=0), baseline=False)
+    assert [(r.model, r.status) for r in records] == [("test_resnet", "ok")]
+    assert main(["--models", "test_resnet", "--resize", "32", "--crop", "32", "--crops", "full", "--epochs", "1",
+                 "--batch-size", "4", "--eval-batch-size", "8", "--pretrained", "none", "--num-workers", "0",
+                 "--no-report", "--no-baseline", "--data", str(tiny_voc), "--out", str(tmp_path / "cli")]) == 0
+    api_run, cli_run = (tmp_path / side / "test_resnet" for side in ("api", "cli"))
+    assert (api_run / PREDICTIONS_FILE).read_bytes() == (cli_run / PREDICTIONS_FILE).read_bytes()
+    # and the leaderboard as a DataFrame is leaderboard.csv's rows, rebuilt without writing anything
+    frame = bench.leaderboard(tmp_path / "api")
+    written = pd.read_csv(tmp_path / "api" / LEADERBOARD_CSV)
+    assert list(frame.columns) == list(written.columns)
+    assert frame["model"].tolist() == ["test_resnet"]
+    assert frame["mAP"].iloc[0] == pytest.approx(records[0].metrics["mAP"])
+
+
+def test_run_by_name_picks_the_frozen_protocol_and_its_runner(tiny_voc: Path, tmp_path: Path) -> None:
+    protocol = replace(frozen_protocol("knn", synthetic=True), resize=32, crop=32)
+    assert isinstance(protocol, FrozenProtocol)
+    records = bench.run(protocol, ["test_resnet"], data=tiny_voc, out=tmp_path, pretrained="none", baseline=False)
+    assert [(r.model, r.status) for r in records] == [("test_resnet", "ok")]
+    assert (tmp_path / "test_resnet-knn" / RESULT_FILE).is_file()
+    with pytest.raises(ValueError, match=r"unknown frozen protocol 'nope'"):
+        bench.run("nope", ["test_resnet"], data=tiny_voc, out=tmp_path, pretrained="none")
