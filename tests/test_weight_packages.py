@@ -141,7 +141,8 @@ def test_a_hub_cache_file_comes_before_the_package(monkeypatch: pytest.MonkeyPat
 
 @needs_lite0
 def test_imagenet_error_lists_the_models_with_local_weights() -> None:
-    with pytest.raises(WeightsUnavailableError, match=r"with local ImageNet weights here: .*tf_efficientnet_lite0"):
+    with pytest.raises(WeightsUnavailableError, match=r"Weight sources installed here \(--models NAME --pretrained "
+                                                      r"imagenet\): .*tf_efficientnet_lite0 \(efficientnet-lite0"):
         resolve_weights("resnet18", "imagenet")
 
 

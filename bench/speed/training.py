@@ -254,7 +254,9 @@ def course_style_train_throughput(model_name: str, protocol: Protocol, data: Dat
     if len(dataset) < needed:  # cycled, like the end-to-end loader
         dataset = Subset(dataset, [i % len(dataset) for i in range(needed)])
     loader = DataLoader(dataset, batch_size=protocol.batch_size, shuffle=True, num_workers=1)
-    model = timm.create_model(model_name, num_classes=NUM_CLASSES)
+    from bench.weight_packages import timm_model_name
+
+    model = timm.create_model(timm_model_name(model_name), num_classes=NUM_CLASSES)
     optimizer = torch.optim.Adam(model.parameters(), lr=protocol.lr)
     bce = torch.nn.BCELoss()
     batches = iter(loader)
