@@ -78,6 +78,26 @@ def resolve_models(names: Sequence[str]) -> list[str]:
                 close = suggest(name)
                 hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
                 raise UnknownModelError(f"unknown model {name!r} in --models: timm has no such architecture.{hint}")
+            _check_pretrained_tag(name)
             expanded = [name]
         resolved.extend(m for m in expanded if m not in resolved)
     return resolved
+
+
+def _check_pretrained_tag(name: str) -> None:
+    """UnknownModelError for ``arch.tag`` where neither timm nor a weight package
+    (``bench.weight_packages``) has the tag, listing the tags there are."""
+    arch, _, tag = name.partition(".")
+    if not tag:
+        return
+    from bench.weight_packages import PACKAGES, package_for
+
+    if package_for(name) is not None or name in timm.list_pretrained(name):
+        return
+    tags = [p.tag for p in PACKAGES if p.architecture == arch and not p.timm_tag]  # a weight package's own first
+    tags += [t.partition(".")[2] for t in timm.list_pretrained(f"{arch}.*")]
+    listed = ", ".join(tags[:12]) + (f", ... ({len(tags)} in all)" if len(tags) > 12 else "")
+    raise UnknownModelError(
+        f"unknown pretrained tag {tag!r} of {arch!r} in --models"
+        + (f": its tags are {listed}" if tags else f": {arch} has no pretrained tags; pass it as {arch!r}")
+    )

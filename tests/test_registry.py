@@ -50,3 +50,11 @@ def test_empty_model_list_fails() -> None:
 
 def test_no_overrides_means_default_spec() -> None:
     assert dict(backbone_spec("resnet50").create_kwargs) == {}
+
+
+def test_a_pretrained_tag_neither_timm_nor_a_weight_package_has_is_refused_listing_the_tags() -> None:
+    assert resolve_models(["resnet50.a1_in1k", "resnet50.augnet_ssl_in1k", "resnet50"]) == [
+        "resnet50.a1_in1k", "resnet50.augnet_ssl_in1k", "resnet50"]
+    with pytest.raises(UnknownModelError, match=r"unknown pretrained tag 'foo' of 'resnet50' in --models: its tags "
+                                                r"are augnet_ssl_in1k, a1_in1k, "):
+        resolve_models(["resnet50.foo"])
