@@ -51,3 +51,16 @@ def tiny_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ids = list(images)
     write_voc_tree(root, images, splits={"train": ids[:20], "val": ids[20:]}, image_size=(64, 48))
     return root
+
+
+@pytest.fixture
+def offline_weight_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Converted weights go to one temp folder of the session (not the user's ~/.cache); the
+    Hugging Face and torch hub caches are not looked at, and the hub never answers."""
+    import bench.weights as weights_mod
+
+    folder = tmp_path_factory.getbasetemp() / "voc-bench-cache"
+    monkeypatch.setenv("VOC_BENCH_CACHE", str(folder))
+    monkeypatch.setattr(weights_mod, "_cached_file", lambda cfg: None)
+    monkeypatch.setattr(weights_mod, "hub_reachable", lambda timeout=2.0: False)
+    return folder

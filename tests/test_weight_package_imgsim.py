@@ -51,14 +51,9 @@ needs_imgsim = pytest.mark.skipif(INSTALLED is None,
 
 
 @pytest.fixture(autouse=True)
-def weight_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Converted weights go to one temp folder for this module (not the user's ~/.cache); the
-    Hugging Face and torch hub caches are not looked at, and the hub never answers."""
-    folder = tmp_path_factory.getbasetemp() / "voc-bench-cache"
-    monkeypatch.setenv("VOC_BENCH_CACHE", str(folder))
-    monkeypatch.setattr(weights_mod, "_cached_file", lambda cfg: None)
-    monkeypatch.setattr(weights_mod, "hub_reachable", lambda timeout=2.0: False)
-    return folder
+def weight_cache(offline_weight_cache: Path) -> Path:
+    """Every test here resolves weights offline, into the session's temp cache (conftest)."""
+    return offline_weight_cache
 
 
 def _installed_as(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *models: str) -> None:

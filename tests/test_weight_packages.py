@@ -41,14 +41,9 @@ needs_lite0 = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
-def weight_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Converted weights go to one temp folder for this module (not the user's ~/.cache); the
-    Hugging Face and torch hub caches are not looked at, and the hub never answers."""
-    folder = tmp_path_factory.getbasetemp() / "voc-bench-cache"
-    monkeypatch.setenv("VOC_BENCH_CACHE", str(folder))
-    monkeypatch.setattr(weights_mod, "_cached_file", lambda cfg: None)
-    monkeypatch.setattr(weights_mod, "hub_reachable", lambda timeout=2.0: False)
-    return folder
+def weight_cache(offline_weight_cache: Path) -> Path:
+    """Every test here resolves weights offline, into the session's temp cache (conftest)."""
+    return offline_weight_cache
 
 
 def test_package_for_names_the_architecture_and_its_default_tag_only() -> None:
