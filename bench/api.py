@@ -5,10 +5,11 @@
                         pretrained="imagenet")
     frame = bench.leaderboard("results/mine")          # a pandas DataFrame, leaderboard.csv's rows
 
-``run`` takes a protocol by name or as an object (``bench.protocol.Protocol`` for fine-tuning,
-``FrozenProtocol`` for the frozen-feature protocols, e.g. ``replace(LPFT_PROTOCOL, epochs=4)``) and
-data as a path, ``auto``, ``synthetic`` or a ``bench.data.DataSource``. The command line turns its
-flags into these objects and calls the same sweep functions. Importing this module imports no torch.
+``run`` takes a protocol by name or as its settings (:func:`protocol_settings`: a
+``bench.protocols.settings.Protocol`` for fine-tuning, a ``FrozenProtocol`` subclass for the
+frozen-feature protocols; e.g. ``replace(bench.protocol_settings("lpft"), epochs=4)``) and data as
+a path, ``auto``, ``synthetic`` or a ``bench.data.DataSource``. The command line turns its flags into
+these objects and calls the same sweep functions. Importing this module imports no torch.
 """
 
 from __future__ import annotations
@@ -21,9 +22,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bench.data import DataSource
-    from bench.protocol import FrozenProtocol, Protocol
+    from bench.protocols.settings import FrozenProtocol, Protocol
     from bench.shard import Shard
     from bench.store import RunRecord
+
+
+def protocol_settings(name: str, synthetic: bool = False) -> Protocol | FrozenProtocol:
+    """The registered protocol ``name``'s settings: its real-VOC values, or the synthetic set's
+    (a frozen dataclass: change a setting with ``dataclasses.replace``). ValueError listing the valid
+    names for an unknown one."""
+    from bench.protocols import get_spec
+
+    return get_spec(name).default(synthetic)
 
 
 def resolve_protocol(protocol: str | Protocol | FrozenProtocol, data: DataSource) -> Protocol | FrozenProtocol:
@@ -32,17 +42,13 @@ def resolve_protocol(protocol: str | Protocol | FrozenProtocol, data: DataSource
     listing the valid ones."""
     if not isinstance(protocol, str):
         return protocol
-    from bench.protocol import FINETUNE_PROTOCOLS, finetune_protocol, frozen_protocol
-
-    if protocol in FINETUNE_PROTOCOLS:
-        return finetune_protocol(protocol, synthetic=data.is_synthetic)
-    return frozen_protocol(protocol, synthetic=data.is_synthetic)
+    return protocol_settings(protocol, synthetic=data.is_synthetic)
 
 
 def sweep_function(protocol: Protocol | FrozenProtocol) -> Callable[..., list[RunRecord]]:
     """The sweep that runs ``protocol``: the frozen runner's for a ``FrozenProtocol``, else the
     fine-tuning runner's (both take the same arguments, their options apart)."""
-    from bench.protocol import FrozenProtocol
+    from bench.protocols.settings import FrozenProtocol
 
     if isinstance(protocol, FrozenProtocol):
         from bench.frozen.runner import run_frozen_sweep
@@ -81,7 +87,7 @@ def run(
     """
     from dataclasses import replace
 
-    from bench.data import DataSource, resolve_data
+    from bench.data import DEFAULT_YEAR, DataSource, resolve_data
     from bench.registry import resolve_models
     from bench.report.leaderboard import write_leaderboard
     from bench.shard import WHOLE
@@ -92,7 +98,7 @@ def run(
     names = resolve_models(list(models))
     weights = resolve_all_weights(names, pretrained)
     if not isinstance(data, DataSource):  # the year matters for a synthetic set only: as the command line's
-        data = resolve_data(str(data), year="2012" if isinstance(protocol, str) else protocol.year)
+        data = resolve_data(str(data), year=DEFAULT_YEAR if isinstance(protocol, str) else protocol.year)
     resolved = resolve_protocol(protocol, data)
     _, skipped = check_data(resolved, data, skip_bad_images=skip_bad_images)
     if skipped:

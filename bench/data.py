@@ -97,7 +97,12 @@ def default_synthetic(year: str) -> DataSource:
     return synthetic_source(year=year, **SYNTHETIC_SIZE)
 
 
-def resolve_data(data: str, *, year: str = "2012") -> DataSource:
+DEFAULT_YEAR = "2012"
+"""The year ``auto`` and ``synthetic`` resolve to unless a protocol or ``--year`` says otherwise: the
+embedded synthetic set's (VOC2012 layout, train and val), as the course protocol's VOC2012."""
+
+
+def resolve_data(data: str, *, year: str = DEFAULT_YEAR) -> DataSource:
     """``auto``: real VOC at ``./data/VOCdevkit`` or ``$VOC_ROOT``, else the synthetic set;
     ``synthetic``: the synthetic set; anything else: a path to a VOC tree."""
     if data == "synthetic":

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import torch
 
-from bench.protocol import PRECISIONS
+from bench.protocols.settings import PRECISIONS
 
 log = logging.getLogger(__name__)
 

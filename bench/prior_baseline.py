@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bench.data import DataSource
-from bench.protocol import FrozenProtocol, Protocol
+from bench.protocols.settings import FrozenProtocol, Protocol
 from bench.store import BASELINE_NAME, DEFAULT_SEED_FOLDER, RunRecord, protocol_run_dir_name, write_run
 from bench.train.checks import protocol_dataset
 from bench.train.experiment import is_global_zero

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.data import DataSource
     from bench.model import build_classifier
-    from bench.protocol import LPFT_PROTOCOL
+    from bench.protocols.finetune import LPFT_PROTOCOL
     from bench.train.head import probe_head
     from bench.weights import resolve_weights
     from voc.feature_cache import FeatureCache

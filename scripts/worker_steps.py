@@ -3,7 +3,7 @@
     python scripts/worker_steps.py [VOC_ROOT] [--images N] [--decode torchvision|pil] [--batch B]
 
 Times, on one thread and over the first N images of ``JPEGImages``, the steps our eval transform
-(``voc.transforms.MultiCropTransform`` at ``bench.protocol.LINEAR_PROTOCOL``'s view, ResNet-50's
+(``voc.transforms.MultiCropTransform`` at ``bench.protocols.linear.LinearProtocol``'s view, ResNet-50's
 bicubic resampling) runs in a worker: decode, resize, float conversion with normalisation, and
 collation into batches of B; and, for comparison, collating uint8 pixels and normalising each batch
 afterwards, as a main process would if the worker handed over uint8. Prints a markdown table (the
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import default_collate
 
-from bench.protocol import LINEAR_PROTOCOL
+from bench.protocols.linear import LinearProtocol
 from voc.constants import IMAGENET_MEAN, IMAGENET_STD
 from voc.transforms import build_transform
 
@@ -38,7 +38,7 @@ def main() -> None:
         parser.error(f"{args.root}/JPEGImages has no .jpg files: give a VOC year folder, or make the default set "
                      "with `python -m voc synth --year 2007`")
     torch.set_num_threads(1)  # one worker's view
-    config = LINEAR_PROTOCOL.transform_config(IMAGENET_MEAN, IMAGENET_STD, "bicubic")
+    config = LinearProtocol().transform_config(IMAGENET_MEAN, IMAGENET_STD, "bicubic")
     transform = build_transform(replace(config, decode=args.decode), train=False)
 
     def per_image(step, inputs):  # noqa: ANN001, ANN202

@@ -11,7 +11,9 @@ import pytest
 import bench
 from bench.cli import main
 from bench.data import DataSource
-from bench.protocol import COURSE_PROTOCOL, FrozenProtocol, frozen_protocol
+from bench.protocols import frozen_spec
+from bench.protocols.finetune import COURSE_PROTOCOL
+from bench.protocols.settings import FrozenProtocol
 from bench.store import LEADERBOARD_CSV, PREDICTIONS_FILE, RESULT_FILE
 from bench.train.experiment import TrainerOptions
 
@@ -36,10 +38,22 @@ def test_run_with_a_protocol_object_gives_the_command_lines_predictions(tiny_voc
 
 
 def test_run_by_name_picks_the_frozen_protocol_and_its_runner(tiny_voc: Path, tmp_path: Path) -> None:
-    protocol = replace(frozen_protocol("knn", synthetic=True), resize=32, crop=32)
+    protocol = replace(frozen_spec("knn").default(True), resize=32, crop=32)
     assert isinstance(protocol, FrozenProtocol)
     records = bench.run(protocol, ["test_resnet"], data=tiny_voc, out=tmp_path, pretrained="none", baseline=False)
     assert [(r.model, r.status) for r in records] == [("test_resnet", "ok")]
     assert (tmp_path / "test_resnet-knn" / RESULT_FILE).is_file()
-    with pytest.raises(ValueError, match=r"unknown frozen protocol 'nope'"):
+    with pytest.raises(ValueError, match=r"unknown protocol 'nope'; valid values are"):
         bench.run("nope", ["test_resnet"], data=tiny_voc, out=tmp_path, pretrained="none")
+
+
+def test_protocol_settings_are_the_registered_defaults() -> None:
+    from bench.protocols.finetune import CPU_LPFT_PROTOCOL, LPFT_PROTOCOL
+    from bench.protocols.linear import LinearProtocol
+
+    assert bench.protocol_settings("lpft") == LPFT_PROTOCOL
+    assert bench.protocol_settings("lpft", synthetic=True) == CPU_LPFT_PROTOCOL
+    linear = bench.protocol_settings("linear", synthetic=True)
+    assert isinstance(linear, LinearProtocol) and (linear.year, linear.eval_split) == ("2012", "val")
+    with pytest.raises(ValueError, match=r"unknown protocol 'lp'; valid values are \['course'"):
+        bench.protocol_settings("lp")

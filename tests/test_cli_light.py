@@ -59,7 +59,7 @@ def test_report_loads_no_training_stack(stored_runs: Path, tmp_path: Path) -> No
 
 def test_the_light_imports_load_no_training_stack(tmp_path: Path) -> None:
     """What the command line imports before it knows whether it will train."""
-    code = ("import bench.cli, bench.store, bench.protocol, bench.data, bench.report.leaderboard, "
+    code = ("import bench.cli, bench.store, bench.protocols.settings, bench.data, bench.report.leaderboard, "
             "bench.report.markdown, voc.config, voc.labels")
     run = probe(code, cwd=tmp_path, timeout=120)
     assert (run.code, run.heavy) == (0, []), run.proc.stderr[-3000:]

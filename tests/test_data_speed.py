@@ -10,7 +10,7 @@ import pytest
 import bench.speed.data as data_speed
 from bench.cli import main
 from bench.data import DataSource
-from bench.protocol import COURSE_PROTOCOL
+from bench.protocols.finetune import COURSE_PROTOCOL
 from bench.speed.data import feed_rows, per_worker_rate, workers_needed
 from bench.store import SPEED_DATA_FILE, SPEED_FILE
 from bench.train.experiment import TrainerOptions

@@ -15,7 +15,7 @@ import torch
 from voc_tree import write_voc_tree
 
 from bench.model import build_classifier
-from bench.protocol import COURSE_PROTOCOL
+from bench.protocols.finetune import COURSE_PROTOCOL
 from bench.weights import Weights
 from voc.constants import VOC_CLASSES
 from voc.datamodule import VOCDataModule

@@ -13,7 +13,9 @@ from voc_tree import corrupt, write_jpeg
 
 import voc.transforms
 from bench.cli import main
-from bench.protocol import COURSE_PROTOCOL, LINEAR_PROTOCOL, FrozenProtocol, Protocol, config_hash
+from bench.protocols.finetune import COURSE_PROTOCOL
+from bench.protocols.linear import LinearProtocol
+from bench.protocols.settings import Protocol, config_hash
 from voc.config import DECODERS, TransformConfig
 from voc.datamodule import VOCDataModule
 from voc.dataset import VOCClassification
@@ -133,14 +135,14 @@ def test_unknown_decode_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown decode 'cv2'"):
         Protocol(decode="cv2")
     with pytest.raises(ValueError, match="unknown decode 'cv2'"):
-        FrozenProtocol(decode="cv2")
+        LinearProtocol(decode="cv2")
 
 
 def test_decode_is_recorded_and_hashed_only_when_not_pil() -> None:
     """Records written before ``decode`` existed (PIL) keep their config and hash."""
-    assert "decode" not in COURSE_PROTOCOL.to_dict() and "decode" not in LINEAR_PROTOCOL.with_overrides(
+    assert "decode" not in COURSE_PROTOCOL.to_dict() and "decode" not in LinearProtocol().with_overrides(
         decode="pil").to_dict()
-    assert LINEAR_PROTOCOL.decode == "torchvision" and LINEAR_PROTOCOL.to_dict()["decode"] == "torchvision"
+    assert LinearProtocol().decode == "torchvision" and LinearProtocol().to_dict()["decode"] == "torchvision"
     tv = COURSE_PROTOCOL.with_overrides(decode="torchvision")
     assert tv.to_dict()["decode"] == "torchvision"
     assert tv.transform_config().decode == "torchvision"

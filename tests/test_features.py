@@ -20,7 +20,8 @@ import bench.frozen.runner
 from bench.data import DataSource
 from bench.frozen.compiled import BREAK_EVEN_S, decide_compile
 from bench.frozen.runner import FrozenOptions, feature_key, frozen_run_dir_name, run_frozen_model
-from bench.protocol import FrozenProtocol
+from bench.protocols.linear import LinearProtocol
+from bench.protocols.settings import FrozenProtocol
 from bench.store import PREDICTIONS_FILE, read_record
 from bench.weights import Weights
 from voc.feature_cache import FORMAT_VERSION, FeatureCache
@@ -96,7 +97,7 @@ def test_feature_key_changes_with_model_weights_data_view_and_precision(tmp_path
     image.write_bytes(b"jpeg")
     weights_file = tmp_path / "w.pth"
     weights_file.write_bytes(b"weights")
-    protocol = FrozenProtocol()
+    protocol = LinearProtocol()
     data = DataSource(root=tmp_path)
     transform = protocol.transform_config()
     cpu = torch.device("cpu")
@@ -135,7 +136,7 @@ def test_feature_key_changes_with_model_weights_data_view_and_precision(tmp_path
 
 # -- reuse in a frozen run --------------------------------------------------------------------
 
-TINY = FrozenProtocol(year="2012", train_split="train", eval_split="val", resize=32, batch_size=8)
+TINY = LinearProtocol(year="2012", train_split="train", eval_split="val", resize=32, batch_size=8)
 
 
 @pytest.fixture

@@ -52,7 +52,21 @@ def _imports(path: Path, modules: dict[str, Path], *, function_level: bool) -> s
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [f"{node.module}.{alias.name}" for alias in node.names]
         found.update(m for m in map(resolve, names) if m is not None)
+    found.update(_registered(tree, path, modules))
     return found
+
+
+def _registered(tree: ast.Module, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The modules a registry imports by name (``import_module``): the entries of a module-level
+    ``MODULES`` tuple of strings, each a submodule of the package of ``path`` (``bench.protocols``)."""
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) else None)
+        if isinstance(target, ast.Name) and target.id == "MODULES" and node.value is not None:
+            package = next(name for name, file in modules.items() if file == path.parent / "__init__.py")
+            entries = ast.literal_eval(node.value)
+            return {entry if "." in entry else f"{package}.{entry}" for entry in entries} & set(modules)
+    return set()
 
 
 def _cycles(function_level: bool) -> list[list[str]]:
@@ -106,14 +120,8 @@ def test_no_module_level_import_cycle() -> None:
     assert _cycles(function_level=False) == []
 
 
-KNOWN_FUNCTION_LEVEL_CYCLES = [["bench.protocol", "bench.protocols", "bench.protocols.spec"]]
-"""The one cycle left through imports inside functions: the settings module reads the registry's names
-while the registry's specs read the settings (issue 28: a protocol's settings move into its module).
-A new cycle fails the test; so does this one's removal, so that the list is emptied then."""
-
-
-def test_no_import_cycle_through_function_level_imports_but_the_known_one() -> None:
-    assert _cycles(function_level=True) == KNOWN_FUNCTION_LEVEL_CYCLES
+def test_no_import_cycle_through_function_level_imports() -> None:
+    assert _cycles(function_level=True) == []
 
 
 @pytest.mark.parametrize("package", sorted({name.rpartition(".")[0] for name in _modules() if "." in name}))

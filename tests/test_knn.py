@@ -15,7 +15,7 @@ from voc_tree import linear_flags, linear_tree
 
 import bench.protocols.knn as knn
 from bench.cli import main
-from bench.protocol import PROTOCOL_NAMES, frozen_protocol
+from bench.protocols import frozen_spec, names
 from bench.store import LEADERBOARD_CSV, PREDICTIONS_FILE
 from voc.labels import load_labels
 from voc.tables import read_class_csv
@@ -69,8 +69,8 @@ def test_bad_settings_are_refused() -> None:
 
 
 def test_registered_with_its_config() -> None:
-    assert "knn" in PROTOCOL_NAMES
-    config = frozen_protocol("knn", synthetic=True).to_dict()
+    assert "knn" in names()
+    config = frozen_spec("knn").default(True).to_dict()
     assert config["knn"] == {"k": 20, "temperature": 0.07, "similarity": "cosine"}
     assert not {"probe", "costs", "fixed_cost", "recipe", "k_values"} & set(config)
     assert (config["name"], config["resize"], config["eval_split"]) == ("knn", 224, "val")

@@ -16,7 +16,9 @@ from bench.cli import main, parse_args
 from bench.cli.settings import frozen_protocol_from_args
 from bench.data import DataSource
 from bench.frozen.recipes import SVM_COSTS, VISSL_VOC07_SVM_COSTS
-from bench.protocol import LINEAR_PROTOCOL, LINEAR_SYNTHETIC_PROTOCOL, FrozenProtocol, frozen_protocol
+from bench.protocols import frozen_spec
+from bench.protocols.linear import LinearProtocol
+from bench.protocols.settings import SYNTHETIC_SPLITS, FrozenProtocol
 from bench.store import LABELS_FILE, LEADERBOARD_MD, PREDICTIONS_FILE, SPEED_DATA_FILE, SPEED_FILE
 from voc.constants import VOC_CLASSES
 from voc.metrics import evaluate
@@ -153,21 +155,21 @@ def _frozen(argv: list[str], data: DataSource) -> FrozenProtocol:
 
 
 def test_defaults_are_vissls_voc07_benchmark_and_its_synthetic_variant() -> None:
-    assert _frozen(["--protocol", "linear"], REAL) == LINEAR_PROTOCOL
-    assert _frozen(["--protocol", "lowshot"], REAL) == frozen_protocol("lowshot", synthetic=False)
-    assert _frozen(["--protocol", "linear"], SYNTHETIC) == LINEAR_SYNTHETIC_PROTOCOL
-    assert _frozen(["--protocol", "lowshot"], SYNTHETIC) == frozen_protocol("lowshot", synthetic=True)
-    p = LINEAR_PROTOCOL
+    assert _frozen(["--protocol", "linear"], REAL) == LinearProtocol()
+    assert _frozen(["--protocol", "lowshot"], REAL) == frozen_spec("lowshot").default(False)
+    assert _frozen(["--protocol", "linear"], SYNTHETIC) == LinearProtocol(**SYNTHETIC_SPLITS)
+    assert _frozen(["--protocol", "lowshot"], SYNTHETIC) == frozen_spec("lowshot").default(True)
+    p = LinearProtocol()
     assert (p.year, p.train_split, p.eval_split, p.resize, p.crop_mode, p.input_size) == (
         "2007", "trainval", "test", 224, "full", 224)
     assert p.cost_grid == SVM_COSTS and p.recipe.folds == 3
     assert SVM_COSTS == (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # VISSL's values that are powers of ten
     assert set(SVM_COSTS) <= set(VISSL_VOC07_SVM_COSTS) and len(VISSL_VOC07_SVM_COSTS) == 11
     assert p.recipe.class_weight == ((1, 2.0), (-1, 1.0))
-    lowshot = frozen_protocol("lowshot", synthetic=False)
+    lowshot = frozen_spec("lowshot").default(False)
     assert lowshot.k_values == (1, 2, 4, 8, 16, 32, 64, 96) and lowshot.samples == 5
     assert lowshot.negatives_per_positive == 19
-    s = LINEAR_SYNTHETIC_PROTOCOL
+    s = LinearProtocol(**SYNTHETIC_SPLITS)
     assert (s.year, s.train_split, s.eval_split, s.resize) == ("2012", "train", "val", 224)
     config = p.transform_config()
     assert (config.hflip, config.rotation) == (False, 0.0)
@@ -201,7 +203,7 @@ def test_the_grid_follows_the_probe_unless_given() -> None:
     ("argv", "message"),
     [
         (["--probe", "svm"], "--probe: only for --protocol linear or lowshot"),
-        (["--feature-cache", "x", "--n-jobs", "2"], "--feature-cache, --n-jobs: only for --protocol linear"),
+        (["--feature-cache", "x", "--n-jobs", "2"], "--n-jobs, --feature-cache: only for --protocol linear"),
         (["--protocol", "linear", "--epochs", "2", "--lr", "0.1"], "--epochs, --lr: --protocol linear trains no"),
         (["--protocol", "lowshot", "--batch-size", "4"], "--batch-size: --protocol lowshot trains no backbone"),
         (["speed", "--protocol", "linear", "--speed-course-loop"], "--speed-course-loop: time the fine-tuning"),
@@ -237,4 +239,4 @@ def test_probe_costs_must_be_positive(capsys: pytest.CaptureFixture[str]) -> Non
         parse_args(["--protocol", "linear", "--probe-costs", "0"])
     assert "must be a positive number" in capsys.readouterr().err
     with pytest.raises(ValueError, match="probe costs must be positive"):
-        LINEAR_PROTOCOL.with_overrides(costs=(-1.0,))
+        LinearProtocol().with_overrides(costs=(-1.0,))

@@ -21,7 +21,7 @@ from voc_tree import linear_tree
 
 from bench.data import DataSource
 from bench.model import build_classifier
-from bench.protocol import CPU_LPFT_PROTOCOL, LPFT_PROTOCOL
+from bench.protocols.finetune import CPU_LPFT_PROTOCOL, LPFT_PROTOCOL
 from bench.store import CHECKPOINT_DIR
 from bench.train import head as head_module
 from bench.train.experiment import TrainerOptions, build_experiment
@@ -34,7 +34,7 @@ RANDOM = Weights("random", "random init")
 OPTIONS = TrainerOptions(accelerator="cpu", num_workers=0)
 
 
-def _protocol(**changes: object):  # noqa: ANN202 - a bench.protocol.Protocol
+def _protocol(**changes: object):  # noqa: ANN202 - a bench.protocols.settings.Protocol
     """lpft's synthetic variant at 32 px, fp32, one epoch: seconds on a CPU."""
     settings = {"resize": 32, "crop": 32, "epochs": 1, "batch_size": 8, "eval_batch_size": 16,
                 "precision": "32-true", **changes}

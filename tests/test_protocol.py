@@ -14,21 +14,16 @@ from bench.cli.flags import recipe_fields
 from bench.cli.run import check_run_flags
 from bench.cli.settings import protocol_from_args
 from bench.data import DataSource
-from bench.protocol import (
+from bench.protocols import FINETUNE, get_spec, names
+from bench.protocols.finetune import (
     COURSE_PROTOCOL,
     CPU_MODERN_PROTOCOL,
     CPU_SYNTHETIC_PROTOCOL,
-    FINETUNE_PROTOCOL_TABLE,
-    FINETUNE_PROTOCOLS,
     MODERN_PROTOCOL,
-    PRECISIONS,
-    PROTOCOL_NAMES,
     VOC07_PROTOCOL,
     VOC07_SYNTHETIC_PROTOCOL,
-    Protocol,
-    config_hash,
-    finetune_protocol,
 )
+from bench.protocols.settings import PRECISIONS, Protocol, config_hash
 from voc.config import AugmentConfig, LabelConfig, TrainConfig, TransformConfig
 
 REAL = DataSource(root=Path("/voc"))
@@ -169,11 +164,11 @@ def test_every_flag_of_the_table_is_a_protocol_field() -> None:
     assert covered | not_flags == {f.name for f in fields(Protocol)}
 
 
-@pytest.mark.parametrize("name", FINETUNE_PROTOCOLS)
+@pytest.mark.parametrize("name", names(FINETUNE))
 def test_protocol_flag_selects_the_named_protocol_for_the_data(name: str) -> None:
-    real, synthetic = FINETUNE_PROTOCOL_TABLE[name]
-    assert _protocol(["--protocol", name], REAL) == real == finetune_protocol(name, synthetic=False)
-    assert _protocol(["--protocol", name], SYNTHETIC) == synthetic == finetune_protocol(name, synthetic=True)
+    real, synthetic = get_spec(name).default(False), get_spec(name).default(True)
+    assert _protocol(["--protocol", name], REAL) == real
+    assert _protocol(["--protocol", name], SYNTHETIC) == synthetic
     assert real.name == synthetic.name == name
     assert _protocol(["speed", "--protocol", name], SYNTHETIC) == real  # speed: the real-VOC shapes
     # explicit flags still win over the named protocol's values
@@ -182,12 +177,19 @@ def test_protocol_flag_selects_the_named_protocol_for_the_data(name: str) -> Non
     )
 
 
-def test_table_names_every_fine_tuning_protocol() -> None:
-    assert tuple(FINETUNE_PROTOCOL_TABLE) == FINETUNE_PROTOCOLS == ("course", "voc07", "modern", "lpft")
-    assert set(PROTOCOL_NAMES) == {*FINETUNE_PROTOCOLS, "linear", "lowshot", "knn"}
+def test_registry_names_every_protocol() -> None:
+    assert names(FINETUNE) == ("course", "voc07", "modern", "lpft")
+    assert set(names()) == {*names(FINETUNE), "linear", "lowshot", "knn"}
     assert parse_args(["--protocol", "voc07"]).protocol == "voc07"
-    with pytest.raises(ValueError, match=r"unknown fine-tuning protocol 'linear'"):
-        finetune_protocol("linear", synthetic=False)
+    with pytest.raises(ValueError, match=r"unknown protocol 'vissl'; valid values are \['course'"):
+        get_spec("vissl")
+
+
+def test_a_fine_tuning_protocol_is_declared_with_settings_of_its_name() -> None:
+    from bench.protocols.finetune import FinetuneSpec
+
+    with pytest.raises(ValueError, match="protocol 'mine' declared with settings named 'course'"):
+        FinetuneSpec("mine", "help", COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL)
 
 
 def test_voc07_is_the_asl_recipe() -> None:

@@ -171,7 +171,7 @@ def test_the_modern_protocols_randaugment_never_fails() -> None:
     from PIL import Image
     from timm.data.auto_augment import rand_augment_transform
 
-    from bench.protocol import CPU_MODERN_PROTOCOL, MODERN_PROTOCOL
+    from bench.protocols.finetune import CPU_MODERN_PROTOCOL, MODERN_PROTOCOL
 
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
     for protocol in (MODERN_PROTOCOL, CPU_MODERN_PROTOCOL):

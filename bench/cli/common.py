@@ -77,16 +77,6 @@ def devices(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (0 < value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
 def add_output_flags(p: argparse.ArgumentParser) -> None:
     """``--out`` and ``-v``: every job has them."""
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder")

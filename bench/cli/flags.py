@@ -11,34 +11,36 @@ from dataclasses import Field
 from pathlib import Path
 from typing import Any
 
-from bench.cli.common import devices, limit, positive_float
+from bench.cli.common import devices, limit
 from bench.data import SYNTHETIC_ROOT
-from bench.frozen.recipes import LOWSHOT_K_VALUES, PROBE_RECIPES, PROBES, VISSL_VOC07_SVM_COSTS
-from bench.protocol import (
-    COMPILE_MODES,
-    COURSE_PROTOCOL,
-    CPU_SYNTHETIC_PROTOCOL,
-    FINETUNE_PROTOCOLS,
-    FROZEN_PROTOCOLS,
-    LINEAR_PROTOCOL,
-    PRECISIONS,
-    PROTOCOL_NAMES,
-)
-from bench.protocols import get_spec
+from bench.protocols import FINETUNE, FROZEN, frozen_spec, get_spec, names
+from bench.protocols.settings import COMPILE_MODES, PRECISIONS
+from bench.protocols.spec import Option, positive_float
 from voc.config import CROP_MODES, DECODERS, AugmentConfig, TrainConfig, settings
 from voc.constants import DIFFICULT_POLICIES, LABEL_SOURCES, YEARS
 
-_C, _S = COURSE_PROTOCOL, CPU_SYNTHETIC_PROTOCOL
 
-FINETUNE_GROUP = f"fine-tuning (--protocol {', '.join(FINETUNE_PROTOCOLS)})"
-FROZEN_GROUP = f"frozen backbone (--protocol {', '.join(FROZEN_PROTOCOLS)})"
+def finetune_group() -> str:
+    """The title of the fine-tuning flags' group, naming the registered fine-tuning protocols."""
+    return f"fine-tuning (--protocol {', '.join(names(FINETUNE))})"
+
+
+def frozen_group() -> str:
+    """The title of the frozen protocols' flags' group, naming the registered frozen protocols."""
+    return f"frozen backbone (--protocol {', '.join(names(FROZEN))})"
+
+
+def _course_values(field: str) -> tuple[Any, Any]:
+    """The course protocol's value of ``field`` on real VOC and on the synthetic set (the defaults help shows)."""
+    course = get_spec("course")
+    return getattr(course.default(False), field), getattr(course.default(True), field)
 
 FlagAdder = Callable[[argparse.ArgumentParser], None]
 """A function that adds a group of flags to a parser or argument group."""
 
 
 def _default(field: str) -> str:
-    course, cpu = getattr(_C, field), getattr(_S, field)
+    course, cpu = _course_values(field)
     if course == cpu:
         return f"default: {course}"
     return f"default: {course} (course protocol, real VOC); {cpu} on the synthetic set"
@@ -46,8 +48,8 @@ def _default(field: str) -> str:
 
 def add_selection_flags(p: argparse.ArgumentParser) -> None:
     """``--protocol``, ``--models``, ``--data``."""
-    p.add_argument("--protocol", choices=PROTOCOL_NAMES, default="course",
-                   help="; ".join(f"{name}: {get_spec(name).help}" for name in PROTOCOL_NAMES)
+    p.add_argument("--protocol", choices=names(), default="course",
+                   help="; ".join(f"{name}: {get_spec(name).help}" for name in names())
                    + "; explicit flags win over the protocol's values (see docs/protocols.md)")
     p.add_argument("--models", nargs="+", default=["resnet50"], metavar="NAME",
                    help="timm model names (optionally with a pretrained tag, e.g. resnet50.a1_in1k) or fnmatch "
@@ -133,7 +135,7 @@ def recipe_fields() -> list[Field]:
 
 def _recipe_default(name: str) -> str:
     """``default: the protocol's; course: X`` (and the synthetic set's value where it differs)."""
-    course, cpu = (getattr(p, name) for p in (_C, _S))
+    course, cpu = _course_values(name)
     shown = [f"{v:g}" if isinstance(v, float) else "none" if v is None else str(v) for v in (course, cpu)]
     synthetic = "" if course == cpu else f" ({shown[1]} on the synthetic set)"
     return f"default: the protocol's; course: {shown[0]}{synthetic}"
@@ -178,25 +180,30 @@ def add_eval_every_flag(p: argparse.ArgumentParser) -> None:
                         "draws it): a learning curve only, the reported model stays the final one (default: never)")
 
 
+def protocol_options() -> dict[str, list[tuple[str, Option]]]:
+    """Every frozen protocol's own flags by argument name: the protocols that declare it, with their
+    declarations (``bench.protocols.spec.Option``), in registry order. RuntimeError where two
+    declarations of one name differ in more than their help (a protocol module's mistake)."""
+    by_dest: dict[str, list[tuple[str, Option]]] = {}
+    for name in names(FROZEN):
+        for option in frozen_spec(name).options:
+            declared = by_dest.setdefault(option.dest, [])
+            if declared and declared[0][1].argparse_kwargs() != option.argparse_kwargs():
+                raise RuntimeError(f"{option.flag} is declared differently by --protocol {declared[0][0]} and {name} "
+                                   "(type, nargs, choices or metavar): one flag has one meaning")
+            declared.append((name, option))
+    return by_dest
+
+
 def add_probe_flags(p: argparse.ArgumentParser) -> None:
-    """What the frozen protocols fit on the cached features, and where they keep them (the run only)."""
-    p.add_argument("--probe", choices=PROBES, default=None,
-                   help="linear/lowshot: svm (VISSL: L2-normalised features, LinearSVC, C by 3-fold CV on the "
-                        "training split) or logreg (standardised features, L2 logistic regression, C by 5-fold CV) "
-                        "(default: svm)")
-    p.add_argument("--probe-costs", type=positive_float, nargs="+", default=None, metavar="C",
-                   help="linear: the grid C is chosen from by CV on the training split (default: svm "
-                        f"{list(PROBE_RECIPES['svm'].costs)}, VISSL's range one per decade; its own grid: "
-                        f"{' '.join(f'{c:g}' for c in VISSL_VOC07_SVM_COSTS)}; logreg 1e-6 ... 1e5, one per decade); "
-                        f"lowshot: the one fixed C of every fit (default: {LINEAR_PROTOCOL.fixed_cost:g})")
+    """The frozen protocols' own flags (each declared by its protocol, ``FrozenSpec.options``) and where
+    they keep features (the run only)."""
+    for declared in protocol_options().values():
+        flag, kwargs = declared[0][1].flag, declared[0][1].argparse_kwargs()
+        p.add_argument(flag, help="; ".join(f"{name}: {option.help}" for name, option in declared), **kwargs)
     p.add_argument("--feature-cache", type=Path, default=None, metavar="DIR",
                    help="frozen protocols: where cached features are kept (default: OUT/.features; delete the folder "
                         "to clear it)")
-    p.add_argument("--lowshot-k", type=int, nargs="+", default=None, metavar="K",
-                   help=f"lowshot: the k values, positives per class in a sample (default: {list(LOWSHOT_K_VALUES)}, "
-                        "VISSL's; a k some class cannot serve is skipped and the record says why)")
-    p.add_argument("--n-jobs", type=int, default=None,
-                   help="linear/lowshot: processes the probe fits the classes over (default: -1, every core)")
 
 
 def add_extraction_flags(p: argparse.ArgumentParser) -> None:

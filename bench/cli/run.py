@@ -20,8 +20,6 @@ from bench.cli.common import (
     resolve_models,
 )
 from bench.cli.flags import (
-    FINETUNE_GROUP,
-    FROZEN_GROUP,
     add_eval_every_flag,
     add_extraction_flags,
     add_finetune_flags,
@@ -30,6 +28,8 @@ from bench.cli.flags import (
     add_selection_flags,
     add_trainer_flags,
     add_view_flags,
+    finetune_group,
+    frozen_group,
 )
 from bench.cli.settings import (
     check_cache_dir,
@@ -40,12 +40,12 @@ from bench.cli.settings import (
     frozen_options,
     frozen_protocol_from_args,
     frozen_protocol_summary,
+    is_frozen,
     protocol_from_args,
     protocol_summary,
     trainer_options,
 )
-from bench.data import SYNTHETIC_SIZE, DataSource, resolve_data
-from bench.protocol import COURSE_PROTOCOL, FROZEN_PROTOCOLS
+from bench.data import DEFAULT_YEAR, SYNTHETIC_SIZE, DataSource, resolve_data
 from bench.report.markdown import ReportOptions
 from bench.shard import WHOLE, Shard, parse_shard, shard_from_slurm
 from bench.store import BASELINE_NAME, LEADERBOARD_MD
@@ -97,10 +97,10 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     add_weights_flag(p)
     add_output_flags(p)
     add_view_flags(p)
-    finetune = p.add_argument_group(FINETUNE_GROUP)
+    finetune = p.add_argument_group(finetune_group())
     add_finetune_flags(finetune)
     add_eval_every_flag(finetune)
-    frozen = p.add_argument_group(FROZEN_GROUP)
+    frozen = p.add_argument_group(frozen_group())
     add_probe_flags(frozen)
     add_extraction_flags(frozen)
     add_loader_flags(p)
@@ -175,8 +175,8 @@ def run(args: argparse.Namespace, command: str) -> int:
     check_gallery(args.gallery_models, [*models, BASELINE_NAME])
     weights = resolve_weights(models, args.pretrained, args.models)
     models = [m for m in models if m in weights]
-    data = resolve_data(args.data, year=args.year or COURSE_PROTOCOL.year)
-    if args.protocol in FROZEN_PROTOCOLS:
+    data = resolve_data(args.data, year=args.year or DEFAULT_YEAR)
+    if is_frozen(args):
         return _run_frozen(args, command, report, models, weights, data)
     return _run_finetune(args, command, report, models, weights, data)
 

@@ -1,5 +1,5 @@
-"""What the protocol flags give: the :class:`~bench.protocol.Protocol` or
-:class:`~bench.protocol.FrozenProtocol` with every explicit flag applied, the options of the trainer
+"""What the protocol flags give: the :class:`~bench.protocols.settings.Protocol` or
+:class:`~bench.protocols.settings.FrozenProtocol` with every explicit flag applied, the options of the trainer
 and of feature extraction, and the flags of one kind of protocol given with the other (UsageError).
 Torch-free until a function that runs something is called."""
 
@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.common import UsageError
-from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags, recipe_fields
+from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags, protocol_options, recipe_fields
 from bench.data import DataSource
-from bench.protocol import FROZEN_PROTOCOLS, FrozenProtocol, Protocol, finetune_protocol, frozen_protocol
-from bench.protocols import frozen_spec
-from bench.protocols.spec import PROTOCOL_FLAGS
+from bench.protocols import FROZEN, frozen_spec, get_spec, names
+from bench.protocols.settings import FrozenProtocol, Protocol
 from voc.config import DEFAULT_RANDAUGMENT
 
 
@@ -26,18 +25,29 @@ def _either(names: list[str] | tuple[str, ...]) -> str:
     return " or ".join(filter(None, (", ".join(names[:-1]), names[-1])))
 
 
+def is_frozen(args: argparse.Namespace) -> bool:
+    """Whether ``--protocol`` is a frozen-feature protocol (its spec's kind)."""
+    return get_spec(args.protocol).kind == FROZEN
+
+
 def _taking(dest: str) -> list[str]:
-    """The frozen protocols that take the flag of argument ``dest`` (:data:`PROTOCOL_FLAGS` are
-    each spec's own; the other frozen flags every frozen protocol's)."""
-    return [name for name in FROZEN_PROTOCOLS if dest not in PROTOCOL_FLAGS or dest in frozen_spec(name).flags]
+    """The frozen protocols that take the flag of argument ``dest``: those declaring it where it is a
+    protocol's own (``bench.cli.flags.protocol_options``), else every frozen protocol."""
+    declared = protocol_options().get(dest)
+    return [name for name, _ in declared] if declared else list(names(FROZEN))
+
+
+def _own_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of every frozen protocol's own flags (``None``: not given)."""
+    return {dest: getattr(args, dest) for dest in protocol_options()}
 
 
 def check_protocol_flags(args: argparse.Namespace) -> None:
     """Flags of one kind of protocol given with the other, and the frozen protocols' own values."""
-    if args.protocol not in FROZEN_PROTOCOLS:
+    if not is_frozen(args):
         given = given_flags(args, FROZEN_FLAGS)
         if given:
-            takers = [name for name in FROZEN_PROTOCOLS
+            takers = [name for name in names(FROZEN)
                       if all(name in _taking(flag[2:].replace("-", "_")) for flag in given)]
             raise UsageError(f"{', '.join(given)}: only for --protocol {_either(takers)} (this run fine-tunes)")
         return
@@ -52,7 +62,7 @@ def check_protocol_flags(args: argparse.Namespace) -> None:
 
 def check_frozen_trainer(args: argparse.Namespace) -> None:
     """The trainer's settings a frozen protocol has no use for (after :func:`check_protocol_flags`)."""
-    if args.protocol not in FROZEN_PROTOCOLS:
+    if not is_frozen(args):
         return
     what = f"--protocol {args.protocol}"
     if args.deterministic:
@@ -63,7 +73,7 @@ def check_frozen_trainer(args: argparse.Namespace) -> None:
 
 def check_frozen_values(args: argparse.Namespace) -> None:
     """The frozen protocols' values that cannot run (after :func:`check_protocol_flags`)."""
-    if args.protocol not in FROZEN_PROTOCOLS:
+    if not is_frozen(args):
         return
     what = f"--protocol {args.protocol}"
     negative = [seed for seed in [args.seed, *(args.seeds or [])] if seed is not None and seed < 0]
@@ -75,11 +85,13 @@ def check_frozen_values(args: argparse.Namespace) -> None:
     if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
         raise UsageError(f"--n-jobs: give -1 (every core) or a positive number of processes, not {args.n_jobs}")
     spec = frozen_spec(args.protocol)
-    for dest, flag in PROTOCOL_FLAGS.items():
-        if getattr(args, dest) is not None and dest not in spec.flags:
+    own = {option.dest for option in spec.options}
+    for dest, value in _own_values(args).items():
+        if value is not None and dest not in own:
+            flag = "--" + dest.replace("_", "-")
             raise UsageError(f"{flag}: only for --protocol {_either(_taking(dest))}, not {what}")
     try:
-        spec.overrides({dest: getattr(args, dest) for dest in PROTOCOL_FLAGS})
+        spec.overrides(_own_values(args))
     except ValueError as err:  # a combination the protocol cannot run; the message names the flag
         raise UsageError(str(err)) from None
     frozen_protocol_from_args(args, DataSource(root=Path(".")))  # bad values stop here, before any data work
@@ -91,62 +103,79 @@ def check_cache_dir(args: argparse.Namespace) -> None:
                          f"--decode {args.decode}: drop one of the two")
 
 
+VIEW_FIELDS: dict[str, str] = {
+    "year": "year", "train_split": "train_split", "eval_split": "eval_split", "resize": "resize", "crop": "crop",
+    "crop_mode": "crops", "difficult": "difficult", "label_source": "label_source", "precision": "precision",
+    "decode": "decode", "seed": "seed",
+}
+"""The data, label, view and run flags every protocol takes: settings field -> argument name."""
+FINETUNE_LOOP_FIELDS: dict[str, str] = {
+    "epochs": "epochs", "batch_size": "batch_size", "eval_batch_size": "eval_batch_size",
+    "limit_train_batches": "limit_train_batches", "limit_eval_batches": "limit_eval_batches",
+}
+"""The fine-tuning loop's flags: settings field -> argument name (the recipe's are ``recipe_fields``)."""
+FROZEN_LOOP_FIELDS: dict[str, str] = {"batch_size": "eval_batch_size"}
+"""A frozen protocol's extraction batch is ``--eval-batch-size``."""
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
 def data_and_view(args: argparse.Namespace) -> dict[str, Any]:
     """The data, label, view and run flags every protocol takes, as protocol fields (``None``: not given)."""
-    return {
-        "year": args.year, "train_split": args.train_split, "eval_split": args.eval_split, "resize": args.resize,
-        "crop": args.crop, "crop_mode": args.crops, "difficult": args.difficult, "label_source": args.label_source,
-        "precision": args.precision, "decode": args.decode, "seed": args.seed,
-    }
+    return {field: getattr(args, dest) for field, dest in VIEW_FIELDS.items()}
+
+
+def _usage_error(err: ValueError, given: dict[str, str], protocol: str) -> UsageError:
+    """``err`` prefixed with the given flags its message names (``given``: field or argument name ->
+    flag, of the flags given), else with every given flag, else with ``--protocol``."""
+    named = [flag for name, flag in given.items() if re.search(rf"\b{name}\b", str(err))]
+    where = ", ".join(dict.fromkeys(named or given.values())) or f"--protocol {protocol}"
+    return UsageError(f"{where}: {err}")
+
+
+def _given(args: argparse.Namespace, fields_to_dests: dict[str, str]) -> dict[str, str]:
+    """field -> flag of the flags among ``fields_to_dests`` that ``args`` gives."""
+    return {field: _flag(dest) for field, dest in fields_to_dests.items() if getattr(args, dest) is not None}
 
 
 def protocol_from_args(args: argparse.Namespace, data: DataSource, *, speed: bool = False) -> Protocol:
     """The named protocol (``--protocol``) for the data (its real-VOC variant for ``speed``) with
     every explicit flag applied: the loop and view flags, and every recipe flag to the protocol field
     of its name (``bench.cli.flags.recipe_fields``)."""
-    base = finetune_protocol(args.protocol, data.is_synthetic and not speed)
-    recipe = {f.name: getattr(args, f.name) for f in recipe_fields()}
-    given = {f.name: "--" + f.name.replace("_", "-") for f in recipe_fields() if getattr(args, f.name) is not None}
+    base = get_spec(args.protocol).default(data.is_synthetic and not speed)
+    recipe_dests = {f.name: f.name for f in recipe_fields()}
+    recipe = {field: getattr(args, dest) for field, dest in recipe_dests.items()}
     if args.augment == "basic" and args.randaugment is None:  # --augment basic drops the protocol's RandAugment
         recipe["randaugment"] = DEFAULT_RANDAUGMENT
+    loop = {field: getattr(args, dest) for field, dest in FINETUNE_LOOP_FIELDS.items()}
     try:
-        protocol = base.with_overrides(
-            **data_and_view(args),
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            eval_batch_size=args.eval_batch_size,
-            limit_train_batches=args.limit_train_batches,
-            limit_eval_batches=args.limit_eval_batches,
-            **recipe,
-        )
+        protocol = base.with_overrides(**data_and_view(args), **loop, **recipe)
         protocol.label_config()
         protocol.transform_config()
     except ValueError as err:
-        named = [flag for name, flag in given.items() if re.search(rf"\b{name}\b", str(err))]
-        where = ", ".join(named) if named else (
-            f"--resize/--crop/--crops/--difficult/--label-source/--precision/the recipe flags over --protocol "
-            f"{args.protocol}")
-        raise UsageError(f"{where}: {err}") from None
+        given = _given(args, {**VIEW_FIELDS, **FINETUNE_LOOP_FIELDS, **recipe_dests})
+        raise _usage_error(err, given, args.protocol) from None
     return protocol
 
 
 def frozen_protocol_from_args(args: argparse.Namespace, data: DataSource) -> FrozenProtocol:
     """The data's default settings of the frozen protocol ``--protocol`` with every explicit flag
-    applied (its own flags, :data:`PROTOCOL_FLAGS`, as its spec's ``overrides`` map them)."""
-    base = frozen_protocol(args.protocol, data.is_synthetic)
+    applied (its own flags, as its spec's ``overrides`` maps them)."""
+    spec = frozen_spec(args.protocol)
+    base = spec.default(data.is_synthetic)
     try:
         protocol = base.with_overrides(
             **data_and_view(args),
-            batch_size=args.eval_batch_size,
-            **frozen_spec(args.protocol).overrides({dest: getattr(args, dest) for dest in PROTOCOL_FLAGS}),
+            **{field: getattr(args, dest) for field, dest in FROZEN_LOOP_FIELDS.items()},
+            **spec.overrides(_own_values(args)),
         )
         protocol.label_config()
         protocol.transform_config()
     except ValueError as err:
-        raise UsageError(
-            f"--resize/--crop/--crops/--difficult/--label-source/--precision/--seed/--eval-batch-size/--lowshot-k: "
-            f"{err}"
-        ) from None
+        own = {option.dest: option.dest for option in spec.options}
+        raise _usage_error(err, _given(args, {**VIEW_FIELDS, **FROZEN_LOOP_FIELDS, **own}), args.protocol) from None
     return protocol
 
 

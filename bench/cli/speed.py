@@ -9,16 +9,17 @@ import argparse
 import logging
 import sys
 
-from bench.cli.common import UsageError, add_output_flags, positive_float, resolve_models
+from bench.cli.common import UsageError, add_output_flags, resolve_models
 from bench.cli.flags import (
-    FINETUNE_GROUP,
-    FROZEN_GROUP,
     add_extraction_flags,
     add_finetune_flags,
     add_loader_flags,
     add_selection_flags,
     add_trainer_flags,
     add_view_flags,
+    finetune_group,
+    frozen_group,
+    protocol_options,
 )
 from bench.cli.settings import (
     check_cache_dir,
@@ -28,12 +29,15 @@ from bench.cli.settings import (
     checked_data,
     frozen_options,
     frozen_protocol_from_args,
+    is_frozen,
     protocol_from_args,
     protocol_summary,
     trainer_options,
 )
-from bench.data import DataSource, resolve_data
-from bench.protocol import COURSE_PROTOCOL, FROZEN_PROTOCOLS, FrozenProtocol, Protocol, finetune_protocol
+from bench.data import DEFAULT_YEAR, DataSource, resolve_data
+from bench.protocols import get_spec
+from bench.protocols.settings import FrozenProtocol, Protocol
+from bench.protocols.spec import positive_float
 from bench.store import SPEED_DATA_FILE, SPEED_FILE
 
 log = logging.getLogger("benchmark")
@@ -44,12 +48,10 @@ SPEED_STEPS_CPU = 2
 """``--speed-steps`` on the CPU: ResNet-50 at the course shapes (batch 8 x 5 crops) measured in 3 min 56 s on
 2 cores with 3 repeats (5 min 0 s with 3 steps; docs/performance.md)."""
 
-NOT_MEASURED: dict[str, None] = {
-    "seeds": None, "eval_every": None, "probe": None, "probe_costs": None, "lowshot_k": None, "feature_cache": None,
-    "n_jobs": None,
-}
+NOT_MEASURED: dict[str, None] = {"seeds": None, "eval_every": None, "feature_cache": None}
 """The run's settings ``speed`` has no flag for, left at the protocol's defaults: one seed, no evaluation
-during training, no probe (feature extraction is measured, not the fits)."""
+during training; nor has it the frozen protocols' own flags (feature extraction is measured, not the
+fits): :func:`add_speed_flags` leaves those at ``None`` too."""
 
 DESCRIPTION = (
     "Measure throughput instead of training: model-only (random tensors) against end-to-end (our real "
@@ -95,12 +97,12 @@ def add_speed_flags(p: argparse.ArgumentParser) -> None:
     add_selection_flags(p)
     add_output_flags(p)
     add_view_flags(p)
-    add_finetune_flags(p.add_argument_group(FINETUNE_GROUP))
-    add_extraction_flags(p.add_argument_group(FROZEN_GROUP))
+    add_finetune_flags(p.add_argument_group(finetune_group()))
+    add_extraction_flags(p.add_argument_group(frozen_group()))
     add_loader_flags(p)
     add_trainer_flags(p)
     add_measurement_flags(p)
-    p.set_defaults(**NOT_MEASURED)
+    p.set_defaults(**NOT_MEASURED, **dict.fromkeys(protocol_options()))
 
 
 def default_speed_steps(accelerator: str) -> int:
@@ -124,7 +126,7 @@ def check_measurement_flags(args: argparse.Namespace) -> None:
     threads = args.speed_threads
     if threads is not None and threads != "auto" and not (threads.isdigit() and int(threads) >= 1):
         raise UsageError(f"--speed-threads: 'auto' or a number of threads, at least 1, not {threads!r}")
-    if args.protocol in FROZEN_PROTOCOLS and model_side:
+    if is_frozen(args) and model_side:
         raise UsageError(f"{', '.join(model_side)}: time the fine-tuning loops; speed with --protocol "
                          f"{args.protocol} times feature extraction (use --num-workers for its loader)")
 
@@ -152,12 +154,12 @@ def measure(args: argparse.Namespace, models: list[str]) -> int:
         from bench.hardware import resolve_accelerator
 
         args.speed_steps = default_speed_steps(resolve_accelerator(args.accelerator))
-    if args.protocol in FROZEN_PROTOCOLS:
-        data = resolve_data(args.data, year=args.year or COURSE_PROTOCOL.year)
+    if is_frozen(args):
+        data = resolve_data(args.data, year=args.year or DEFAULT_YEAR)
         protocol = frozen_protocol_from_args(args, data)
         _, data = checked_data(protocol, data, args)
         return _speed_frozen(models, protocol, data, args)
-    data = resolve_data(args.data, year=args.year or finetune_protocol(args.protocol, synthetic=False).year)
+    data = resolve_data(args.data, year=args.year or get_spec(args.protocol).default(False).year)
     protocol = protocol_from_args(args, data, speed=True)
     _, data = checked_data(protocol, data, args)
     return _speed_finetune(models, protocol, data, args)

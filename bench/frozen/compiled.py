@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from bench.hardware import autocast, cpu_flags, synchronize
-from bench.protocol import COMPILE_MODES
+from bench.protocols.settings import COMPILE_MODES
 
 log = logging.getLogger(__name__)
 

@@ -48,8 +48,8 @@ from bench.hardware import (
 )
 from bench.model import build_classifier, count_parameters
 from bench.prior_baseline import new_record, run_prior_baseline
-from bench.protocol import FrozenProtocol, config_hash, without_default_decode
 from bench.protocols import frozen_spec
+from bench.protocols.settings import FrozenProtocol, config_hash, without_default_decode
 from bench.protocols.spec import FeatureSplits
 from bench.shard import WHOLE, Shard
 from bench.store import (

@@ -4,7 +4,9 @@
 columns, figures) instead of branching on its name. Torch-free.
 
 Adding a protocol: a module defining ``SPEC`` (or ``SPECS``), its name in :data:`MODULES`, its tests
-(docs/architecture.md).
+(docs/architecture.md). The module declares everything of the protocol's own: its settings
+dataclass (over ``bench.protocols.settings``), its real-VOC and synthetic defaults, its flags
+(``bench.protocols.spec.Option``), its scoring or recipe and its report hooks.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from importlib import import_module
 from bench.protocols.spec import FINETUNE, FROZEN, FrozenSpec, ProtocolSpec
 
 MODULES: tuple[str, ...] = ("finetune", "linear", "lowshot", "knn")
-"""The registered protocol modules, in display order (``--protocol``'s choices, the docs table)."""
+"""The registered protocol modules, in display order (``--protocol``'s choices, the docs table): a
+submodule of this package by its name, or any importable module by its dotted path."""
 
 __all__ = [
     "FINETUNE", "FROZEN", "MODULES", "FrozenSpec", "ProtocolSpec", "frozen_spec", "get_spec", "names", "registry",
@@ -28,10 +31,10 @@ def registry() -> dict[str, ProtocolSpec]:
     """Every registered protocol by name, in :data:`MODULES` order (imported on first use)."""
     specs: dict[str, ProtocolSpec] = {}
     for module_name in MODULES:
-        module = import_module(f"{__name__}.{module_name}")
+        module = import_module(module_name if "." in module_name else f"{__name__}.{module_name}")
         for one in getattr(module, "SPECS", None) or (module.SPEC,):
             if one.name in specs:
-                raise RuntimeError(f"protocol {one.name!r} registered twice (bench/protocols/{module_name}.py)")
+                raise RuntimeError(f"protocol {one.name!r} registered twice (module {module.__name__})")
             specs[one.name] = one
     return specs
 

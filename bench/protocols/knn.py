@@ -18,10 +18,12 @@ counts it negative in the ``linear`` protocol.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from bench.protocols.settings import FrozenProtocol
 from bench.protocols.spec import FeatureSplits, FrozenSpec, Scored
 
 K = 20
@@ -31,9 +33,6 @@ TEMPERATURE = 0.07
 ROWS_PER_BLOCK = 1024
 """Eval images per similarity block: memory stays at a few arrays of 1024 x (training images) values
 (the float64 similarities and their int64 order)."""
-PROBE_FIELDS: tuple[str, ...] = ("probe", "costs", "fixed_cost", "recipe", "k_values", "samples",
-                                 "negatives_per_positive")
-"""The frozen protocol fields of the probes, which a k-NN vote does not use (left out of its config)."""
 
 
 def unit_rows(features: np.ndarray) -> np.ndarray:
@@ -69,17 +68,23 @@ def knn_scores(
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, positive.shape[1]), np.float32)
 
 
+@dataclass(frozen=True)
+class KNNProtocol(FrozenProtocol):
+    """``knn``'s settings: the data and view only; k and T are the protocol's constants (:data:`K`,
+    :data:`TEMPERATURE`), recorded under ``knn``."""
+
+    name: str = "knn"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field; the vote's settings under ``knn``."""
+        return {**super().to_dict(), "knn": {"k": K, "temperature": TEMPERATURE, "similarity": "cosine"}}
+
+
 class KNNSpec(FrozenSpec):
     name = "knn"
     help = ("a weighted k-NN vote on the same cached features: cosine similarity, the 20 nearest training images "
             "weighted by exp(sim / 0.07), nothing fitted (DINO's eval_knn.py)")
-    flags = frozenset()
-
-    def config_dict(self, protocol: Any, data: dict[str, Any]) -> dict[str, Any]:
-        """Every field but the probes'; the vote's settings under ``knn``."""
-        config = {k: v for k, v in data.items() if k not in PROBE_FIELDS}
-        config["knn"] = {"k": K, "temperature": TEMPERATURE, "similarity": "cosine"}
-        return config
+    settings = KNNProtocol
 
     def describe(self, protocol: Any) -> str:
         return f"weighted {K}-NN vote, cosine similarity, T {TEMPERATURE:g}"

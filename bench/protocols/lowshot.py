@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.protocols.spec import FeatureSplits, FrozenSpec, Scored
+from bench.frozen.recipes import LOWSHOT_K_VALUES
+from bench.protocols.linear import N_JOBS_OPTION, PROBE_OPTION, ProbeProtocol
+from bench.protocols.spec import FeatureSplits, FrozenSpec, Option, Scored, positive_float
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     from bench.report.summary import Summary
@@ -43,10 +46,46 @@ def _ks(summaries: Sequence[Summary]) -> list[int]:
     return sorted({k for s in summaries for k in s.protocol_stats.get(LOWSHOT_STATS, {})})
 
 
+@dataclass(frozen=True)
+class LowShotProtocol(ProbeProtocol):
+    """``lowshot``'s settings: for each k of ``k_values`` and each of ``samples`` seeded samples, k
+    positives and ``negatives_per_positive``·k negatives per class from the training split, the probe
+    fitted on them with the fixed C ``fixed_cost``, scored on the whole eval split (VISSL's VOC07
+    low-shot benchmark)."""
+
+    name: str = "lowshot"
+    k_values: tuple[int, ...] = LOWSHOT_K_VALUES
+    samples: int = 5
+    negatives_per_positive: int = 19
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        ks = tuple(sorted({int(k) for k in self.k_values}))
+        if not ks or ks[0] < 1:
+            raise ValueError(f"low-shot k values must be positive integers, got {list(self.k_values)}")
+        object.__setattr__(self, "k_values", ks)
+        for field_name in ("samples", "negatives_per_positive"):
+            if getattr(self, field_name) < 1:
+                raise ValueError(f"{field_name} must be at least 1, got {getattr(self, field_name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field (``k_values`` as a list) and the probe recipe."""
+        return {**super().to_dict(), "k_values": list(self.k_values)}
+
+
 class LowShotSpec(FrozenSpec):
     name = "lowshot"
     help = "linear probes on k-shot samples of the same cached features, one fixed C (VISSL's VOC07 low-shot)"
-    flags = frozenset({"probe", "probe_costs", "lowshot_k", "n_jobs"})
+    settings = LowShotProtocol
+    options = (
+        PROBE_OPTION,
+        Option("probe_costs", type=positive_float, nargs="+", metavar="C",
+               help=f"the one fixed C of every fit (default: {LowShotProtocol.fixed_cost:g})"),
+        Option("lowshot_k", type=int, nargs="+", metavar="K",
+               help=f"the k values, positives per class in a sample (default: {list(LOWSHOT_K_VALUES)}, VISSL's; a "
+                    "k some class cannot serve is skipped and the record says why)"),
+        N_JOBS_OPTION,
+    )
 
     def overrides(self, values: Mapping[str, Any]) -> dict[str, Any]:
         costs, ks = values.get("probe_costs"), values.get("lowshot_k")
@@ -57,10 +96,6 @@ class LowShotSpec(FrozenSpec):
             )
         return {"probe": values.get("probe"), "fixed_cost": None if costs is None else costs[0],
                 "k_values": None if ks is None else tuple(ks)}
-
-    def config_dict(self, protocol: Any, data: dict[str, Any]) -> dict[str, Any]:
-        """Every field but ``costs`` (every fit uses ``fixed_cost``)."""
-        return {k: v for k, v in data.items() if k != "costs"}
 
     def describe(self, protocol: Any) -> str:
         return (f"{protocol.probe} probe, C {protocol.fixed_cost:g}, k {list(protocol.k_values)} x "

@@ -2,23 +2,25 @@
 runner and the report ask a protocol, each answered "nothing extra" by default (torch-free).
 
 A fine-tuning protocol is a recipe (:mod:`bench.protocols.finetune`); a frozen-feature protocol
-(:class:`FrozenSpec`) also scores cached features (:meth:`FrozenSpec.score`), names the
-protocol-specific flags it takes and states its record's ``config``. The report asks every spec
+(:class:`FrozenSpec`) also scores cached features (:meth:`FrozenSpec.score`), names its
+settings dataclass and declares the flags of its own (:class:`Option`). The report asks every spec
 for its summary statistics, leaderboard columns, table notes and report sections, so no report
 module branches on a protocol's name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import argparse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from bench.protocols.settings import SYNTHETIC_SPLITS, FrozenProtocol
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     import numpy as np
 
-    from bench.protocol import FrozenProtocol
     from bench.report.summary import Summary
     from bench.store import RunRecord
 
@@ -98,37 +100,67 @@ class Scored:
     """What the run should warn about (the runner logs each with the model's name)."""
 
 
-PROTOCOL_FLAGS: Mapping[str, str] = {
-    "probe": "--probe",
-    "probe_costs": "--probe-costs",
-    "lowshot_k": "--lowshot-k",
-    "n_jobs": "--n-jobs",
-}
-"""The protocol-specific settings of the frozen protocols (argument name -> flag): each spec says
-which it takes (:attr:`FrozenSpec.flags`); the others are an error for it."""
+def positive_float(text: str) -> float:
+    """An argparse type: a positive finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """A flag of a protocol's own, ``--<dest with dashes>``: the command line adds it once for every
+    protocol that declares it (their help joined, each prefixed with the protocol's name) and refuses
+    it for a protocol that does not. Declarations of one ``dest`` must agree on everything but help."""
+
+    dest: str
+    """The argument's name; by default the settings field the value sets (:meth:`FrozenSpec.overrides`)."""
+    help: str
+    type: Callable[[str], Any] | None = None
+    nargs: str | None = None
+    choices: tuple[Any, ...] | None = None
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.dest.replace("_", "-")
+
+    def argparse_kwargs(self) -> dict[str, Any]:
+        """What ``add_argument`` takes besides the flag and the help (default ``None``: not given)."""
+        kwargs: dict[str, Any] = {"default": None}
+        for key in ("type", "nargs", "choices", "metavar"):
+            if getattr(self, key) is not None:
+                kwargs[key] = getattr(self, key)
+        return kwargs
 
 
 class FrozenSpec(ProtocolSpec):
-    """A frozen-feature protocol: the backbone's cached pooled features, scored by :meth:`score`."""
+    """A frozen-feature protocol: the backbone's cached pooled features, scored by :meth:`score`.
+
+    A subclass sets :attr:`settings` (its :class:`~bench.protocols.settings.FrozenProtocol` subclass,
+    whose ``name`` default is the protocol's name) and :attr:`options` (its own flags); the defaults
+    of :meth:`default` and :meth:`overrides` then need no code."""
 
     kind: ClassVar[str] = FROZEN
-    flags: ClassVar[frozenset[str]] = frozenset()
-    """Which of :data:`PROTOCOL_FLAGS` this protocol takes."""
+    settings: ClassVar[type[FrozenProtocol]]
+    """The protocol's settings dataclass; its defaults are the real-VOC settings."""
+    options: ClassVar[tuple[Option, ...]] = ()
+    """The flags of this protocol's own; the others' are an error for it."""
 
     def default(self, synthetic: bool) -> FrozenProtocol:
-        from bench.protocol import LINEAR_PROTOCOL, LINEAR_SYNTHETIC_PROTOCOL
-
-        return (LINEAR_SYNTHETIC_PROTOCOL if synthetic else LINEAR_PROTOCOL).with_overrides(name=self.name)
+        """The settings' defaults, with :data:`~bench.protocols.settings.SYNTHETIC_SPLITS` on the synthetic set."""
+        return self.settings(**SYNTHETIC_SPLITS) if synthetic else self.settings()
 
     def overrides(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The protocol fields set by the given values of this spec's :attr:`flags` (``None``: not
-        given). Raises ValueError for a combination it cannot run, naming the flag."""
-        return {}
-
-    def config_dict(self, protocol: FrozenProtocol, data: dict[str, Any]) -> dict[str, Any]:
-        """The record's ``config`` from ``data`` (every field of ``protocol``, the resolved cost grid
-        and probe recipe): what this protocol applies, nothing it ignores."""
-        return data
+        """The settings fields set by the given values of this spec's :attr:`options` (``None``: not
+        given); by default each option's value to the field of its ``dest``, where there is one.
+        Raises ValueError for a combination it cannot run, naming the flag."""
+        known = {f.name for f in fields(self.settings)}
+        return {o.dest: values.get(o.dest) for o in self.options if o.dest in known}
 
     def describe(self, protocol: FrozenProtocol) -> str:
         """The console's words for how this protocol scores the features."""

@@ -20,7 +20,7 @@ from typing import Any
 from tabulate import tabulate
 
 from bench.data import DataSource
-from bench.protocol import FrozenProtocol, Protocol
+from bench.protocols.settings import FrozenProtocol, Protocol
 from bench.speed.cycled import cycle_loaders
 from bench.train.experiment import TrainerOptions, build_datamodule
 from bench.train.throughput import WARMUP_BATCHES

@@ -21,7 +21,7 @@ import torch
 from bench.data import DataSource
 from bench.frozen.runner import FrozenOptions, build_encoder, build_extractor, frozen_datamodule, loader_arrangement
 from bench.hardware import autocast, autocast_dtype, resolve_accelerator, resolve_precision
-from bench.protocol import FrozenProtocol
+from bench.protocols.settings import FrozenProtocol
 from bench.speed.cycled import cycle_loaders
 from bench.speed.data import data_only_row, loader_images_per_s
 from bench.speed.paired import PairedModelOnly, can_pair

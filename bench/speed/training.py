@@ -40,7 +40,7 @@ from bench.hardware import (
     torch_threads,
 )
 from bench.model import CropMaxClassifier, build_classifier
-from bench.protocol import Protocol
+from bench.protocols.settings import Protocol
 from bench.speed.cycled import cycle_loaders
 from bench.speed.paired import ModelOnlyStep, PairedModelOnly, PairedModelOnlyCallback, can_pair
 from bench.store import SPEED_FILE

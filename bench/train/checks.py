@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from bench.data import DataSource
-from bench.protocol import Protocol
+from bench.protocols.settings import Protocol
 from voc.dataset import VOCClassification
 from voc.errors import VOCDataError
 from voc.images import find_bad_images

@@ -18,7 +18,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from bench.data import DataSource
 from bench.hardware import resolve_accelerator, resolve_precision
 from bench.model import CropMaxClassifier, DataConfig, build_classifier, count_parameters
-from bench.protocol import Protocol
+from bench.protocols.settings import Protocol
 from bench.store import CHECKPOINT_DIR, LOG_DIR
 from bench.train.throughput import ThroughputMeter
 from bench.weights import Weights

@@ -43,7 +43,7 @@ from bench.frozen.runner import (
 )
 from bench.hardware import autocast_dtype
 from bench.model import CropMaxClassifier, DataConfig
-from bench.protocol import Protocol
+from bench.protocols.settings import Protocol
 from bench.weights import Weights
 from voc.config import DEFAULT_RANDAUGMENT, TransformConfig
 from voc.constants import IGNORED, POSITIVE, VOC_CLASSES

@@ -27,7 +27,7 @@ from bench.frozen.runner import FEATURE_DIR
 from bench.hardware import environment, peak_rss_mb, reset_peak_rss, resolve_accelerator
 from bench.model import CropMaxClassifier, DataConfig
 from bench.prior_baseline import new_record, run_prior_baseline
-from bench.protocol import Protocol, config_hash
+from bench.protocols.settings import Protocol, config_hash
 from bench.shard import WHOLE, Shard
 from bench.store import (
     CHECKPOINT_DIR,
