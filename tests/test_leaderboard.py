@@ -315,3 +315,22 @@ def test_several_protocols_open_with_an_overview_of_each_models_map_under_each(t
     for folder in ("x-linear", "prior-baseline-linear"):
         (tmp_path / folder / RESULT_FILE).unlink()
     assert "## Overview" not in write_leaderboard(tmp_path, settings=None)[0].read_text()
+
+
+def test_each_table_drops_the_columns_empty_in_all_its_rows(tmp_path: Path) -> None:
+    course = _record("c", 0.40)
+    linear = _record("l", 0.90)
+    linear["config"] = _config(name="linear", probe="svm")
+    linear["throughput"] = {"train_images_per_s": None, "eval_images_per_s": None,
+                            "feature_train_images_per_s": 30.0, "feature_eval_images_per_s": 40.0}
+    _write(tmp_path, [course, linear])
+    md_path, csv_path = write_leaderboard(tmp_path, settings=None)
+    course_part, linear_part = md_path.read_text().split("## Protocol `course`")[1].split("## Protocol `linear`")
+    course_header = course_part.split("| rank")[1].split("\n")[0]
+    linear_header = linear_part.split("| rank")[1].split("\n")[0]
+    assert "train img/s" in course_header and "epochs" in course_header and "feature img/s" not in course_header
+    assert "feature img/s" in linear_header and not {"train img/s", "eval img/s", "epochs"} & {
+        c.strip() for c in linear_header.split("|")}
+    assert "| 35.0 " in linear_part  # the mean of the two splits' extraction rates
+    frame = pd.read_csv(csv_path).set_index("model")
+    assert frame.loc["l", "feature img/s"] == 35.0 and np.isnan(frame.loc["c", "feature img/s"])

@@ -39,8 +39,12 @@ TINY = [
 ]
 
 
-def _store_run(out: Path, voc_root: Path, model: str, scores: np.ndarray, seed: int = 0, rate: float = 10.0) -> None:
-    """A finished run as the runner writes it: record, predictions and labels of the val split."""
+def _store_run(
+    out: Path, voc_root: Path, model: str, scores: np.ndarray, seed: int = 0, rate: float = 10.0,
+    throughput: dict | None = None,
+) -> None:
+    """A finished run as the runner writes it: record, predictions and labels of the val split
+    (``throughput``: the record's, where not a fine-tuning run's at ``rate``)."""
     ids, labels = load_labels(voc_root, "2012", "val")
     record = RunRecord(
         model=model,
@@ -49,7 +53,7 @@ def _store_run(out: Path, voc_root: Path, model: str, scores: np.ndarray, seed: 
         dataset={"root": str(voc_root), "year": "2012", "eval_split": "val", "description": "tiny VOC2012 val"},
         config={"name": "course", "epochs": 1, "seed": seed},
         metrics=evaluate(scores, labels),
-        throughput={"train_images_per_s": rate, "eval_images_per_s": 4 * rate},
+        throughput=throughput or {"train_images_per_s": rate, "eval_images_per_s": 4 * rate},
         params=1000,
         command=f"python benchmark.py --models {model}",
     )
@@ -339,3 +343,22 @@ def test_report_has_one_part_per_protocol_with_its_own_figures(tiny_voc: Path, t
     # galleries too: two protocols' leaders of one model never overwrite each other's
     assert "report/course/gallery/fine/" in course and "report/linear/gallery/probe/" in linear
     assert not (out / "report" / "gallery").exists()
+
+
+def test_frozen_runs_plot_map_against_their_feature_extraction_rate(tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "frozen"
+    for model, quality, rate in (("a", 0.9, 30.0), ("b", 0.3, 60.0)):
+        _store_run(out, tiny_voc, model, _scores(tiny_voc, quality, 0), throughput={
+            "train_images_per_s": None, "eval_images_per_s": None,
+            "feature_train_images_per_s": rate, "feature_eval_images_per_s": rate + 10})
+    md = write_report(out).read_text()
+    assert "## mAP against feature-extraction throughput" in md and "training throughput" not in md
+    assert "Pareto front (no other model is both faster and more accurate): a, b." in md
+    assert (out / "report" / "map_vs_throughput.png").is_file()
+
+
+def test_no_throughput_figure_where_no_run_recorded_one(tiny_voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cached"
+    _store_run(out, tiny_voc, "a", _scores(tiny_voc, 0.9, 0), throughput={"train_images_per_s": None})
+    md = write_report(out).read_text()
+    assert "throughput" not in md and not (out / "report" / "map_vs_throughput.png").exists()

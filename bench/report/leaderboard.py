@@ -21,6 +21,7 @@ from bench.report.summary import (
     CONFIDENT,
     DEFAULT_AP,
     DEFAULT_BOOTSTRAP,
+    FEATURE_RATE,
     BootstrapSettings,
     Summary,
     display_names,
@@ -60,11 +61,16 @@ COLUMNS: tuple[str, ...] = (
     "tail acc.",
     "train img/s",
     "eval img/s",
+    "feature img/s",
     "epochs",
     "data",
 )
 """The markdown table's columns (the mAP one named by :func:`markdown_columns`; a protocol's module
-may add its own after "mAP over seeds", e.g. ``lowshot``'s one per k)."""
+may add its own after "mAP over seeds", e.g. ``lowshot``'s one per k). A protocol's table leaves out
+the columns that are empty in every one of its rows (:data:`OPTIONAL_COLUMNS`): the fine-tuning
+tables have no feature-extraction rate, the frozen ones no training rate or epochs."""
+OPTIONAL_COLUMNS: frozenset[str] = frozenset({"train img/s", "eval img/s", "feature img/s", "epochs"})
+"""The markdown columns a table drops where every row's cell is empty (``–``)."""
 CSV_COLUMNS: tuple[str, ...] = (
     "rank",
     "protocol",
@@ -88,6 +94,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "tail acc.",
     "train img/s",
     "eval img/s",
+    "feature img/s",
     "epochs",
     "data",
     *VOC_CLASSES,
@@ -155,6 +162,7 @@ def leaderboard_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
                 "tail acc.": s.mean.get("tail_accuracy"),
                 "train img/s": s.mean.get("train_images_per_s"),
                 "eval img/s": s.mean.get("eval_images_per_s"),
+                "feature img/s": s.mean.get(FEATURE_RATE),
                 "epochs": record.epochs,
                 "data": record.data_description,
                 **s.per_class_ap,
@@ -213,6 +221,13 @@ def markdown_columns(ap: str, extra: Sequence[str] = ()) -> list[str]:
     return [*columns[:at], *extra, *columns[at:]]
 
 
+def without_empty_columns(headers: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """``headers`` and ``rows`` without the :data:`OPTIONAL_COLUMNS` whose every cell is ``–``."""
+    keep = [i for i, header in enumerate(headers)
+            if header not in OPTIONAL_COLUMNS or any(row[i] != "–" for row in rows)]
+    return [headers[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
 def _markdown_rows(summaries: Sequence[Summary], extra: Sequence[str] = ()) -> list[list[str]]:
     rows = []
     for rank, (s, name) in enumerate(zip(summaries, display_names(summaries), strict=True), start=1):
@@ -234,6 +249,7 @@ def _markdown_rows(summaries: Sequence[Summary], extra: Sequence[str] = ()) -> l
                 format_value(s.mean.get("tail_accuracy")),
                 _rate(s, "train_images_per_s"),
                 _rate(s, "eval_images_per_s"),
+                _rate(s, FEATURE_RATE),
                 format_value(record.epochs),
                 format_value(record.data_description),
             ]
@@ -247,7 +263,8 @@ def _explanation(settings: BootstrapSettings | None, ap: str, ranges: bool = Fal
         (
             f"Ranked by mAP under the {AP_DEFINITIONS[ap].description} (the mean over seeds where a configuration "
             f"ran with several); {others} rank by another definition, and leaderboard.csv has all three. "
-            "Metrics are fractions (see docs/metrics.md); img/s are steady-state, end to end."
+            "Metrics are fractions (see docs/metrics.md); img/s are steady-state, end to end; a frozen "
+            "protocol's *feature img/s* is its feature extraction's, the mean of the two splits' rates."
             + (
                 " Where a run kept them, img/s are the median over windows of a few steady-state batches (sizes "
                 "in each result.json), with the slowest and the fastest window in brackets."
@@ -332,8 +349,8 @@ def render_markdown(
         for paragraph in spec.table_note(group):
             lines += [paragraph, ""]
         extra = spec.table_columns(group)
-        lines.append(tabulate(_markdown_rows(group, extra), headers=markdown_columns(ap, extra), tablefmt="github",
-                              disable_numparse=True))
+        headers, rows = without_empty_columns(markdown_columns(ap, extra), _markdown_rows(group, extra))
+        lines.append(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
         notes = [f"{name}: {s.note}" for s, name in zip(group, display_names(group), strict=True) if s.note]
         notes += [
             f"{name}: not shown above the prior baseline (P(mAP ≤ prior) = {format_value(s.p_not_above_prior, 3)}), "

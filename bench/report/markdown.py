@@ -30,6 +30,7 @@ from bench.report.plots import (
 from bench.report.summary import (
     CONFIDENT,
     DEFAULT_AP,
+    FEATURE_RATE,
     BootstrapSettings,
     Summary,
     check_ap,
@@ -209,6 +210,40 @@ def _galleries(
     return lines
 
 
+def _throughput_figure(
+    out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], fig_dir: Path
+) -> list[str]:
+    """mAP against the training throughput, or against the feature-extraction throughput where no
+    run trained (the frozen protocols); nothing where no run recorded either."""
+    key, what = "train_images_per_s", "training throughput"
+    if not any(s.mean.get(key) for s in summaries):
+        key, what = FEATURE_RATE, "feature-extraction throughput"
+    points, left_out = [], []
+    for s, n in zip(summaries, names, strict=True):
+        rate, value = s.mean.get(key), s.map
+        if rate is None or value is None or rate <= 0:
+            left_out.append(n)
+            continue
+        ci = s.map_ci
+        slowest, fastest = s.throughput_range.get(key, (None, None))
+        points.append(ParetoPoint(n, rate, value, ci.low if ci else None, ci.high if ci else None, slowest, fastest))
+    if not points:
+        return []
+    save_figure(pareto_figure(points, what), out_dir / fig_dir / "map_vs_throughput.png")
+    front = [points[i].name for i in pareto_front(points)]
+    return [
+        f"## mAP against {what}",
+        "",
+        "Pareto front (no other model is both faster and more accurate): " + (", ".join(front) or "–") + "."
+        + (f" Not plotted (no {what}): {', '.join(left_out)}." if left_out else "")
+        + (f" Horizontal error bars: the slowest and the fastest steady-state window of the {what}."
+           if any(p.rate_low is not None for p in points) else ""),
+        "",
+        f"![mAP against {what}]({(fig_dir / 'map_vs_throughput.png').as_posix()})",
+        "",
+    ]
+
+
 def _figures(
     out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], fig_dir: Path = Path(REPORT_DIR)
 ) -> list[str]:
@@ -245,28 +280,7 @@ def _figures(
     save_figure(per_class_ap_figure(names, ap), out_dir / fig_dir / "per_class_ap.png")
     lines += ["## Per-class AP", "", f"![Per-class AP of every model]({(fig_dir / 'per_class_ap.png').as_posix()})", ""]
 
-    points, left_out = [], []
-    for s, n in zip(summaries, names, strict=True):
-        rate, value = s.mean.get("train_images_per_s"), s.map
-        if rate is None or value is None or rate <= 0:
-            left_out.append(n)
-            continue
-        ci = s.map_ci
-        slowest, fastest = s.throughput_range.get("train_images_per_s", (None, None))
-        points.append(ParetoPoint(n, rate, value, ci.low if ci else None, ci.high if ci else None, slowest, fastest))
-    save_figure(pareto_figure(points), out_dir / fig_dir / "map_vs_throughput.png")
-    front = [points[i].name for i in pareto_front(points)]
-    lines += [
-        "## mAP against training throughput",
-        "",
-        "Pareto front (no other model is both faster and more accurate): " + (", ".join(front) or "–") + "."
-        + (f" Not plotted (no training throughput): {', '.join(left_out)}." if left_out else "")
-        + (" Horizontal error bars: the slowest and the fastest steady-state window of the training throughput."
-           if any(p.rate_low is not None for p in points) else ""),
-        "",
-        f"![mAP against training throughput]({(fig_dir / 'map_vs_throughput.png').as_posix()})",
-        "",
-    ]
+    lines += _throughput_figure(out_dir, summaries, names, fig_dir)
 
     leader, name = summaries[0], names[0]
     lines += [f"## Precision–recall curves of the leader, {name}", ""]

@@ -132,8 +132,8 @@ def pareto_front(points: Sequence[ParetoPoint]) -> list[int]:
     return sorted(front, key=lambda i: (points[i].train_images_per_s, points[i].map))
 
 
-def pareto_figure(points: Sequence[ParetoPoint]) -> Figure:
-    """mAP (with its bootstrap interval) against training throughput (with its slowest and fastest
+def pareto_figure(points: Sequence[ParetoPoint], what: str = "training throughput") -> Figure:
+    """mAP (with its bootstrap interval) against a throughput, ``what`` (with its slowest and fastest
     window, where the point has them); the Pareto front joined by a line and marked in the legend.
     Names are in the legend, not next to the points, so they never overlap."""
     figure = new_figure(7.5, 4.8 + 0.25 * ((len(points) + 2) // 3))
@@ -158,9 +158,9 @@ def pareto_figure(points: Sequence[ParetoPoint]) -> Figure:
     ax.xaxis.set_minor_formatter(plain)
     ranges = any(p.rate_low is not None and p.rate_high is not None for p in points)
     bars = "; error bar: slowest to fastest window" if ranges else ""
-    ax.set_xlabel(f"training throughput, images/s (steady state, end to end{bars}; log scale)")
+    ax.set_xlabel(f"{what}, images/s (steady state, end to end{bars}; log scale)")
     ax.set_ylabel("mAP (error bar: 95% bootstrap interval)")
-    ax.set_title("mAP against training throughput")
+    ax.set_title(f"mAP against {what}")
     ax.grid(True, which="both", alpha=0.3)
     _legend_below(figure, ax)
     return figure

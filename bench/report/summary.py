@@ -172,6 +172,12 @@ def group_runs(runs: Sequence[Run], ap: str = DEFAULT_AP) -> list[Summary]:
     return summaries
 
 
+FEATURE_RATE = "feature_images_per_s"
+"""A frozen-feature run's extraction rate in ``Summary.mean``: the mean of its two splits' end-to-end
+rates (``throughput.feature_train_images_per_s``/``feature_eval_images_per_s``; a split read from the
+cache has none), the mean over seeds."""
+
+
 def _fill_means_and_spreads(summary: Summary) -> Summary:
     """Set ``summary``'s means over seeds (metrics, throughput, per-class AP, tail curve), the
     seed standard deviations of accuracy and mAP and the throughput ranges from its runs' records;
@@ -186,6 +192,8 @@ def _fill_means_and_spreads(summary: Summary) -> Summary:
         lows, highs = ([r.throughput_value(f"{key}_{end}") for r in records] for end in ("min", "max"))
         if records and all(v is not None for v in (*lows, *highs)):
             summary.throughput_range[key] = (min(lows), max(highs))  # type: ignore[type-var]
+    summary.mean[FEATURE_RATE] = _mean([_mean([r.throughput_value(f"feature_{split}_images_per_s")
+                                               for split in ("train", "eval")]) for r in records])
     per_class = [r.per_class_values(summary.definition.per_class) for r in records]
     for name in VOC_CLASSES:
         summary.per_class_ap[name] = _mean([values.get(name) for values in per_class])
