@@ -60,39 +60,62 @@ def add_selection_flags(p: argparse.ArgumentParser) -> None:
                         "holding VOCdevkit, VOCdevkit itself, or VOC<year>)")
 
 
+VIEW_OPTIONS: tuple[Option, ...] = (
+    Option("year", choices=YEARS, help="VOC year"),
+    Option("train_split", help="split to train on"),
+    Option("eval_split", help="split to evaluate on"),
+    Option("resize", type=int, help="shortest image edge after resizing, px"),
+    Option("crop", type=int, help="crop size, px"),
+    Option("crops", field="crop_mode", choices=CROP_MODES,
+           help="crop mode: five (FiveCrop), ten, center, or full (whole image at resize x resize)"),
+    Option("difficult", choices=DIFFICULT_POLICIES,
+           help="label of an image whose only objects of a class are difficult"),
+    Option("label_source", choices=LABEL_SOURCES,
+           help="annotations: labels from Annotations/<id>.xml; imagesets: from the per-class "
+                "ImageSets/Main/<class>_<split>.txt lists only, e.g. the official VOC2007 test lists"),
+    Option("precision", choices=PRECISIONS,
+           help="auto: bf16 mixed precision where the hardware runs it fast (CUDA with bf16, CPUs with "
+                "AVX512-BF16/AMX), else fp32"),
+    Option("decode", choices=DECODERS,
+           help="pil: decode JPEGs with PIL (at a reduced scale where that covers the size needed) and transform PIL "
+                "images; torchvision: torchvision.io.decode_image (libjpeg-turbo) and transforms on uint8 tensors; "
+                "device: the workers only read the files, and each eval or feature-extraction batch is decoded in one "
+                "call on the compute device (nvJPEG on a GPU) and resized there (training images as torchvision), "
+                "meant for GPUs (on a 2-core CPU it measured as torchvision); see docs/performance.md (default: "
+                "torchvision for the frozen protocols, whose view one worker decoded 1.8x faster that way; pil for "
+                "fine-tuning, as its committed records)"),
+    Option("seed", type=int, help="random seed"),
+)
+"""The data, label, view and run flags every protocol takes, each setting the settings field of its
+``target`` (``bench.cli.settings`` applies them; a help without its own default states the course's)."""
+EVAL_BATCH_OPTION = Option("eval_batch_size", type=int,
+                           help="evaluation batch size (a frozen protocol's feature-extraction batch)")
+"""Sets ``eval_batch_size`` of a fine-tuning protocol and ``batch_size`` of a frozen one."""
+FINETUNE_LOOP_OPTIONS: tuple[Option, ...] = (
+    Option("epochs", type=int, help="training epochs"),
+    Option("batch_size", type=int, help="training batch size, images"),
+    Option("limit_train_batches", type=limit,
+           help="train on this many batches per epoch (int) or this fraction (float) (default: all)"),
+    Option("limit_eval_batches", type=limit,
+           help="evaluate on this many batches (int) or fraction (float) (default: all)"),
+)
+"""The fine-tuning loop's flags (the recipe's are :func:`recipe_fields`)."""
+
+
+def add_option(p: argparse.ArgumentParser, option: Option) -> None:
+    """``option``'s flag, its help ending in the course protocol's default where it states none."""
+    shown = "" if "(default" in option.help else f" ({_default(option.target)})"
+    p.add_argument(option.flag, help=option.help + shown, **option.argparse_kwargs())
+
+
 def add_view_flags(p: argparse.ArgumentParser) -> None:
     """The data and the view every protocol has: year, splits, labels, image pipeline, precision, seed."""
     g = p.add_argument_group("data and view (every protocol)")
-    g.add_argument("--year", choices=YEARS, default=None, help=f"VOC year ({_default('year')})")
-    g.add_argument("--train-split", default=None, help=f"split to train on ({_default('train_split')})")
-    g.add_argument("--eval-split", default=None, help=f"split to evaluate on ({_default('eval_split')})")
-    g.add_argument("--eval-batch-size", type=int, default=None,
-                   help=f"evaluation batch size ({_default('eval_batch_size')})")
-    g.add_argument("--resize", type=int, default=None,
-                   help=f"shortest image edge after resizing, px ({_default('resize')})")
-    g.add_argument("--crop", type=int, default=None, help=f"crop size, px ({_default('crop')})")
-    g.add_argument("--crops", choices=CROP_MODES, default=None,
-                   help=f"crop mode: five (FiveCrop), ten, center, or full (whole image at resize x resize) "
-                        f"({_default('crop_mode')})")
-    g.add_argument("--difficult", choices=DIFFICULT_POLICIES, default=None,
-                   help=f"label of an image whose only objects of a class are difficult ({_default('difficult')})")
-    g.add_argument("--label-source", choices=LABEL_SOURCES, default=None,
-                   help="annotations: labels from Annotations/<id>.xml; imagesets: from the per-class "
-                        f"ImageSets/Main/<class>_<split>.txt lists only, e.g. the official VOC2007 test lists "
-                        f"({_default('label_source')})")
-    g.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help="auto: bf16 mixed precision where the hardware runs it fast (CUDA with bf16, CPUs with "
-                        f"AVX512-BF16/AMX), else fp32 ({_default('precision')})")
-    g.add_argument("--decode", choices=DECODERS, default=None,
-                   help="pil: decode JPEGs with PIL (at a reduced scale where that covers the size needed) and "
-                        "transform PIL images; torchvision: torchvision.io.decode_image (libjpeg-turbo) and "
-                        "transforms on uint8 tensors; device: the workers only read the files, and each eval or "
-                        "feature-extraction batch is decoded in one call on the compute device (nvJPEG on a GPU) and "
-                        "resized there (training images as torchvision), meant for GPUs (on a 2-core CPU it "
-                        "measured as torchvision); see docs/performance.md (default: torchvision for the frozen "
-                        "protocols, whose view one worker decoded 1.8x faster that way; pil for fine-tuning, as its "
-                        "committed records)")
-    g.add_argument("--seed", type=int, default=None, help=f"random seed ({_default('seed')})")
+    for option in VIEW_OPTIONS[:3]:
+        add_option(g, option)
+    add_option(g, EVAL_BATCH_OPTION)
+    for option in VIEW_OPTIONS[3:]:
+        add_option(g, option)
 
 
 def add_loader_flags(p: argparse.ArgumentParser) -> None:
@@ -162,13 +185,8 @@ def add_recipe_flag(p: argparse.ArgumentParser, declared: Field) -> None:
 
 def add_finetune_flags(p: argparse.ArgumentParser) -> None:
     """The fine-tuning protocols' loop and recipe (an error with a frozen protocol)."""
-    p.add_argument("--epochs", type=int, default=None, help=f"training epochs ({_default('epochs')})")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help=f"training batch size, images ({_default('batch_size')})")
-    p.add_argument("--limit-train-batches", type=limit, default=None,
-                   help="train on this many batches per epoch (int) or this fraction (float) (default: all)")
-    p.add_argument("--limit-eval-batches", type=limit, default=None,
-                   help="evaluate on this many batches (int) or fraction (float) (default: all)")
+    for option in FINETUNE_LOOP_OPTIONS:
+        add_option(p, option)
     for declared in recipe_fields():
         add_recipe_flag(p, declared)
 

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.common import UsageError
-from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags, protocol_options, recipe_fields
+from bench.cli.flags import (
+    EVAL_BATCH_OPTION,
+    FINETUNE_FLAGS,
+    FINETUNE_LOOP_OPTIONS,
+    FROZEN_FLAGS,
+    VIEW_OPTIONS,
+    given_flags,
+    protocol_options,
+    recipe_fields,
+)
 from bench.data import DataSource
 from bench.protocols import FROZEN, frozen_spec, get_spec, names
 from bench.protocols.settings import FrozenProtocol, Protocol
@@ -103,18 +112,13 @@ def check_cache_dir(args: argparse.Namespace) -> None:
                          f"--decode {args.decode}: drop one of the two")
 
 
-VIEW_FIELDS: dict[str, str] = {
-    "year": "year", "train_split": "train_split", "eval_split": "eval_split", "resize": "resize", "crop": "crop",
-    "crop_mode": "crops", "difficult": "difficult", "label_source": "label_source", "precision": "precision",
-    "decode": "decode", "seed": "seed",
-}
+VIEW_FIELDS: dict[str, str] = {option.target: option.dest for option in VIEW_OPTIONS}
 """The data, label, view and run flags every protocol takes: settings field -> argument name."""
 FINETUNE_LOOP_FIELDS: dict[str, str] = {
-    "epochs": "epochs", "batch_size": "batch_size", "eval_batch_size": "eval_batch_size",
-    "limit_train_batches": "limit_train_batches", "limit_eval_batches": "limit_eval_batches",
+    **{option.target: option.dest for option in FINETUNE_LOOP_OPTIONS}, "eval_batch_size": EVAL_BATCH_OPTION.dest,
 }
 """The fine-tuning loop's flags: settings field -> argument name (the recipe's are ``recipe_fields``)."""
-FROZEN_LOOP_FIELDS: dict[str, str] = {"batch_size": "eval_batch_size"}
+FROZEN_LOOP_FIELDS: dict[str, str] = {"batch_size": EVAL_BATCH_OPTION.dest}
 """A frozen protocol's extraction batch is ``--eval-batch-size``."""
 
 

@@ -124,10 +124,17 @@ class Option:
     nargs: str | None = None
     choices: tuple[Any, ...] | None = None
     metavar: str | None = None
+    field: str | None = None
+    """The settings field the value sets where it is not ``dest`` (``--crops`` sets ``crop_mode``)."""
 
     @property
     def flag(self) -> str:
         return "--" + self.dest.replace("_", "-")
+
+    @property
+    def target(self) -> str:
+        """The settings field the value sets."""
+        return self.field or self.dest
 
     def argparse_kwargs(self) -> dict[str, Any]:
         """What ``add_argument`` takes besides the flag and the help (default ``None``: not given)."""
