@@ -57,3 +57,40 @@ def test_protocol_settings_are_the_registered_defaults() -> None:
     assert isinstance(linear, LinearProtocol) and (linear.year, linear.eval_split) == ("2012", "val")
     with pytest.raises(ValueError, match=r"unknown protocol 'lp'; valid values are \['course'"):
         bench.protocol_settings("lp")
+
+
+def test_the_command_line_runs_the_plan_it_builds_through_bench_api_sweep(
+    tiny_voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bench.api
+
+    calls = []
+    real_sweep = bench.api.sweep
+
+    def spy(planned: bench.api.Plan, out: Path, **kwargs: object) -> list:
+        calls.append((planned, out, kwargs))
+        return real_sweep(planned, out, **kwargs)
+
+    monkeypatch.setattr(bench.api, "sweep", spy)
+    assert main(["--protocol", "knn", "--models", "test_resnet", "--resize", "32", "--pretrained", "none",
+                 "--year", "2012", "--train-split", "train", "--eval-split", "val", "--no-report", "--no-baseline",
+                 "--data", str(tiny_voc), "--out", str(tmp_path)]) == 0
+    [(planned, out, kwargs)] = calls
+    assert planned.models == ["test_resnet"] and planned.protocol == replace(
+        frozen_spec("knn").default(False), year="2012", train_split="train", eval_split="val", resize=32)
+    assert planned.sizes == {"train": 20, "val": 7} and out == tmp_path
+    assert str(kwargs["command"]).startswith("python benchmark.py --protocol knn")
+
+
+def test_plan_treats_a_model_a_wildcard_matched_as_the_command_line_does(
+    tiny_voc: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bench.api
+    from bench.weights import WeightsUnavailableError
+
+    monkeypatch.setattr("bench.weights.hub_reachable", lambda timeout=0: False)
+    with pytest.raises(WeightsUnavailableError):
+        bench.api.plan("course", ["test_resnet"], tiny_voc, pretrained="imagenet")
+    with pytest.raises(WeightsUnavailableError, match=r"none of the models the --models patterns matched "
+                                                      r"\(test_resnet\) has weights here"):
+        bench.api.plan("course", ["test_res*"], tiny_voc, pretrained="imagenet")

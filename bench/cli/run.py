@@ -36,7 +36,6 @@ from bench.cli.settings import (
     check_frozen_trainer,
     check_frozen_values,
     check_protocol_flags,
-    checked_data,
     frozen_options,
     frozen_protocol_from_args,
     frozen_protocol_summary,
@@ -46,6 +45,7 @@ from bench.cli.settings import (
     trainer_options,
 )
 from bench.data import DEFAULT_YEAR, SYNTHETIC_SIZE, DataSource, resolve_data
+from bench.protocols.settings import FrozenProtocol, Protocol
 from bench.report.markdown import ReportOptions
 from bench.shard import WHOLE, Shard, parse_shard, shard_from_slurm
 from bench.store import BASELINE_NAME, LEADERBOARD_MD
@@ -152,54 +152,38 @@ def sweep_shard(args: argparse.Namespace, *, quiet: bool = False) -> Shard:
     return shard
 
 
-def resolve_weights(  # noqa: ANN201 - dict[str, Weights], lazily imported
-    models: list[str], pretrained: str, names: list[str] | tuple[str, ...] = ()
-):
-    """Every model's starting weights, before any work: missing ImageNet weights or a missing
-    ``--pretrained`` file stop the run here with the instructions. A model that only a wildcard of
-    ``names`` (the ``--models`` given) matched is left out instead, with a warning."""
-    from bench.registry import is_pattern
-    from bench.weights import WeightsUnavailableError, resolve_all_weights
+def planned_run(args: argparse.Namespace, protocol: Protocol | FrozenProtocol, data: DataSource):  # noqa: ANN201
+    """``bench.api.plan`` of the run's models, weights and data (a ``bench.api.Plan``), its errors as
+    UsageError: an unknown model, missing weights (a model only a wildcard matched is left out with a
+    warning instead), a label setting the data cannot serve, a bad image without
+    ``--skip-bad-images``; the images that flag leaves out are listed on stderr."""
+    from bench import api
+    from bench.weights import WeightsUnavailableError
 
-    named = {n for n in names if not is_pattern(n)}
     try:
-        return resolve_all_weights(models, pretrained, skippable=[m for m in models if m not in named])
-    except WeightsUnavailableError as err:
+        planned = api.plan(protocol, args.models, data, pretrained=args.pretrained,
+                           skip_bad_images=args.skip_bad_images)
+    except (ValueError, WeightsUnavailableError) as err:
         raise UsageError(str(err)) from None
+    for split, bad in planned.data.skipped.items():
+        print(f"--skip-bad-images: {len(bad)} image(s) of {split} left out: {', '.join(sorted(bad))}",
+              file=sys.stderr)
+    return planned
 
 
 def run(args: argparse.Namespace, command: str) -> int:
-    """The run: checks every flag, resolves models, weights and data, then trains (or probes) every model."""
+    """The run: checks every flag, builds the protocol and the data from them, plans (models, weights,
+    data check), then trains (or probes) every model through ``bench.api.sweep``."""
     report = check_run_flags(args)
-    models = resolve_models(args.models)
-    check_gallery(args.gallery_models, [*models, BASELINE_NAME])
-    weights = resolve_weights(models, args.pretrained, args.models)
-    models = [m for m in models if m in weights]
+    check_gallery(args.gallery_models, [*resolve_models(args.models), BASELINE_NAME])
     data = resolve_data(args.data, year=args.year or DEFAULT_YEAR)
-    if is_frozen(args):
-        return _run_frozen(args, command, report, models, weights, data)
-    return _run_finetune(args, command, report, models, weights, data)
-
-
-def _log_images_and_models(sizes: dict[str, int], models: list[str], pretrained: str) -> None:
-    log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in sizes.items()))
-    log.info("Models: %s; weights: --pretrained %s", ", ".join(models), pretrained)
-
-
-def _run_finetune(
-    args: argparse.Namespace,
-    command: str,
-    report: ReportOptions,
-    models: list[str],
-    weights,  # noqa: ANN001 - dict[str, Weights], lazily imported
-    data: DataSource,
-) -> int:
-    """--protocol course / voc07 / modern: fine-tune every model."""
-    protocol = protocol_from_args(args, data)
-
-    sizes, data = checked_data(protocol, data, args)
-    options = trainer_options(args)
-    if data.is_synthetic:
+    frozen = is_frozen(args)
+    protocol = frozen_protocol_from_args(args, data) if frozen else protocol_from_args(args, data)
+    planned = planned_run(args, protocol, data)
+    if frozen:
+        where = "the synthetic VOC set at" if data.is_synthetic else "VOC at"
+        log.info("%s %s, protocol %s", where, data.root, frozen_protocol_summary(protocol))
+    elif data.is_synthetic:
         log.info(
             "No real VOC found at ./data/VOCdevkit or $VOC_ROOT (or --data synthetic): "
             "using the synthetic VOC set at %s (%s) with the CPU-sized protocol: %s. Real VOC: see docs/data.md.",
@@ -207,38 +191,15 @@ def _run_finetune(
         )
     else:
         log.info("VOC at %s, protocol: %s", data.root, protocol_summary(protocol))
-    _log_images_and_models(sizes, models, args.pretrained)
+    log.info("Images: %s", ", ".join(f"{split} {n}" for split, n in planned.sizes.items()))
+    log.info("Models: %s; weights: --pretrained %s", ", ".join(planned.models), args.pretrained)
 
-    from bench.api import sweep_function
-
-    return _sweep_and_report(args, report, partial(
-        sweep_function(protocol), models, protocol=protocol, data=data, out_dir=args.out, weights=weights,
-        pretrained=args.pretrained, options=options, command=command, baseline=not args.no_baseline,
-        resume=args.resume, seeds=args.seeds,
-    ))
-
-
-def _run_frozen(
-    args: argparse.Namespace,
-    command: str,
-    report: ReportOptions,
-    models: list[str],
-    weights,  # noqa: ANN001 - dict[str, Weights], lazily imported
-    data: DataSource,
-) -> int:
-    """A frozen protocol: cached frozen features for every model, scored by the protocol's module."""
-    protocol = frozen_protocol_from_args(args, data)
-    sizes, data = checked_data(protocol, data, args)
-    where = "the synthetic VOC set at" if data.is_synthetic else "VOC at"
-    log.info("%s %s, protocol %s", where, data.root, frozen_protocol_summary(protocol))
-    _log_images_and_models(sizes, models, args.pretrained)
-
-    from bench.api import sweep_function
+    from bench.api import sweep
 
     return _sweep_and_report(args, report, partial(
-        sweep_function(protocol), models, protocol=protocol, data=data, out_dir=args.out, weights=weights,
-        pretrained=args.pretrained, options=frozen_options(args), command=command, baseline=not args.no_baseline,
-        resume=args.resume, seeds=args.seeds,
+        sweep, planned, args.out, pretrained=args.pretrained,
+        options=frozen_options(args) if frozen else trainer_options(args), command=command,
+        baseline=not args.no_baseline, resume=args.resume, seeds=args.seeds,
     ))
 
 
