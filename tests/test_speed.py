@@ -266,10 +266,11 @@ def test_a_run_has_no_speed_flags_and_says_whose_they_are(
     assert f"{flags[0]} is a flag of `python benchmark.py speed`" in err
 
 
-def test_old_course_loop_flag_is_an_alias() -> None:
-    assert parse_args(["speed", "--speed-seed-loop"]).speed_course_loop is True
+def test_course_loop_flag() -> None:
     assert parse_args(["speed", "--speed-course-loop"]).speed_course_loop is True
     assert parse_args(["speed"]).speed_course_loop is False
+    with pytest.raises(SystemExit):  # the name it had before it was released is not kept
+        parse_args(["speed", "--speed-seed-loop"])
 
 
 def test_bracketed_rates_pool_both_halves() -> None:

@@ -65,10 +65,9 @@ DESCRIPTION = (
 def add_measurement_flags(p: argparse.ArgumentParser) -> None:
     """How long and how often to measure, and what else to time."""
     g = p.add_argument_group("measurement")
-    g.add_argument("--speed-course-loop", "--speed-seed-loop", dest="speed_course_loop", action="store_true",
+    g.add_argument("--speed-course-loop", action="store_true",
                    help="also time a straightforward course-style training loop (fp32, NCHW, PIL transforms, a "
-                        "Python loop of 20 BCE calls) for comparison; slow (--speed-seed-loop is its old name, "
-                        "accepted for one release)")
+                        "Python loop of 20 BCE calls) for comparison; slow")
     g.add_argument("--speed-steps", type=int, default=None,
                    help=f"timed batches per measurement, after 3 warm-up batches (a split with fewer batches is "
                         f"cycled) (default: {SPEED_STEPS_CPU} on the CPU, where the course shapes take seconds a "
