@@ -29,6 +29,7 @@ def _voc_evaluate(capsys: pytest.CaptureFixture[str], scores: Path, labels: Path
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_sweep_writes_records_predictions_and_leaderboard(
     tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -67,6 +67,7 @@ def _saved_epoch(checkpoint: Path) -> int:
     return torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"]
 
 
+@pytest.mark.slow
 def test_sigint_keeps_finished_records_and_leaderboard(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     stderr = tmp_path / "stderr.txt"
@@ -122,6 +123,7 @@ def test_sigkill_then_resume_continues_from_the_checkpoint(tiny_voc: Path, tmp_p
     assert record["status"] == "ok" and record["config"]["epochs"] == 25
 
 
+@pytest.mark.slow
 def test_two_concurrent_sweeps_of_one_model_lose_no_record(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     first = _start(_command(tiny_voc, out, "test_resnet", epochs=100_000), tmp_path)  # holds test_resnet/

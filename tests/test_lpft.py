@@ -203,6 +203,7 @@ def _run(tree: Path, out: Path, resume: bool, **changes: object):  # noqa: ANN20
                      out_dir=out, weights=RANDOM, pretrained="none", options=OPTIONS, resume=resume)
 
 
+@pytest.mark.slow
 def test_resume_between_the_stages_reuses_the_stage_1_head(
     tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -221,6 +222,7 @@ def test_resume_between_the_stages_reuses_the_stage_1_head(
     assert again.metrics["mAP"] == pytest.approx(first.metrics["mAP"])  # the same training from the same head
 
 
+@pytest.mark.slow
 def test_resume_during_stage_2_keeps_the_finished_epochs(
     tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

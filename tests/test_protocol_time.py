@@ -19,6 +19,7 @@ def protocol_time(load_script):  # noqa: ANN001, ANN201
     return load_script("protocol_time")
 
 
+@pytest.mark.slow
 def test_ratios_are_the_records_times(
     protocol_time, tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]  # noqa: ANN001
 ) -> None:

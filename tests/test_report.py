@@ -323,6 +323,7 @@ def test_a_run_without_its_labels_file_gets_a_note_naming_it(tiny_voc: Path, tmp
     assert f"- m: no interval: {out / 'm' / LABELS_FILE}: labels file not found" in md
 
 
+@pytest.mark.slow
 def test_report_has_one_part_per_protocol_with_its_own_figures(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     _store_run(out, tiny_voc, "fine", _scores(tiny_voc, 0.6, 0))

@@ -154,6 +154,7 @@ def _leaderboard(out: Path) -> list[dict[str, str]]:
     return [{k: v for k, v in row.items() if "img/s" not in k} for row in rows]
 
 
+@pytest.mark.slow
 def test_two_concurrent_shards_write_the_leaderboard_of_one_sweep(tiny_voc: Path, tmp_path: Path) -> None:
     def command(out: Path, *extra: str) -> list[str]:
         return [

@@ -45,6 +45,7 @@ TINY_SPLITS = {"train": 20, "val": 7}
 """Images in ``tiny_voc``'s splits."""
 
 
+@pytest.mark.slow
 def test_speed_reports_positive_consistent_numbers(
     tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
