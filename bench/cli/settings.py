@@ -97,8 +97,7 @@ def check_frozen_values(args: argparse.Namespace) -> None:
     own = {option.dest for option in spec.options}
     for dest, value in _own_values(args).items():
         if value is not None and dest not in own:
-            flag = "--" + dest.replace("_", "-")
-            raise UsageError(f"{flag}: only for --protocol {_either(_taking(dest))}, not {what}")
+            raise UsageError(f"{_flag(dest)}: only for --protocol {_either(_taking(dest))}, not {what}")
     try:
         spec.overrides(_own_values(args))
     except ValueError as err:  # a combination the protocol cannot run; the message names the flag

@@ -118,7 +118,7 @@ class Option:
     it for a protocol that does not. Declarations of one ``dest`` must agree on everything but help."""
 
     dest: str
-    """The argument's name; by default the settings field the value sets (:meth:`FrozenSpec.overrides`)."""
+    """The argument's name, and the settings field the value sets unless :attr:`field` says another."""
     help: str
     type: Callable[[str], Any] | None = None
     nargs: str | None = None
@@ -164,10 +164,11 @@ class FrozenSpec(ProtocolSpec):
 
     def overrides(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The settings fields set by the given values of this spec's :attr:`options` (``None``: not
-        given); by default each option's value to the field of its ``dest``, where there is one.
+        given); by default each option's value to the settings field it targets (``Option.target``),
+        where the settings have that field.
         Raises ValueError for a combination it cannot run, naming the flag."""
         known = {f.name for f in fields(self.settings)}
-        return {o.dest: values.get(o.dest) for o in self.options if o.dest in known}
+        return {o.target: values.get(o.dest) for o in self.options if o.target in known}
 
     def describe(self, protocol: FrozenProtocol) -> str:
         """The console's words for how this protocol scores the features."""
