@@ -8,8 +8,9 @@
 ``run`` takes a protocol by name or as its settings (:func:`protocol_settings`: a
 ``bench.protocols.settings.Protocol`` for fine-tuning, a ``FrozenProtocol`` subclass for the
 frozen-feature protocols; e.g. ``replace(bench.protocol_settings("lpft"), epochs=4)``) and data as
-a path, ``auto``, ``synthetic`` or a ``bench.data.DataSource``. The command line turns its flags into
-these objects and calls the same sweep functions. Importing this module imports no torch.
+a path, ``auto``, ``synthetic`` or a ``bench.data.DataSource``; it is :func:`plan` then :func:`sweep`.
+The command line turns its flags into these objects and calls the same two. Importing this module
+imports no torch.
 """
 
 from __future__ import annotations
