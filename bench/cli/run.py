@@ -40,12 +40,12 @@ from bench.cli.settings import (
     frozen_protocol_from_args,
     frozen_protocol_summary,
     is_frozen,
+    planned_run,
     protocol_from_args,
     protocol_summary,
     trainer_options,
 )
-from bench.data import DEFAULT_YEAR, SYNTHETIC_SIZE, DataSource, resolve_data
-from bench.protocols.settings import FrozenProtocol, Protocol
+from bench.data import DEFAULT_YEAR, SYNTHETIC_SIZE, resolve_data
 from bench.report.markdown import ReportOptions
 from bench.shard import WHOLE, Shard, parse_shard, shard_from_slurm
 from bench.store import BASELINE_NAME, LEADERBOARD_MD
@@ -152,25 +152,6 @@ def sweep_shard(args: argparse.Namespace, *, quiet: bool = False) -> Shard:
     return shard
 
 
-def planned_run(args: argparse.Namespace, protocol: Protocol | FrozenProtocol, data: DataSource):  # noqa: ANN201
-    """``bench.api.plan`` of the run's models, weights and data (a ``bench.api.Plan``), its errors as
-    UsageError: an unknown model, missing weights (a model only a wildcard matched is left out with a
-    warning instead), a label setting the data cannot serve, a bad image without
-    ``--skip-bad-images``; the images that flag leaves out are listed on stderr."""
-    from bench import api
-    from bench.weights import WeightsUnavailableError
-
-    try:
-        planned = api.plan(protocol, args.models, data, pretrained=args.pretrained,
-                           skip_bad_images=args.skip_bad_images)
-    except (ValueError, WeightsUnavailableError) as err:
-        raise UsageError(str(err)) from None
-    for split, bad in planned.data.skipped.items():
-        print(f"--skip-bad-images: {len(bad)} image(s) of {split} left out: {', '.join(sorted(bad))}",
-              file=sys.stderr)
-    return planned
-
-
 def run(args: argparse.Namespace, command: str) -> int:
     """The run: checks every flag, builds the protocol and the data from them, plans (models, weights,
     data check), then trains (or probes) every model through ``bench.api.sweep``."""
@@ -179,7 +160,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     data = resolve_data(args.data, year=args.year or DEFAULT_YEAR)
     frozen = is_frozen(args)
     protocol = frozen_protocol_from_args(args, data) if frozen else protocol_from_args(args, data)
-    planned = planned_run(args, protocol, data)
+    planned = planned_run(args, protocol, data, args.pretrained)
     if frozen:
         where = "the synthetic VOC set at" if data.is_synthetic else "VOC at"
         log.info("%s %s, protocol %s", where, data.root, frozen_protocol_summary(protocol))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -228,23 +227,24 @@ def frozen_protocol_summary(protocol: FrozenProtocol) -> str:
     )
 
 
-def checked_data(
-    protocol: Protocol | FrozenProtocol, data: DataSource, args: argparse.Namespace
-) -> tuple[dict[str, int], DataSource]:
-    """The up-front data check (``bench.train.checks``): images per split, and ``data`` with the
-    images ``--skip-bad-images`` leaves out."""
-    from bench.train.checks import check_data
+def planned_run(  # noqa: ANN201 - a bench.api.Plan, lazily imported
+    args: argparse.Namespace, protocol: Protocol | FrozenProtocol, data: DataSource, pretrained: str
+):
+    """``bench.api.plan`` of ``--models`` with ``pretrained`` weights on the data, its errors as
+    UsageError: an unknown model, missing weights (a model only a wildcard matched is left out with a
+    warning instead), a label setting the data cannot serve, a bad image without
+    ``--skip-bad-images``; the images that flag leaves out are listed on stderr."""
+    from bench import api
+    from bench.weights import WeightsUnavailableError
 
     try:
-        sizes, skipped = check_data(protocol, data, skip_bad_images=args.skip_bad_images)
-    except ValueError as err:  # a label setting the data cannot serve
+        planned = api.plan(protocol, args.models, data, pretrained=pretrained, skip_bad_images=args.skip_bad_images)
+    except (ValueError, WeightsUnavailableError) as err:
         raise UsageError(str(err)) from None
-    if skipped:
-        data = replace(data, skipped=skipped)
-        for split, bad in skipped.items():
-            print(f"--skip-bad-images: {len(bad)} image(s) of {split} left out: {', '.join(sorted(bad))}",
-                  file=sys.stderr)
-    return sizes, data
+    for split, bad in planned.data.skipped.items():
+        print(f"--skip-bad-images: {len(bad)} image(s) of {split} left out: {', '.join(sorted(bad))}",
+              file=sys.stderr)
+    return planned
 
 
 def trainer_options(args: argparse.Namespace):  # noqa: ANN201 - TrainerOptions, lazily imported

@@ -26,10 +26,10 @@ from bench.cli.settings import (
     check_frozen_trainer,
     check_frozen_values,
     check_protocol_flags,
-    checked_data,
     frozen_options,
     frozen_protocol_from_args,
     is_frozen,
+    planned_run,
     protocol_from_args,
     protocol_summary,
     trainer_options,
@@ -156,12 +156,10 @@ def measure(args: argparse.Namespace, models: list[str]) -> int:
     if is_frozen(args):
         data = resolve_data(args.data, year=args.year or DEFAULT_YEAR)
         protocol = frozen_protocol_from_args(args, data)
-        _, data = checked_data(protocol, data, args)
-        return _speed_frozen(models, protocol, data, args)
+        return _speed_frozen(models, protocol, planned_run(args, protocol, data, "none").data, args)
     data = resolve_data(args.data, year=args.year or get_spec(args.protocol).default(False).year)
     protocol = protocol_from_args(args, data, speed=True)
-    _, data = checked_data(protocol, data, args)
-    return _speed_finetune(models, protocol, data, args)
+    return _speed_finetune(models, protocol, planned_run(args, protocol, data, "none").data, args)
 
 
 def _speed_finetune(models: list[str], protocol: Protocol, data: DataSource, args: argparse.Namespace) -> int:
