@@ -225,8 +225,10 @@ def test_each_table_states_its_training_budget_in_its_header(tmp_path: Path) -> 
     assert sorted(headings) == [
         "## Protocol `course`: 5 epochs at batch 8, whole image at 224 px",
         "## Protocol `linear`",
-        "## Protocol `modern`: budgets differ between rows (see the epochs column)",
+        "## Protocol `modern`: budgets differ between rows",
     ]
+    assert ("Budgets: 6 epochs at batch 32, resize 400 → five crops of 224 px (m2); 5 epochs at batch 32, resize 400 → "
+            "five crops of 224 px (m1).") in md.splitlines()
     _write(tmp_path, [dict(m1, config=dict(m1["config"], name="course"))])  # a single table: a line above it
     for name in ("a", "b", "prior-baseline", "m2", "l"):
         (tmp_path / name / RESULT_FILE).unlink()

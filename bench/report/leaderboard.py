@@ -287,12 +287,12 @@ def _explanation(settings: BootstrapSettings | None, ap: str, ranges: bool = Fal
     return lines
 
 
-def training_budget(group: Sequence[Summary]) -> str | None:
-    """What each fine-tuned row of a table trained for, as one phrase for the table's header:
-    ``5 epochs at batch 8, whole image at 224 px``; a table whose rows trained for different budgets
-    says so. None for a table without fine-tuned rows (frozen protocols, the prior alone)."""
-    budgets = set()
-    for s in group:
+def training_budgets(group: Sequence[Summary]) -> dict[str, list[str]]:
+    """What each fine-tuned row of a table trained for (``5 epochs at batch 8, whole image at 224
+    px``) -> the display names of the rows that did, in table order; empty for a table without
+    fine-tuned rows (frozen protocols, the prior alone)."""
+    budgets: dict[str, list[str]] = {}
+    for s, name in zip(group, display_names(group), strict=True):
         config = s.record.config
         if s.model == BASELINE_NAME or not config.get("epochs"):
             continue
@@ -300,10 +300,19 @@ def training_budget(group: Sequence[Summary]) -> str | None:
             view = f"whole image at {config.get('crop')} px"
         else:
             view = f"resize {config.get('resize')} → {config.get('crop_mode')} crops of {config.get('crop')} px"
-        budgets.add(f"{config['epochs']} epochs at batch {config.get('batch_size')}, {view}")
+        epochs = config["epochs"]
+        budgets.setdefault(f"{epochs} epoch{'s' if epochs != 1 else ''} at batch {config.get('batch_size')}, {view}",
+                           []).append(name)
+    return budgets
+
+
+def training_budget(group: Sequence[Summary]) -> str | None:
+    """The one budget of a table's fine-tuned rows, for its header (:func:`training_budgets`); a table
+    whose rows trained for different budgets says so (its note lists them). None without fine-tuned rows."""
+    budgets = training_budgets(group)
     if not budgets:
         return None
-    return budgets.pop() if len(budgets) == 1 else "budgets differ between rows (see the epochs column)"
+    return next(iter(budgets)) if len(budgets) == 1 else "budgets differ between rows"
 
 
 def render_markdown(
@@ -346,6 +355,10 @@ def render_markdown(
         elif titles[protocol] != f"Protocol `{protocol}`":
             lines += [f"{titles[protocol]}.", ""]
         spec = report_spec(protocol)
+        budgets = training_budgets(group)
+        if len(budgets) > 1:
+            lines += ["Budgets: " + "; ".join(f"{budget} ({', '.join(names)})" for budget, names in budgets.items())
+                      + ".", ""]
         for paragraph in spec.table_note(group):
             lines += [paragraph, ""]
         extra = spec.table_columns(group)
