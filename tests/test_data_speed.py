@@ -103,6 +103,7 @@ def test_loader_rate_leaves_out_what_between_returns(monkeypatch: pytest.MonkeyP
     assert calls == [False, False, True, True, True]
 
 
+@pytest.mark.slow
 @pytest.mark.lab
 def test_worker_steps_script_prints_every_step(tiny_voc: Path) -> None:
     """``scripts/worker_steps.py`` (benchmarks/README.md's per-step table) runs our transform's steps on a VOC

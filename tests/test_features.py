@@ -297,6 +297,7 @@ def test_auto_on_a_small_set_stays_eager_and_says_why(
     assert record.extra["features"]["loader"] == {"workers": 0, "threads": bench.frozen.runner.available_cores()}
 
 
+@pytest.mark.slow
 def test_compiled_features_equal_eager_ones_within_bf16_noise(tiny_voc: Path, tmp_path: Path) -> None:
     protocol = replace(TINY, precision="bf16-mixed")
     features = {}

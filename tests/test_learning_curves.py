@@ -92,6 +92,7 @@ def _store_run(out: Path, voc_root: Path, model: str) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_report_draws_the_runs_with_logs_and_names_the_others(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     _write_log(_store_run(out, tiny_voc, "logged"), LOG)
@@ -103,6 +104,7 @@ def test_report_draws_the_runs_with_logs_and_names_the_others(tiny_voc: Path, tm
     assert f"]({REPORT_DIR}/learning_curves.png)" in md
 
 
+@pytest.mark.slow
 def test_report_without_any_log_has_no_learning_curve_section(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     _store_run(out, tiny_voc, "a")

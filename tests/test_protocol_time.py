@@ -49,6 +49,7 @@ def test_every_other_pair_runs_in_the_other_order(protocol_time) -> None:  # noq
     assert orders == [pair, pair[::-1], pair, pair[::-1], pair, pair[::-1]]
 
 
+@pytest.mark.slow
 def test_a_failed_run_names_its_log(protocol_time, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     argv = ["--models", "no_such_model", "--rounds", "1", "--out", str(tmp_path), "--", *QUICK, "--data", "synthetic"]
     assert protocol_time.main(argv) == 1

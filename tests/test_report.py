@@ -96,6 +96,7 @@ def test_report_figures_and_galleries_exist_and_open(three_models: Path) -> None
     assert "Pareto front (no other model is both faster and more accurate): good, fast." in md
 
 
+@pytest.mark.slow
 def test_gallery_for_every_model_and_all_classes(three_models: Path) -> None:
     md = write_report(three_models, ReportOptions(gallery_models=("all",), gallery_k=2)).read_text()
     for model in ("good", "fast", "slow_bad"):
@@ -108,6 +109,7 @@ def test_gallery_for_every_model_and_all_classes(three_models: Path) -> None:
     assert "No gallery for crashed: no successful run in this folder." in md
 
 
+@pytest.mark.slow
 def test_stale_figures_are_removed(three_models: Path) -> None:
     write_report(three_models, ReportOptions(gallery_models=("all",), gallery_classes=("dog",)))
     assert (three_models / REPORT_DIR / "gallery" / "fast" / "dog.jpg").is_file()
@@ -129,6 +131,7 @@ def test_missing_images_are_named_not_dropped(three_models: Path, tiny_voc: Path
     assert "No gallery:" in md and "JPEGImages" in md
 
 
+@pytest.mark.slow
 def test_a_gallery_whose_images_are_gone_is_kept_not_deleted(
     tiny_voc: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -265,6 +268,7 @@ def test_report_checks_gallery_models_against_records(
     assert "not among the models ['fast', 'good', 'slow_bad']" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_seeds_sweep_then_report_rebuilds_the_same_report(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     args = ["--models", "test_resnet", "--data", str(tiny_voc), "--out", str(out), *TINY, "--seeds", "0", "1",
@@ -346,13 +350,23 @@ def test_report_has_one_part_per_protocol_with_its_own_figures(tiny_voc: Path, t
     assert not (out / "report" / "gallery").exists()
 
 
+def _throughput_part(out: Path) -> str:
+    """The report's throughput part for the runs stored under ``out``, drawn alone."""
+    from bench.report.markdown import _throughput_figure
+    from bench.report.summary import display_names, summarize
+    from bench.store import read_runs
+
+    summaries = summarize(read_runs(out), None)
+    return "\n".join(_throughput_figure(out, summaries, display_names(summaries), Path("report")))
+
+
 def test_frozen_runs_plot_map_against_their_feature_extraction_rate(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "frozen"
     for model, quality, rate in (("a", 0.9, 30.0), ("b", 0.3, 60.0)):
         _store_run(out, tiny_voc, model, _scores(tiny_voc, quality, 0), throughput={
             "train_images_per_s": None, "eval_images_per_s": None,
             "feature_train_images_per_s": rate, "feature_eval_images_per_s": rate + 10})
-    md = write_report(out).read_text()
+    md = _throughput_part(out)
     assert "## mAP against feature-extraction throughput" in md and "training throughput" not in md
     assert "Pareto front (no other model is both faster and more accurate): a, b." in md
     assert (out / "report" / "map_vs_throughput.png").is_file()
@@ -361,5 +375,4 @@ def test_frozen_runs_plot_map_against_their_feature_extraction_rate(tiny_voc: Pa
 def test_no_throughput_figure_where_no_run_recorded_one(tiny_voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "cached"
     _store_run(out, tiny_voc, "a", _scores(tiny_voc, 0.9, 0), throughput={"train_images_per_s": None})
-    md = write_report(out).read_text()
-    assert "throughput" not in md and not (out / "report" / "map_vs_throughput.png").exists()
+    assert _throughput_part(out) == "" and not (out / "report" / "map_vs_throughput.png").exists()
