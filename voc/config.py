@@ -126,7 +126,8 @@ class LabelConfig:
 @dataclass(frozen=True)
 class AugmentConfig:
     """A training recipe's augmentation, each setting declared once here:
-    :class:`TransformConfig` applies them, and a protocol that records them inherits them (``bench.protocols.settings``).
+    :class:`TransformConfig` applies them, and a protocol that records them inherits them
+    (``bench.protocols.settings``).
 
     Raises ValueError (:meth:`check_augment`) for a ``rotation`` outside [0, 180], an unknown
     ``augment``, a ``randaugment`` that is not a timm config string or is set without
