@@ -31,12 +31,10 @@ def _modules() -> dict[str, Path]:
 
 def _imports(path: Path, modules: dict[str, Path], *, function_level: bool) -> set[str]:
     """The project modules ``path`` imports: ``from a import b`` depends on the module ``a.b`` where
-    there is one, else on ``a``; imports under ``if TYPE_CHECKING:`` are left out; with
-    ``function_level``, imports inside functions count too."""
+    there is one, else on ``a``; with ``function_level``, imports inside functions and under ``if
+    TYPE_CHECKING:`` count too (a type-only import that points the other way still inverts the
+    layering: the registry would know the report that asks it)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            node.body = []
     nodes = ast.walk(tree) if function_level else iter(tree.body)
 
     def resolve(name: str) -> str | None:

@@ -15,10 +15,9 @@ import numpy as np
 
 from bench.frozen.recipes import LOWSHOT_K_VALUES
 from bench.protocols.linear import N_JOBS_OPTION, PROBE_OPTION, ProbeProtocol
-from bench.protocols.spec import FeatureSplits, FrozenSpec, Option, Scored, positive_float
+from bench.protocols.spec import FeatureSplits, FrozenSpec, Option, Scored, SummaryView, positive_float
 
 if TYPE_CHECKING:  # pragma: no cover - types only
-    from bench.report.summary import Summary
     from bench.store import RunRecord
 
 LOWSHOT_STATS = "lowshot"
@@ -41,7 +40,7 @@ def lowshot_stats(records: Sequence[RunRecord], metric: str) -> dict[int, tuple[
     }
 
 
-def _ks(summaries: Sequence[Summary]) -> list[int]:
+def _ks(summaries: Sequence[SummaryView]) -> list[int]:
     """Every k any of ``summaries`` has statistics for, ascending."""
     return sorted({k for s in summaries for k in s.protocol_stats.get(LOWSHOT_STATS, {})})
 
@@ -126,19 +125,19 @@ class LowShotSpec(FrozenSpec):
         at k (VISSL reports the population std)."""
         return {LOWSHOT_STATS: lowshot_stats(records, metric)}
 
-    def csv_columns(self, summaries: Sequence[Summary]) -> list[str]:
+    def csv_columns(self, summaries: Sequence[SummaryView]) -> list[str]:
         """``lowshot_k<k>_mean``, ``lowshot_k<k>_std`` for every k any summary has, k ascending."""
         return [f"lowshot_k{k}_{stat}" for k in _ks(summaries) for stat in ("mean", "std")]
 
-    def csv_values(self, summary: Summary) -> dict[str, Any]:
+    def csv_values(self, summary: SummaryView) -> dict[str, Any]:
         return {f"lowshot_k{k}_{stat}": value for k, (mean, std) in summary.protocol_stats[LOWSHOT_STATS].items()
                 for stat, value in (("mean", mean), ("std", std))}
 
-    def table_columns(self, summaries: Sequence[Summary]) -> list[str]:
+    def table_columns(self, summaries: Sequence[SummaryView]) -> list[str]:
         """``k=<k>``: the low-shot mAP at k, mean ± std over the samples."""
         return [f"k={k}" for k in _ks(summaries)]
 
-    def table_cells(self, summary: Summary, columns: Sequence[str]) -> list[str]:
+    def table_cells(self, summary: SummaryView, columns: Sequence[str]) -> list[str]:
         stats = summary.protocol_stats[LOWSHOT_STATS]
         cells = []
         for column in columns:
@@ -146,7 +145,7 @@ class LowShotSpec(FrozenSpec):
             cells.append("–" if value is None else f"{value[0]:.3f} ± {value[1]:.3f}")
         return cells
 
-    def table_note(self, summaries: Sequence[Summary]) -> list[str]:
+    def table_note(self, summaries: Sequence[SummaryView]) -> list[str]:
         if not _ks(summaries):
             return []
         return [
@@ -156,7 +155,7 @@ class LowShotSpec(FrozenSpec):
         ]
 
     def report_section(
-        self, out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], fig_dir: Path
+        self, out_dir: Path, summaries: Sequence[SummaryView], names: Sequence[str], fig_dir: Path
     ) -> list[str]:
         """mAP against k (log scale), one line per model with statistics."""
         from bench.report.plots import LowShotLine, lowshot_figure, save_figure

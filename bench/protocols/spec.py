@@ -14,15 +14,29 @@ import argparse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from bench.protocols.settings import SYNTHETIC_SPLITS, FrozenProtocol
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     import numpy as np
 
-    from bench.report.summary import Summary
     from bench.store import RunRecord
+    from voc.metrics import APDefinition
+
+
+class SummaryView(Protocol):
+    """What a protocol's report hooks read of one leaderboard row (``bench.report.summary.Summary``
+    is one): declared here so that the registry does not depend on the report that asks it."""
+
+    protocol_stats: dict[Any, Any]
+    """The protocol's own statistics, from its :meth:`ProtocolSpec.summary_stats`."""
+
+    @property
+    def definition(self) -> APDefinition:
+        """The AP definition the row is ranked by."""
+        ...
+
 
 FINETUNE = "finetune"
 FROZEN = "frozen"
@@ -48,28 +62,28 @@ class ProtocolSpec:
         notes and figures show (``Summary.protocol_stats``); ``metric`` is the ranked mAP's key."""
         return {}
 
-    def csv_columns(self, summaries: Sequence[Summary]) -> list[str]:
+    def csv_columns(self, summaries: Sequence[SummaryView]) -> list[str]:
         """Columns ``leaderboard.csv`` adds after its own for these summaries."""
         return []
 
-    def csv_values(self, summary: Summary) -> dict[str, Any]:
+    def csv_values(self, summary: SummaryView) -> dict[str, Any]:
         """One summary's values of :meth:`csv_columns` (missing ones are left empty)."""
         return {}
 
-    def table_columns(self, summaries: Sequence[Summary]) -> list[str]:
+    def table_columns(self, summaries: Sequence[SummaryView]) -> list[str]:
         """Columns ``leaderboard.md``'s table of this protocol adds after "mAP over seeds"."""
         return []
 
-    def table_cells(self, summary: Summary, columns: Sequence[str]) -> list[str]:
+    def table_cells(self, summary: SummaryView, columns: Sequence[str]) -> list[str]:
         """One summary's cells of ``columns`` (those of :meth:`table_columns`)."""
         return []
 
-    def table_note(self, summaries: Sequence[Summary]) -> list[str]:
+    def table_note(self, summaries: Sequence[SummaryView]) -> list[str]:
         """Paragraphs printed above this protocol's table."""
         return []
 
     def report_section(
-        self, out_dir: Path, summaries: Sequence[Summary], names: Sequence[str], fig_dir: Path
+        self, out_dir: Path, summaries: Sequence[SummaryView], names: Sequence[str], fig_dir: Path
     ) -> list[str]:
         """``report.md`` lines (and the figures they show, drawn under ``out_dir / fig_dir``) of this
         protocol's own, after the tail-accuracy figure; ``names`` are the summaries' display names."""
