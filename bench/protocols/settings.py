@@ -42,6 +42,13 @@ class ProtocolSettings:
     fields, and copies with explicit flags applied. Settings without augmentation fields (the frozen
     protocols') set ``hflip``/``rotation``/``augment``/``randaugment``/``erasing`` as class constants."""
 
+    def check_precision_and_decode(self) -> None:
+        """ValueError naming the valid values for an unknown ``precision`` or ``decode``."""
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid values are {list(PRECISIONS)}")
+        if self.decode not in DECODERS:
+            raise ValueError(f"unknown decode {self.decode!r}; valid values are {list(DECODERS)}")
+
     @property
     def input_size(self) -> int:
         """Side of the square crops the backbone sees (the resized image in ``full`` mode)."""
@@ -139,10 +146,7 @@ class Protocol(ProtocolSettings, TrainConfig, AugmentConfig):
     were before these fields existed; otherwise it lists every one."""
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; valid values are {list(PRECISIONS)}")
-        if self.decode not in DECODERS:
-            raise ValueError(f"unknown decode {self.decode!r}; valid values are {list(DECODERS)}")
+        self.check_precision_and_decode()
         self.train_config()  # every optimisation setting checked (voc.config.TrainConfig)
 
     def train_config(self) -> TrainConfig:
@@ -232,10 +236,7 @@ class FrozenProtocol(ProtocolSettings):
     """Features are extracted from the view as it is: no augmentation (not fields: nothing to set)."""
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; valid values are {list(PRECISIONS)}")
-        if self.decode not in DECODERS:
-            raise ValueError(f"unknown decode {self.decode!r}; valid values are {list(DECODERS)}")
+        self.check_precision_and_decode()
         if self.seed < 0:
             raise ValueError(f"the seed of a frozen protocol must be non-negative (numpy's seeding), got {self.seed}")
         if self.batch_size < 1:
