@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from voc_tree import linear_flags, linear_tree
+from voc_tree import cached_features, linear_flags, linear_tree
 
 import bench.protocols.knn as knn
 from bench.cli import main
@@ -86,10 +86,7 @@ def test_knn_through_the_command_line_on_the_cached_features(tmp_path: Path) -> 
     assert record["status"] == "ok", record["error"]
     assert record["knn"]["k"] == 20 and record["knn"]["neighbours_used"] == 20
     # the vote redone from the features the run cached and the training labels
-    features = {}
-    for split, entry in record["features"]["cache"].items():
-        npy = Path(entry["path"])
-        features[split] = (np.load(npy), json.loads(npy.with_suffix(".json").read_text())["ids"])
+    features = cached_features(record)
     train_ids, train_labels = load_labels(root, "2012", "train", difficult="ignore")
     assert features["train"][1] == train_ids
     expected = _loop_reference(features["train"][0].astype(np.float64), train_labels, features["val"][0], 20, 0.07)

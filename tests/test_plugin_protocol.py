@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from voc_tree import linear_flags, linear_tree
+from voc_tree import cached_features, linear_flags, linear_tree
 
 import bench.protocols
 from bench.cli import main, parse_args
@@ -114,10 +114,7 @@ def test_it_runs_end_to_end_with_its_setting_recorded(centroid, tmp_path: Path) 
     assert (record["config"]["name"], record["config"]["temperature"]) == ("centroid", 0.5)
     assert record["centroid"] == {"T": 0.5}
     # the predictions are the module's scores of the features the run cached
-    features = {}
-    for split, entry in record["features"]["cache"].items():
-        npy = Path(entry["path"])
-        features[split] = (np.load(npy), json.loads(npy.with_suffix(".json").read_text())["ids"])
+    features = cached_features(record)
     train_ids, train_labels = load_labels(root, "2012", "train", difficult="ignore")
     assert features["train"][1] == train_ids
     expected = centroid.centroid_scores(features["train"][0], train_labels, features["val"][0], 0.5)

@@ -21,6 +21,7 @@ non-difficult object of the class, 0 if it has only difficult ones, -1 otherwise
 
 from __future__ import annotations
 
+import json
 import random
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -175,3 +176,13 @@ def linear_flags(root: Path, out: Path, *extra: str) -> list[str]:
         "--eval-split", "val", "--resize", "32", "--pretrained", "none", "--num-workers", "0", "--n-jobs", "1",
         "--no-report", "--out", str(out), *extra,
     ]
+
+
+def cached_features(record: dict) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """A frozen run's cached features by split, read back from the record's ``features.cache``:
+    split -> (the ``[N, D]`` array, the image ids in its row order)."""
+    features = {}
+    for split, entry in record["features"]["cache"].items():
+        npy = Path(entry["path"])
+        features[split] = (np.load(npy), json.loads(npy.with_suffix(".json").read_text())["ids"])
+    return features
