@@ -36,7 +36,7 @@ FLAGS = [
     ("--year", "2007", "year", "2007"),
     ("--train-split", "trainval", "train_split", "trainval"),
     ("--eval-split", "test", "eval_split", "test"),
-    ("--epochs", "3", "epochs", 3),
+    ("--epochs", "4", "epochs", 4),
     ("--batch-size", "5", "batch_size", 5),
     ("--eval-batch-size", "7", "eval_batch_size", 7),
     ("--resize", "300", "resize", 300),
@@ -213,9 +213,10 @@ def test_modern_is_one_recipe_and_its_cpu_variant_only_scales_it() -> None:
     scaled = {"epochs", "batch_size", "lr", "resize", "crop"}
     real, cpu = p.to_dict(), CPU_MODERN_PROTOCOL.to_dict()
     assert {k for k in real if real[k] != cpu[k]} == scaled
-    # the same work per model as the course protocol's CPU-sized variant
-    for field in ("epochs", "batch_size", "eval_batch_size", "resize", "crop", "crop_mode"):
+    # the course protocol's CPU-sized view and batch, for twice its epochs
+    for field in ("batch_size", "eval_batch_size", "resize", "crop", "crop_mode"):
         assert getattr(CPU_MODERN_PROTOCOL, field) == getattr(CPU_SYNTHETIC_PROTOCOL, field)
+    assert CPU_MODERN_PROTOCOL.epochs == 2 * CPU_SYNTHETIC_PROTOCOL.epochs
 
 
 def test_a_recipe_setting_that_would_not_apply_is_a_usage_error() -> None:
@@ -363,7 +364,7 @@ def test_course_records_and_hashes_are_what_they_were_before_the_recipe_fields()
     # printed by the code before the recipe fields existed (commit af577d2), the hashes --resume and the
     # committed records (results/*/result.json) carry
     assert config_hash(COURSE_PROTOCOL.to_dict()) == "54f3148ecf8a"
-    assert config_hash(CPU_SYNTHETIC_PROTOCOL.to_dict()) == "af6a5b1adc9f"
+    assert config_hash(replace(CPU_SYNTHETIC_PROTOCOL, epochs=6).to_dict()) == "af6a5b1adc9f"  # its 6-epoch size
     # decode: in the record only where it is not PIL, the decoder records before it existed used
     assert set(COURSE_PROTOCOL.to_dict()) == _fields_up_to_decode() - set(Protocol.RECIPE_FIELDS) - {"decode"}
     # any recipe setting away from the course's puts every recipe field in the record
