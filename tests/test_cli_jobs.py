@@ -140,3 +140,24 @@ def test_no_module_of_the_command_line_is_long() -> None:
     lengths = {path.name: len(path.read_text(encoding="utf-8").splitlines())
                for path in (ROOT / "bench" / "cli").glob("*.py")}
     assert lengths and max(lengths.values()) <= 500, lengths
+
+
+def test_the_options_objects_are_their_flags_values() -> None:
+    """``TrainerOptions`` and ``FrozenOptions`` are built from the declared flags: no flag is their
+    defaults, and every flag given lands in the field of its name."""
+    from bench.cli.settings import frozen_options, trainer_options
+    from bench.frozen.runner import FrozenOptions
+    from bench.train.experiment import TrainerOptions
+
+    assert trainer_options(parse_args(["run"])) == TrainerOptions()
+    assert frozen_options(parse_args(["run", "--protocol", "linear"])) == FrozenOptions()
+    trainer = trainer_options(parse_args(["run", "--accelerator", "cpu", "--num-workers", "3", "--cache-dir", "c",
+                                          "--devices", "2", "--num-nodes", "4", "--strategy", "ddp",
+                                          "--deterministic", "--eval-every", "5"]))
+    assert trainer == TrainerOptions(accelerator="cpu", devices=2, num_nodes=4, strategy="ddp", num_workers=3,
+                                     cache_dir=Path("c"), deterministic=True, eval_every=5)
+    frozen = frozen_options(parse_args(["run", "--protocol", "linear", "--accelerator", "cpu", "--num-workers", "0",
+                                        "--loader-threads", "3", "--cache-dir", "c", "--feature-cache", "f",
+                                        "--n-jobs", "2", "--compile", "off"]))
+    assert frozen == FrozenOptions(accelerator="cpu", num_workers=0, loader_threads=3, cache_dir=Path("c"),
+                                   feature_cache=Path("f"), n_jobs=2, compile="off")

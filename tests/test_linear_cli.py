@@ -210,7 +210,7 @@ def test_the_grid_follows_the_probe_unless_given() -> None:
         (["speed", "--protocol", "linear", "--speed-workers", "0"], "--speed-workers: time the fine-tuning"),
         (["speed", "--protocol", "linear", "--speed-threads", "1"], "--speed-threads: time the fine-tuning"),
         (["speed", "--protocol", "linear", "--deterministic"], "--deterministic: --protocol linear runs no"),
-        (["--protocol", "linear", "--devices", "2"], "--devices/--num-nodes/--strategy"),
+        (["--protocol", "linear", "--devices", "2"], "--devices: --protocol linear runs no training"),
         (["--protocol", "linear", "--n-jobs", "0"], "--n-jobs: give -1"),
         (["--loader-threads", "2", "--num-workers", "0"], "--loader-threads: only for --protocol linear, lowshot or"),
         (["--protocol", "linear", "--loader-threads", "2", "--num-workers", "1"], "--loader-threads 2: give a count"),

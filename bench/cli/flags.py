@@ -118,30 +118,68 @@ def add_view_flags(p: argparse.ArgumentParser) -> None:
         add_option(g, option)
 
 
+LOADER_OPTIONS: tuple[Option, ...] = (
+    Option("accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu (default: auto)"),
+    Option("num_workers", type=int,
+           help="DataLoader workers (default: chosen from the machine's cores; the frozen protocols on the CPU "
+                "decode in the main process instead, see --loader-threads)"),
+    Option("skip_bad_images", action="store_true", default=False,
+           help="leave out images that are missing or do not decode (found by the up-front check) instead of "
+                "stopping; they are listed on the console and in each result.json"),
+    Option("cache_dir", type=Path,
+           help="decode each split's images once, resized, into a memory-mapped cache in this folder and read that "
+                "in later epochs (default: decode JPEGs every epoch)"),
+)
+"""Where the work runs and how images are loaded (every protocol), each setting the field of its name in
+``bench.train.experiment.TrainerOptions`` or ``bench.frozen.runner.FrozenOptions`` where that has one."""
+TRAINER_OPTIONS: tuple[Option, ...] = (
+    Option("devices", type=devices, default="auto", help="Lightning devices per node (e.g. 2, or auto)"),
+    Option("num_nodes", type=int, default=1, help="number of nodes for multi-node DDP"),
+    Option("strategy", default="auto", help="Lightning strategy, e.g. ddp"),
+    Option("deterministic", action="store_true", default=False,
+           help="use only deterministic algorithms (Lightning's deterministic=True): identical results on GPUs "
+                "too, at some speed cost; CPU runs are reproducible without it"),
+)
+"""Lightning's devices, nodes, strategy and deterministic algorithms (fine-tuning runs; an error with a
+frozen protocol, which runs no training)."""
+EVAL_EVERY_OPTION = Option(
+    "eval_every", type=int, metavar="N",
+    help="also evaluate on the eval split every N epochs and log it (logs/metrics.csv; the report draws it): a "
+         "learning curve only, the reported model stays the final one (default: never)")
+"""A fine-tuning run's learning curve (the run only)."""
+FEATURE_CACHE_OPTION = Option(
+    "feature_cache", type=Path, metavar="DIR",
+    help="frozen protocols: where cached features are kept (default: OUT/.features; delete the folder to clear it)")
+"""Where the frozen protocols keep features (the run only)."""
+EXTRACTION_OPTIONS: tuple[Option, ...] = (
+    Option("loader_threads", type=int, metavar="N",
+           help="frozen protocols: threads that decode each extraction batch in the main process between the "
+                "model's steps, with no loader workers (default on the CPU: no workers and one thread per core, "
+                "measured faster than workers beside the model; see docs/performance.md; --num-workers N > 0 uses "
+                "workers instead)"),
+    Option("compile", choices=COMPILE_MODES,
+           help="frozen protocols: torch.compile the feature extractor (inductor freezing): auto compiles when the "
+                "eager extraction, timed on a few batches, would take longer than the measured break-even "
+                "(docs/performance.md), on a CPU with AMX, where that was measured, and stays eager elsewhere; on; "
+                "off (default: auto). result.json records the choice"),
+)
+"""How the frozen protocols extract features (the run and ``speed``)."""
+
+
+def add_declared(p: argparse.ArgumentParser, *options: Option) -> None:
+    """The flags of ``options``, each with its own help and default."""
+    for option in options:
+        p.add_argument(option.flag, help=option.help, **option.argparse_kwargs())
+
+
 def add_loader_flags(p: argparse.ArgumentParser) -> None:
-    """Where the work runs and how images are loaded: ``--accelerator``, workers, bad images, the image cache."""
-    g = p.add_argument_group("machine and loading")
-    g.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu")
-    g.add_argument("--num-workers", type=int, default=None,
-                   help="DataLoader workers (default: chosen from the machine's cores; the frozen protocols on the "
-                        "CPU decode in the main process instead, see --loader-threads)")
-    g.add_argument("--skip-bad-images", action="store_true",
-                   help="leave out images that are missing or do not decode (found by the up-front check) instead "
-                        "of stopping; they are listed on the console and in each result.json")
-    g.add_argument("--cache-dir", type=Path, default=None,
-                   help="decode each split's images once, resized, into a memory-mapped cache in this folder and "
-                        "read that in later epochs (default: decode JPEGs every epoch)")
+    """Where the work runs and how images are loaded (:data:`LOADER_OPTIONS`)."""
+    add_declared(p.add_argument_group("machine and loading"), *LOADER_OPTIONS)
 
 
 def add_trainer_flags(p: argparse.ArgumentParser) -> None:
-    """Lightning's devices, nodes and strategy, and deterministic algorithms (fine-tuning runs)."""
-    g = p.add_argument_group("distributed training (fine-tuning)")
-    g.add_argument("--devices", type=devices, default="auto", help="Lightning devices per node (e.g. 2, or auto)")
-    g.add_argument("--num-nodes", type=int, default=1, help="number of nodes for multi-node DDP")
-    g.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
-    g.add_argument("--deterministic", action="store_true",
-                   help="use only deterministic algorithms (Lightning's deterministic=True): identical results "
-                        "on GPUs too, at some speed cost; CPU runs are reproducible without it")
+    """Lightning's devices, nodes and strategy, and deterministic algorithms (:data:`TRAINER_OPTIONS`)."""
+    add_declared(p.add_argument_group("distributed training (fine-tuning)"), *TRAINER_OPTIONS)
 
 
 RECIPE_CONFIGS: tuple[type, ...] = (TrainConfig, AugmentConfig)
@@ -192,10 +230,8 @@ def add_finetune_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_eval_every_flag(p: argparse.ArgumentParser) -> None:
-    """``--eval-every``: a fine-tuning run's learning curve (the run only)."""
-    p.add_argument("--eval-every", type=int, default=None, metavar="N",
-                   help="also evaluate on the eval split every N epochs and log it (logs/metrics.csv; the report "
-                        "draws it): a learning curve only, the reported model stays the final one (default: never)")
+    """``--eval-every`` (:data:`EVAL_EVERY_OPTION`)."""
+    add_declared(p, EVAL_EVERY_OPTION)
 
 
 def protocol_options() -> dict[str, list[tuple[str, Option]]]:
@@ -208,7 +244,8 @@ def protocol_options() -> dict[str, list[tuple[str, Option]]]:
             declared = by_dest.setdefault(option.dest, [])
             if declared and declared[0][1].argparse_kwargs() != option.argparse_kwargs():
                 raise RuntimeError(f"{option.flag} is declared differently by --protocol {declared[0][0]} and {name} "
-                                   "(type, nargs, choices or metavar): one flag has one meaning")
+                                   "(type, nargs, choices, metavar, default or action): one flag has one "
+                                   "meaning")
             declared.append((name, option))
     return by_dest
 
@@ -219,23 +256,12 @@ def add_probe_flags(p: argparse.ArgumentParser) -> None:
     for declared in protocol_options().values():
         flag, kwargs = declared[0][1].flag, declared[0][1].argparse_kwargs()
         p.add_argument(flag, help="; ".join(f"{name}: {option.help}" for name, option in declared), **kwargs)
-    p.add_argument("--feature-cache", type=Path, default=None, metavar="DIR",
-                   help="frozen protocols: where cached features are kept (default: OUT/.features; delete the folder "
-                        "to clear it)")
+    add_declared(p, FEATURE_CACHE_OPTION)
 
 
 def add_extraction_flags(p: argparse.ArgumentParser) -> None:
-    """How the frozen protocols extract features (the run and ``speed``)."""
-    p.add_argument("--loader-threads", type=int, default=None, metavar="N",
-                   help="frozen protocols: threads that decode each extraction batch in the main process between "
-                        "the model's steps, with no loader workers (default on the CPU: no workers and one thread "
-                        "per core, measured faster than workers beside the model; see docs/performance.md; "
-                        "--num-workers N > 0 uses workers instead)")
-    p.add_argument("--compile", choices=COMPILE_MODES, default=None,
-                   help="frozen protocols: torch.compile the feature extractor (inductor freezing): auto compiles when "
-                        "the eager extraction, timed on a few batches, would take longer than the measured "
-                        "break-even (docs/performance.md), on a CPU with AMX, where that was measured, and stays eager "
-                        "elsewhere; on; off (default: auto). result.json records the choice")
+    """How the frozen protocols extract features (:data:`EXTRACTION_OPTIONS`)."""
+    add_declared(p, *EXTRACTION_OPTIONS)
 
 
 FINETUNE_FLAGS: tuple[FlagAdder, ...] = (add_finetune_flags, add_eval_every_flag)

@@ -8,16 +8,24 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Iterable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from bench.cli.common import UsageError
 from bench.cli.flags import (
     EVAL_BATCH_OPTION,
+    EVAL_EVERY_OPTION,
+    EXTRACTION_OPTIONS,
+    FEATURE_CACHE_OPTION,
     FINETUNE_FLAGS,
     FINETUNE_LOOP_OPTIONS,
     FROZEN_FLAGS,
+    LOADER_OPTIONS,
+    TRAINER_OPTIONS,
     VIEW_OPTIONS,
+    add_trainer_flags,
     given_flags,
     protocol_options,
     recipe_fields,
@@ -25,6 +33,7 @@ from bench.cli.flags import (
 from bench.data import DataSource
 from bench.protocols import FROZEN, frozen_spec, get_spec, names
 from bench.protocols.settings import FrozenProtocol, Protocol
+from bench.protocols.spec import Option
 from voc.config import DEFAULT_RANDAUGMENT
 
 
@@ -69,14 +78,14 @@ def check_protocol_flags(args: argparse.Namespace) -> None:
 
 
 def check_frozen_trainer(args: argparse.Namespace) -> None:
-    """The trainer's settings a frozen protocol has no use for (after :func:`check_protocol_flags`)."""
+    """The trainer's flags (:data:`~bench.cli.flags.TRAINER_OPTIONS`), which a frozen protocol has no use for
+    (after :func:`check_protocol_flags`)."""
     if not is_frozen(args):
         return
-    what = f"--protocol {args.protocol}"
-    if args.deterministic:
-        raise UsageError(f"--deterministic: {what} runs no training; its features are computed once and cached")
-    if args.devices != "auto" or args.num_nodes != 1 or args.strategy != "auto":
-        raise UsageError(f"--devices/--num-nodes/--strategy: {what} extracts features in one process")
+    given = given_flags(args, (add_trainer_flags,))
+    if given:
+        raise UsageError(f"{', '.join(given)}: --protocol {args.protocol} runs no training; it extracts features "
+                         "once, in one process, and caches them")
 
 
 def check_frozen_values(args: argparse.Namespace) -> None:
@@ -247,32 +256,27 @@ def planned_run(  # noqa: ANN201 - a bench.api.Plan, lazily imported
     return planned
 
 
+def _options(args: argparse.Namespace, config: type, options: Iterable[Option]) -> Any:
+    """``config`` (a dataclass) with each given flag of ``options`` set on the field it targets, where
+    ``config`` has that field; the others keep ``config``'s defaults."""
+    known = {f.name for f in fields(config)}
+    return config(**{option.target: getattr(args, option.dest) for option in options
+                     if option.target in known and getattr(args, option.dest) is not None})
+
+
 def trainer_options(args: argparse.Namespace):  # noqa: ANN201 - TrainerOptions, lazily imported
-    """Where and how Lightning runs a fine-tuning protocol (``bench.train.experiment.TrainerOptions``)."""
+    """Where and how Lightning runs a fine-tuning protocol (``bench.train.experiment.TrainerOptions``), from
+    the loader and trainer flags and ``--eval-every``."""
     from bench.train.experiment import TrainerOptions
 
-    return TrainerOptions(
-        accelerator=args.accelerator,
-        devices=args.devices,
-        num_nodes=args.num_nodes,
-        strategy=args.strategy,
-        num_workers=args.num_workers,
-        cache_dir=args.cache_dir,
-        deterministic=args.deterministic,
-        eval_every=args.eval_every,
-    )
+    return _options(args, TrainerOptions, (*LOADER_OPTIONS, *TRAINER_OPTIONS, EVAL_EVERY_OPTION))
 
 
 def frozen_options(args: argparse.Namespace):  # noqa: ANN201 - FrozenOptions, lazily imported
-    """How a frozen protocol extracts features and fits (``bench.frozen.runner.FrozenOptions``)."""
+    """How a frozen protocol extracts features and fits (``bench.frozen.runner.FrozenOptions``), from the
+    loader and extraction flags, ``--feature-cache`` and the protocols' own flags that set an option
+    (``--n-jobs``)."""
     from bench.frozen.runner import FrozenOptions
 
-    return FrozenOptions(
-        accelerator=args.accelerator,
-        num_workers=args.num_workers,
-        loader_threads=args.loader_threads,
-        cache_dir=args.cache_dir,
-        feature_cache=args.feature_cache,
-        n_jobs=-1 if args.n_jobs is None else args.n_jobs,
-        compile=args.compile or "auto",
-    )
+    own = [declared[0][1] for declared in protocol_options().values()]
+    return _options(args, FrozenOptions, (*LOADER_OPTIONS, *EXTRACTION_OPTIONS, FEATURE_CACHE_OPTION, *own))

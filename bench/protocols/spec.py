@@ -140,6 +140,10 @@ class Option:
     metavar: str | None = None
     field: str | None = None
     """The settings field the value sets where it is not ``dest`` (``--crops`` sets ``crop_mode``)."""
+    default: Any = None
+    """The value when the flag is not given (``None``: the settings' own value applies)."""
+    action: str | None = None
+    """argparse's ``action`` for a flag that takes no value (``store_true``); ``None``: it takes one."""
 
     @property
     def flag(self) -> str:
@@ -151,9 +155,9 @@ class Option:
         return self.field or self.dest
 
     def argparse_kwargs(self) -> dict[str, Any]:
-        """What ``add_argument`` takes besides the flag and the help (default ``None``: not given)."""
-        kwargs: dict[str, Any] = {"default": None}
-        for key in ("type", "nargs", "choices", "metavar"):
+        """What ``add_argument`` takes besides the flag and the help."""
+        kwargs: dict[str, Any] = {"default": self.default}
+        for key in ("action", "type", "nargs", "choices", "metavar"):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)
         return kwargs
