@@ -14,7 +14,7 @@ COURSE_PROTOCOL = Protocol()
 """The course project's protocol, for real VOC."""
 
 CPU_SYNTHETIC_PROTOCOL = Protocol(
-    epochs=3,
+    epochs=2,
     batch_size=16,
     eval_batch_size=64,
     lr=1e-3,
@@ -118,7 +118,7 @@ CPU_MODERN_PROTOCOL = replace(
     crop=112,
 )
 """``modern`` for the synthetic set on a 2-core CPU: the view and batch of :data:`CPU_SYNTHETIC_PROTOCOL`
-(112 px, batch 16) for 6 epochs, twice the default's, as its warm-up, cosine and EMA need the steps; the
+(112 px, batch 16) for 6 epochs, three times the default's, as its warm-up, cosine and EMA need the steps; the
 learning rate of training from random init."""
 
 LPFT_PROTOCOL = Protocol(
