@@ -7,36 +7,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pytest
 from light_probe import BENCHMARK, probe
 
 from bench.cli import JOBS, main, parse_args
 from bench.cli.flags import FINETUNE_FLAGS, FROZEN_FLAGS, given_flags
-from bench.store import RunRecord, write_run
-from voc.labels import load_labels
-from voc.metrics import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture()
-def stored_runs(tiny_voc: Path, tmp_path: Path) -> Path:
-    """Two finished runs as the runner stores them."""
-    out = tmp_path / "results"
-    ids, labels = load_labels(tiny_voc, "2012", "val")
-    for seed, (model, quality) in enumerate((("good", 0.9), ("bad", 0.2))):
-        scores = np.clip(quality * (labels == 1) + (1 - quality) * np.random.default_rng(seed).random(labels.shape),
-                         0, 1)
-        record = RunRecord(
-            model=model, status="ok", weights="random init",
-            dataset={"root": str(tiny_voc), "year": "2012", "eval_split": "val", "description": "tiny VOC2012 val"},
-            config={"name": "course", "epochs": 1, "seed": 0}, metrics=evaluate(scores, labels),
-            throughput={"train_images_per_s": 10.0, "eval_images_per_s": 40.0}, params=1000,
-            command=f"python benchmark.py --models {model}",
-        )
-        write_run(out / model, record, ids, scores, labels)
-    return out
 
 
 def test_no_job_is_the_run() -> None:
@@ -109,14 +86,10 @@ def test_report_without_records_names_the_job(tmp_path: Path, capsys: pytest.Cap
     )
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [["report", "--gallery-classes", "dog"], ["leaderboard"], ["--help"], ["run", "--help"], ["speed", "--help"]],
-    ids=["report", "leaderboard", "help", "run-help", "speed-help"],
-)
-def test_light_jobs_load_no_training_stack(argv: list[str], stored_runs: Path, tmp_path: Path) -> None:
-    if "--help" not in argv:
-        argv = [*argv, "--out", str(stored_runs)]
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["speed", "--help"]],
+                         ids=["help", "run-help", "speed-help"])
+def test_help_loads_no_training_stack(argv: list[str], tmp_path: Path) -> None:
+    """The jobs' help (report and leaderboard: tests/test_cli_light.py)."""
     run = probe(BENCHMARK, *argv, cwd=tmp_path)
     assert (run.code, run.heavy) == (0, []), run.proc.stderr[-3000:]
 

@@ -189,6 +189,7 @@ def test_a_rerun_takes_every_feature_from_the_cache(
     assert record.throughput["feature_train_images_per_s"] is None
 
 
+@pytest.mark.slow
 def test_another_view_or_data_computes_new_features(tiny_voc: Path, tmp_path: Path, backbone_calls: list[int]) -> None:
     cache = tmp_path / "cache"
     _run(tiny_voc, tmp_path / "a", cache=cache)

@@ -68,6 +68,7 @@ def test_speed_times_feature_extraction(tmp_path: Path, capsys: pytest.CaptureFi
     assert not (out / "test_resnet-linear").exists()  # a speed run writes no record
 
 
+@pytest.mark.slow
 def test_linear_protocol_through_the_command_line(tmp_path: Path) -> None:
     root, _ = _tree(tmp_path / "voc", 40, 12)
     out = tmp_path / "results"
@@ -104,6 +105,7 @@ def test_linear_protocol_through_the_command_line(tmp_path: Path) -> None:
     assert not (other / ".features").exists()
 
 
+@pytest.mark.slow
 def test_permuted_eval_labels_leave_every_chosen_c_unchanged(tmp_path: Path) -> None:
     root, images = _tree(tmp_path / "voc", 40, 12, seed=1)
     out = tmp_path / "results"

@@ -155,6 +155,7 @@ def test_a_gallery_whose_images_are_gone_is_kept_not_deleted(
     assert "No gallery:" in md and not (out / REPORT_DIR / "gallery" / "good").exists()
 
 
+@pytest.mark.slow
 def test_report_is_deterministic(three_models: Path) -> None:
     options = ReportOptions(gallery_classes=("dog",))
     md1 = write_report(three_models, options).read_text()
