@@ -119,7 +119,7 @@ def add_view_flags(p: argparse.ArgumentParser) -> None:
 
 
 LOADER_OPTIONS: tuple[Option, ...] = (
-    Option("accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu (default: auto)"),
+    Option("accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu"),
     Option("num_workers", type=int,
            help="DataLoader workers (default: chosen from the machine's cores; the frozen protocols on the CPU "
                 "decode in the main process instead, see --loader-threads)"),
