@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -306,10 +306,9 @@ def training_budgets(group: Sequence[Summary]) -> dict[str, list[str]]:
     return budgets
 
 
-def training_budget(group: Sequence[Summary]) -> str | None:
-    """The one budget of a table's fine-tuned rows, for its header (:func:`training_budgets`); a table
+def training_budget(budgets: Mapping[str, list[str]]) -> str | None:
+    """The one budget of a table's fine-tuned rows (its :func:`training_budgets`), for its header; a table
     whose rows trained for different budgets says so (its note lists them). None without fine-tuned rows."""
-    budgets = training_budgets(group)
     if not budgets:
         return None
     return next(iter(budgets)) if len(budgets) == 1 else "budgets differ between rows"
@@ -345,8 +344,9 @@ def render_markdown(
             "table has its own leader.",
             "",
         ]
-    titles = {protocol: f"Protocol `{protocol}`" + (f": {budget}" if (budget := training_budget(group)) else "")
-              for protocol, group in groups}
+    budgets_of = {protocol: training_budgets(group) for protocol, group in groups}
+    titles = {protocol: f"Protocol `{protocol}`" + (f": {budget}" if (budget := training_budget(budgets)) else "")
+              for protocol, budgets in budgets_of.items()}
     if len(groups) > 1:
         lines += render_overview(groups, titles, ap)
     for protocol, group in groups:
@@ -355,7 +355,7 @@ def render_markdown(
         elif titles[protocol] != f"Protocol `{protocol}`":
             lines += [f"{titles[protocol]}.", ""]
         spec = report_spec(protocol)
-        budgets = training_budgets(group)
+        budgets = budgets_of[protocol]
         if len(budgets) > 1:
             lines += ["Budgets: " + "; ".join(f"{budget} ({', '.join(names)})" for budget, names in budgets.items())
                       + ".", ""]
